@@ -1,1 +1,36 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use posemu::cli;
+
+/// posemu: emulate a Viopay POS terminal (and the Viopay server it talks to).
+#[derive(Debug, Parser)]
+#[command(name = "posemu", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the embedded Viopay sandbox server standalone.
+    Sandbox(cli::sandbox::Args),
+    /// Take one device from power-on to activated, headless.
+    Activate(cli::activate::Args),
+    /// List, show and create device profiles.
+    Profiles(cli::profiles::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Sandbox(a)) => cli::sandbox::run(a).await,
+        Some(Command::Activate(a)) => cli::activate::run(a).await,
+        Some(Command::Profiles(a)) => cli::profiles::run(a).await,
+        None => {
+            eprintln!("the POS screen is not built yet; try `posemu activate --auto-claim`");
+            ExitCode::from(1)
+        }
+    }
+}

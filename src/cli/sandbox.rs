@@ -1,0 +1,11 @@
+//! `posemu sandbox`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> ExitCode {
+    eprintln!("posemu sandbox: not implemented yet");
+    ExitCode::from(1)
+}

@@ -1,0 +1,1 @@
+//! The embedded Viopay server (axum): every endpoint and rule of the spec, in memory.
