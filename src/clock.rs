@@ -27,16 +27,23 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock { millis: Arc::new(AtomicI64::new(start.timestamp_millis())) }
+        ManualClock {
+            millis: Arc::new(AtomicI64::new(start.timestamp_millis())),
+        }
     }
 
     /// Starts at 2025-12-13T14:25:30Z, the spec's example time.
     pub fn at_spec_example() -> Self {
-        Self::new(DateTime::parse_from_rfc3339("2025-12-13T14:25:30Z").expect("valid").with_timezone(&Utc))
+        Self::new(
+            DateTime::parse_from_rfc3339("2025-12-13T14:25:30Z")
+                .expect("valid")
+                .with_timezone(&Utc),
+        )
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        self.millis.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        self.millis
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
@@ -57,7 +64,9 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// Parses an RFC 3339 time into UTC.
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

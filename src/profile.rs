@@ -156,42 +156,82 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Profile, ProfileError
     };
     let non_empty = |v: &Spanned<String>, field: &str, example: &str| {
         if v.get_ref().trim().is_empty() || v.get_ref().chars().any(|c| c.is_control()) {
-            Err(err(v, field, format!("is {:?}, expected a non-empty single line such as {example:?}", v.get_ref())))
+            Err(err(
+                v,
+                field,
+                format!(
+                    "is {:?}, expected a non-empty single line such as {example:?}",
+                    v.get_ref()
+                ),
+            ))
         } else {
             Ok(v.get_ref().clone())
         }
     };
     let d = &raw.device;
     if !is_valid_device_id(d.id.get_ref()) {
-        return Err(err(&d.id, "device.id", format!(
-            "is {:?}, expected \"POS-\" and 8 uppercase hex digits, e.g. \"POS-8F3A2C91\"",
-            d.id.get_ref()
-        )));
+        return Err(err(
+            &d.id,
+            "device.id",
+            format!(
+                "is {:?}, expected \"POS-\" and 8 uppercase hex digits, e.g. \"POS-8F3A2C91\"",
+                d.id.get_ref()
+            ),
+        ));
     }
     let model = non_empty(&d.model, "device.model", "PAX-A920")?;
     if model.contains([';', '(', ')']) {
-        return Err(err(&d.model, "device.model", format!("is {model:?}, which may not contain ';', '(' or ')' (it goes into the User-Agent)")));
+        return Err(err(
+            &d.model,
+            "device.model",
+            format!(
+                "is {model:?}, which may not contain ';', '(' or ')' (it goes into the User-Agent)"
+            ),
+        ));
     }
     let os = non_empty(&d.os, "device.os", "Android 12")?;
     if os.contains([';', '(', ')']) {
-        return Err(err(&d.os, "device.os", format!("is {os:?}, which may not contain ';', '(' or ')' (it goes into the User-Agent)")));
+        return Err(err(
+            &d.os,
+            "device.os",
+            format!(
+                "is {os:?}, which may not contain ';', '(' or ')' (it goes into the User-Agent)"
+            ),
+        ));
     }
     if Version::parse(d.app_version.get_ref()).is_none() || d.app_version.get_ref().contains(' ') {
-        return Err(err(&d.app_version, "device.app_version", format!(
-            "is {:?}, expected a version like \"1.4.2\"",
-            d.app_version.get_ref()
-        )));
+        return Err(err(
+            &d.app_version,
+            "device.app_version",
+            format!(
+                "is {:?}, expected a version like \"1.4.2\"",
+                d.app_version.get_ref()
+            ),
+        ));
     }
     let ua = match &d.user_agent {
-        Some(ua) => Some(non_empty(ua, "device.user_agent", "Viopay-POS/1.4.2 (Android 12; PAX-A920)")?),
+        Some(ua) => Some(non_empty(
+            ua,
+            "device.user_agent",
+            "Viopay-POS/1.4.2 (Android 12; PAX-A920)",
+        )?),
         None => None,
     };
-    let key_id = non_empty(&raw.identity.key_id, "identity.key_id", "device-id-key-2025-01")?;
+    let key_id = non_empty(
+        &raw.identity.key_id,
+        "identity.key_id",
+        "device-id-key-2025-01",
+    )?;
     let secret = key_from_hex(raw.identity.secret_hex.get_ref())
         .map_err(|p| err(&raw.identity.secret_hex, "identity.secret_hex", p))?;
-    let zmk = key_from_hex(raw.keys.zmk_hex.get_ref()).map_err(|p| err(&raw.keys.zmk_hex, "keys.zmk_hex", p))?;
+    let zmk = key_from_hex(raw.keys.zmk_hex.get_ref())
+        .map_err(|p| err(&raw.keys.zmk_hex, "keys.zmk_hex", p))?;
     let merchant_id = match &raw.merchant {
-        Some(m) => Some(non_empty(&m.id, "merchant.id", crate::protocol::rules::DEMO_MERCHANT_ID)?),
+        Some(m) => Some(non_empty(
+            &m.id,
+            "merchant.id",
+            crate::protocol::rules::DEMO_MERCHANT_ID,
+        )?),
         None => None,
     };
     Ok(Profile {
@@ -220,7 +260,10 @@ pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         field: None,
         problem: format!("cannot read: {e}"),
     })?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut p = parse(&text, &file, &name)?;
     p.source = Some(path.to_path_buf());
     Ok(p)
@@ -246,7 +289,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Profile>, ProfileError> {
 /// The profiles shipped in `profiles/`, compiled into the binary so it works from anywhere.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("pax-a920", include_str!("../profiles/pax-a920.toml")),
-    ("verifone-v400c", include_str!("../profiles/verifone-v400c.toml")),
+    (
+        "verifone-v400c",
+        include_str!("../profiles/verifone-v400c.toml"),
+    ),
     ("sunmi-p2", include_str!("../profiles/sunmi-p2.toml")),
 ];
 
@@ -257,7 +303,10 @@ pub const DEFAULT_PROFILE: &str = "pax-a920";
 pub fn builtin() -> Vec<Profile> {
     BUILTIN
         .iter()
-        .map(|(name, text)| parse(text, &format!("profiles/{name}.toml"), name).expect("built-in profiles are valid"))
+        .map(|(name, text)| {
+            parse(text, &format!("profiles/{name}.toml"), name)
+                .expect("built-in profiles are valid")
+        })
         .collect()
 }
 

@@ -38,13 +38,27 @@ pub enum ApiCall {
     Status,
     /// The client stamps `X-Timestamp` with its wall clock plus `clock_offset_ms` (the offset
     /// the device learned from `server_time`), draws the nonce and signs.
-    Attest { clock_offset_ms: i64 },
-    Keys { token: Secret<String> },
+    Attest {
+        clock_offset_ms: i64,
+    },
+    Keys {
+        token: Secret<String>,
+    },
     /// The client decrypts the envelope with `msk` and answers the plaintext.
-    Config { token: Secret<String>, msk: Secret<Key> },
-    TerminalParameters { token: Secret<String>, msk: Secret<Key> },
+    Config {
+        token: Secret<String>,
+        msk: Secret<Key>,
+    },
+    TerminalParameters {
+        token: Secret<String>,
+        msk: Secret<Key>,
+    },
     /// The client encrypts `checks` under `msk` and decrypts the answer.
-    Activate { token: Secret<String>, msk: Secret<Key>, checks: ActivationChecks },
+    Activate {
+        token: Secret<String>,
+        msk: Secret<Key>,
+        checks: ActivationChecks,
+    },
 }
 
 impl ApiCall {
@@ -70,11 +84,14 @@ pub enum ApiAnswer {
     PairingCode(PairingCodeResponse),
     Status(StatusResponse),
     Attest(AttestResponse),
-    Keys(KeysResponse),
+    Keys(Box<KeysResponse>),
     /// The decrypted config JSON (spec 4.9).
     Config(serde_json::Value),
     /// The decrypted terminal parameters: SHA-256 (hex) of the JSON bytes and their size.
-    TerminalParameters { sha256_hex: String, bytes: usize },
+    TerminalParameters {
+        sha256_hex: String,
+        bytes: usize,
+    },
     Activate(ActivationResult),
 }
 
@@ -88,7 +105,11 @@ pub enum CallError {
     Timeout(Duration),
     /// A non-2xx answer. `error` is the parsed error envelope if the body was one.
     #[error("HTTP {status}{}", .error.as_ref().map(|e| format!(" {} {}", e.code, e.message)).unwrap_or_default())]
-    Http { status: u16, retry_after: Option<Duration>, error: Option<ErrorBody> },
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+        error: Option<ErrorBody>,
+    },
     /// A 2xx answer the device cannot use: wrong JSON shape, an envelope that does not decrypt.
     #[error("unusable answer: {0}")]
     Decode(String),

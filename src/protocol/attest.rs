@@ -13,7 +13,10 @@ pub fn string_to_sign(device_id: &str, key_id: &str, timestamp: &str, nonce: &st
 
 /// `v1=` + base64(HMAC-SHA256(secret, string_to_sign)).
 pub fn sign_v1(secret: &[u8], string_to_sign: &str) -> String {
-    format!("v1={}", B64.encode(hmac_sha256(secret, string_to_sign.as_bytes())))
+    format!(
+        "v1={}",
+        B64.encode(hmac_sha256(secret, string_to_sign.as_bytes()))
+    )
 }
 
 /// The 32 signature bytes of a well-formed `v1=` header value, else `None`.

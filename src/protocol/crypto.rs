@@ -26,7 +26,8 @@ pub enum CryptoError {
 pub type Key = [u8; KEY_LEN];
 
 pub fn key_from_slice(key: &[u8]) -> Result<&Key, CryptoError> {
-    key.try_into().map_err(|_| CryptoError::KeyLength(key.len()))
+    key.try_into()
+        .map_err(|_| CryptoError::KeyLength(key.len()))
 }
 
 fn iv_from_slice(iv: &[u8]) -> Result<&[u8; BLOCK], CryptoError> {
@@ -77,7 +78,8 @@ pub fn cbc_encrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u
     if data.is_empty() || data.len() % BLOCK != 0 {
         return Err(CryptoError::CiphertextLength(data.len()));
     }
-    Ok(cbc::Encryptor::<Aes256>::new(key.into(), iv.into()).encrypt_padded_vec_mut::<NoPadding>(data))
+    Ok(cbc::Encryptor::<Aes256>::new(key.into(), iv.into())
+        .encrypt_padded_vec_mut::<NoPadding>(data))
 }
 
 pub fn cbc_decrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -98,6 +100,12 @@ pub fn key_from_hex(s: &str) -> Result<Key, String> {
         .map_err(|_| format!("expected 64 hex characters (32 bytes), got {} bytes", len))
 }
 
+/// SHA-256 as lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,9 +123,18 @@ mod tests {
         let iv = [1u8; 16];
         let ct = cbc_encrypt_pkcs7(&key, &iv, b"hello");
         assert_eq!(cbc_decrypt_pkcs7(&key, &iv, &ct).unwrap(), b"hello");
-        assert_eq!(cbc_decrypt_pkcs7(&key, &iv[..3], &ct), Err(CryptoError::IvLength(3)));
-        assert_eq!(cbc_decrypt_pkcs7(&key, &iv, &ct[..5]), Err(CryptoError::CiphertextLength(5)));
-        assert_eq!(cbc_decrypt_pkcs7(&[8u8; 32], &iv, &ct), Err(CryptoError::Padding));
+        assert_eq!(
+            cbc_decrypt_pkcs7(&key, &iv[..3], &ct),
+            Err(CryptoError::IvLength(3))
+        );
+        assert_eq!(
+            cbc_decrypt_pkcs7(&key, &iv, &ct[..5]),
+            Err(CryptoError::CiphertextLength(5))
+        );
+        assert_eq!(
+            cbc_decrypt_pkcs7(&[8u8; 32], &iv, &ct),
+            Err(CryptoError::Padding)
+        );
     }
 
     #[test]

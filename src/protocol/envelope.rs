@@ -117,7 +117,10 @@ fn encrypt_part(msk: &Key, part: &[u8], rng: &mut impl RngCore) -> (String, Stri
 }
 
 fn seal_with_iv(msk: &Key, part: &[u8], iv: &[u8; BLOCK]) -> (String, String) {
-    (hex::encode_upper(cbc_encrypt_pkcs7(msk, iv, part)), hex::encode_upper(iv))
+    (
+        hex::encode_upper(cbc_encrypt_pkcs7(msk, iv, part)),
+        hex::encode_upper(iv),
+    )
 }
 
 /// A plain (not compressed) `TR31-DATA` envelope with the given IV.
@@ -151,7 +154,12 @@ pub fn seal_gzip(msk: &Key, plaintext: &[u8], rng: &mut impl RngCore) -> Envelop
     seal_gzip_parts(msk, plaintext, ENVELOPE_CHUNK_BYTES, rng)
 }
 
-pub fn seal_gzip_parts(msk: &Key, plaintext: &[u8], part: usize, rng: &mut impl RngCore) -> Envelope {
+pub fn seal_gzip_parts(
+    msk: &Key,
+    plaintext: &[u8],
+    part: usize,
+    rng: &mut impl RngCore,
+) -> Envelope {
     let gz = gzip(plaintext);
     if gz.len() <= part {
         let (ciphertext, initialization_vector) = encrypt_part(msk, &gz, rng);
@@ -168,7 +176,11 @@ pub fn seal_gzip_parts(msk: &Key, plaintext: &[u8], part: usize, rng: &mut impl 
         .chunks(part)
         .map(|p| {
             let (ciphertext, initialization_vector) = encrypt_part(msk, p, rng);
-            Chunk { ciphertext, initialization_vector, mode: MODE_CBC.into() }
+            Chunk {
+                ciphertext,
+                initialization_vector,
+                mode: MODE_CBC.into(),
+            }
         })
         .collect();
     Envelope::Chunked(ChunkedEnvelope {
@@ -188,15 +200,25 @@ fn check_mode(mode: &str) -> Result<(), EnvelopeError> {
     }
 }
 
-fn decrypt_part(msk: &Key, name: &str, ciphertext: &str, iv: &str) -> Result<Vec<u8>, EnvelopeError> {
+fn decrypt_part(
+    msk: &Key,
+    name: &str,
+    ciphertext: &str,
+    iv: &str,
+) -> Result<Vec<u8>, EnvelopeError> {
     let hexerr = |field: &str| {
         let field = format!("{name}{field}");
-        move |e: hex::FromHexError| EnvelopeError::Hex { field, reason: e.to_string() }
+        move |e: hex::FromHexError| EnvelopeError::Hex {
+            field,
+            reason: e.to_string(),
+        }
     };
     let ct = hex::decode(ciphertext).map_err(hexerr("ciphertext"))?;
     let iv = hex::decode(iv).map_err(hexerr("initialization_vector"))?;
-    cbc_decrypt_pkcs7(msk, &iv, &ct)
-        .map_err(|e| EnvelopeError::Decrypt { field: format!("{name}ciphertext"), reason: e.to_string() })
+    cbc_decrypt_pkcs7(msk, &iv, &ct).map_err(|e| EnvelopeError::Decrypt {
+        field: format!("{name}ciphertext"),
+        reason: e.to_string(),
+    })
 }
 
 fn gunzip(gz: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
@@ -224,7 +246,10 @@ pub fn open(msk: &Key, env: &Envelope) -> Result<Vec<u8>, EnvelopeError> {
     if let Some(got) = env.key_kcv() {
         let expected = kcv(msk);
         if !got.eq_ignore_ascii_case(&expected) {
-            return Err(EnvelopeError::Kcv { got: got.to_string(), expected });
+            return Err(EnvelopeError::Kcv {
+                got: got.to_string(),
+                expected,
+            });
         }
     }
     match env {
@@ -241,7 +266,12 @@ pub fn open(msk: &Key, env: &Envelope) -> Result<Vec<u8>, EnvelopeError> {
             let mut joined = Vec::new();
             for (i, c) in e.chunks.iter().enumerate() {
                 check_mode(&c.mode)?;
-                joined.extend(decrypt_part(msk, &format!("chunks[{i}]."), &c.ciphertext, &c.initialization_vector)?);
+                joined.extend(decrypt_part(
+                    msk,
+                    &format!("chunks[{i}]."),
+                    &c.ciphertext,
+                    &c.initialization_vector,
+                )?);
             }
             decode_content(Some(&e.content_encoding), joined)
         }
@@ -265,7 +295,10 @@ mod tests {
         let iv: [u8; 16] = core::array::from_fn(|i| i as u8);
         let env = seal_single_with_iv(&msk(), PLAIN, &iv);
         assert_eq!(env.ciphertext, CT);
-        assert_eq!(env.initialization_vector, "000102030405060708090A0B0C0D0E0F");
+        assert_eq!(
+            env.initialization_vector,
+            "000102030405060708090A0B0C0D0E0F"
+        );
         assert_eq!(env.key_kcv.as_deref(), Some("377822"));
         assert_eq!(open(&msk(), &Envelope::Single(env)).unwrap(), PLAIN);
     }
@@ -282,9 +315,13 @@ mod tests {
     #[test]
     fn chunked_round_trip_of_a_large_payload() {
         let mut rng = StdRng::seed_from_u64(1);
-        let big: Vec<u8> = (0..200_000u32).flat_map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes()).collect();
+        let big: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes())
+            .collect();
         let env = seal_gzip(&msk(), &big, &mut rng);
-        let Envelope::Chunked(c) = &env else { panic!("expected chunked") };
+        let Envelope::Chunked(c) = &env else {
+            panic!("expected chunked")
+        };
         assert!(c.chunks.len() > 1);
         let reparsed = Envelope::from_json(&serde_json::to_vec(&env).unwrap()).unwrap();
         assert_eq!(open(&msk(), &reparsed).unwrap(), big);
@@ -294,7 +331,9 @@ mod tests {
     fn small_gzip_payload_is_a_single_gzip_envelope() {
         let mut rng = StdRng::seed_from_u64(2);
         let env = seal_gzip(&msk(), PLAIN, &mut rng);
-        let Envelope::Single(s) = &env else { panic!("expected single") };
+        let Envelope::Single(s) = &env else {
+            panic!("expected single")
+        };
         assert_eq!(s.content_encoding.as_deref(), Some("gzip"));
         assert_eq!(open(&msk(), &env).unwrap(), PLAIN);
     }
@@ -315,10 +354,19 @@ mod tests {
         }
         let e = open(&[9u8; 32], &env).unwrap_err();
         assert!(matches!(e, EnvelopeError::Kcv { .. }), "{e}");
-        assert!(matches!(Envelope::from_json(b"{}"), Err(EnvelopeError::Shape(_))));
-        assert!(matches!(Envelope::from_json(br#"{"format":"X"}"#), Err(EnvelopeError::Format(_))));
+        assert!(matches!(
+            Envelope::from_json(b"{}"),
+            Err(EnvelopeError::Shape(_))
+        ));
+        assert!(matches!(
+            Envelope::from_json(br#"{"format":"X"}"#),
+            Err(EnvelopeError::Format(_))
+        ));
         let mut bad = seal_single_with_iv(&msk(), PLAIN, &[0; 16]);
         bad.initialization_vector = "00".into();
-        assert!(open(&msk(), &Envelope::Single(bad)).unwrap_err().to_string().contains("initialization vector"));
+        assert!(open(&msk(), &Envelope::Single(bad))
+            .unwrap_err()
+            .to_string()
+            .contains("initialization vector"));
     }
 }

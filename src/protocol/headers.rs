@@ -36,7 +36,9 @@ pub fn user_agent_version(ua: &str) -> Option<&str> {
 pub fn is_valid_device_id(id: &str) -> bool {
     id.len() == 12
         && id.starts_with("POS-")
-        && id[4..].bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+        && id[4..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
 }
 
 /// A header check failure: status, message and details, exactly as the spec's tables say.
@@ -49,7 +51,11 @@ pub struct HeaderProblem {
 
 impl HeaderProblem {
     fn new(status: u16, message: impl Into<String>) -> Self {
-        HeaderProblem { status, message: message.into(), details: Map::new() }
+        HeaderProblem {
+            status,
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     pub fn required(header: &str) -> Self {
@@ -79,7 +85,10 @@ pub fn check_device_headers<'a>(
 ) -> Result<&'a str, HeaderProblem> {
     let id = device_id.ok_or_else(|| HeaderProblem::required(X_DEVICE_ID))?;
     if !is_valid_device_id(id) {
-        return Err(HeaderProblem::invalid_expected(X_DEVICE_ID, "POS-{8_HEX_CHARS}"));
+        return Err(HeaderProblem::invalid_expected(
+            X_DEVICE_ID,
+            "POS-{8_HEX_CHARS}",
+        ));
     }
     check_user_agent_and_client_type(user_agent, client_type)?;
     Ok(id)
@@ -98,7 +107,10 @@ fn check_user_agent_and_client_type(
     }
     let ct = client_type.ok_or_else(|| HeaderProblem::required(X_CLIENT_TYPE))?;
     if ct != CLIENT_TYPE_POS {
-        return Err(HeaderProblem::invalid_expected(X_CLIENT_TYPE, CLIENT_TYPE_POS));
+        return Err(HeaderProblem::invalid_expected(
+            X_CLIENT_TYPE,
+            CLIENT_TYPE_POS,
+        ));
     }
     Ok(())
 }
@@ -107,7 +119,10 @@ fn check_user_agent_and_client_type(
 pub fn check_device_id(device_id: Option<&str>) -> Result<&str, HeaderProblem> {
     let id = device_id.ok_or_else(|| HeaderProblem::required(X_DEVICE_ID))?;
     if !is_valid_device_id(id) {
-        return Err(HeaderProblem::invalid_expected(X_DEVICE_ID, "POS-{8_HEX_CHARS}"));
+        return Err(HeaderProblem::invalid_expected(
+            X_DEVICE_ID,
+            "POS-{8_HEX_CHARS}",
+        ));
     }
     Ok(id)
 }
@@ -141,7 +156,14 @@ mod tests {
     #[test]
     fn device_id_must_be_uppercase_hex() {
         assert!(is_valid_device_id("POS-8F3A2C91"));
-        for bad in ["POS-8f3a2c91", "POS-8F3A2C9", "POS-8F3A2C911", "XOS-8F3A2C91", "POS-8F3A2CG1", ""] {
+        for bad in [
+            "POS-8f3a2c91",
+            "POS-8F3A2C9",
+            "POS-8F3A2C911",
+            "XOS-8F3A2C91",
+            "POS-8F3A2CG1",
+            "",
+        ] {
             assert!(!is_valid_device_id(bad), "{bad}");
         }
     }

@@ -28,7 +28,10 @@ pub fn fleet_index(prefix: &str, device_id: &str) -> Option<u32> {
 
 /// A fleet prefix is exactly 2 uppercase hex digits.
 pub fn is_valid_fleet_prefix(prefix: &str) -> bool {
-    prefix.len() == 2 && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+    prefix.len() == 2
+        && prefix
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
 }
 
 #[cfg(test)]
@@ -54,6 +57,10 @@ mod tests {
         assert_eq!(fleet_index("F0", "POS-F0ABCDEF"), Some(0xABCDEF));
         assert_eq!(fleet_index("F0", "POS-F1ABCDEF"), None);
         assert_eq!(fleet_index("F0", "POS-F0abcdef"), None);
-        assert!(is_valid_fleet_prefix("F0") && !is_valid_fleet_prefix("f0") && !is_valid_fleet_prefix("F"));
+        assert!(
+            is_valid_fleet_prefix("F0")
+                && !is_valid_fleet_prefix("f0")
+                && !is_valid_fleet_prefix("F")
+        );
     }
 }

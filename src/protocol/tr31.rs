@@ -24,7 +24,11 @@ pub enum Tr31Error {
     #[error("key block length field {field:?} does not match the block's {actual} characters")]
     Length { field: String, actual: usize },
     #[error("key block header field {field} is {value:?}: {expected}")]
-    HeaderField { field: &'static str, value: String, expected: &'static str },
+    HeaderField {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("key block has {0} optional blocks; posemu supports none")]
     OptionalBlocks(u32),
     #[error("key block body is not hex: {0}")]
@@ -33,7 +37,9 @@ pub enum Tr31Error {
     DataLength(usize),
     #[error("key block MAC does not verify (wrong wrapping key, or the block was altered)")]
     Mac,
-    #[error("key length field says {bits} bits, which does not fit the {available} bytes of key data")]
+    #[error(
+        "key length field says {bits} bits, which does not fit the {available} bytes of key data"
+    )]
     KeyLength { bits: u16, available: usize },
     #[error("key block has non-ASCII characters")]
     NotAscii,
@@ -54,7 +60,13 @@ pub struct Header {
 
 impl Header {
     pub const fn new(usage: &[u8; 2], algorithm: u8, mode: u8) -> Self {
-        Header { usage: *usage, algorithm, mode, key_version: *b"00", exportability: b'E' }
+        Header {
+            usage: *usage,
+            algorithm,
+            mode,
+            key_version: *b"00",
+            exportability: b'E',
+        }
     }
     /// [POSEMU] TMK and KEK: `K0 A B`.
     pub const KEY_ENCRYPTION: Header = Header::new(b"K0", b'A', b'B');
@@ -87,21 +99,53 @@ impl Header {
         }
         let field = &h[1..5];
         if field.parse::<usize>().ok() != Some(actual_len) {
-            return Err(Tr31Error::Length { field: field.to_string(), actual: actual_len });
+            return Err(Tr31Error::Length {
+                field: field.to_string(),
+                actual: actual_len,
+            });
         }
         let check = |ok: bool, name: &'static str, value: &str, expected: &'static str| {
             if ok {
                 Ok(())
             } else {
-                Err(Tr31Error::HeaderField { field: name, value: value.to_string(), expected })
+                Err(Tr31Error::HeaderField {
+                    field: name,
+                    value: value.to_string(),
+                    expected,
+                })
             }
         };
         let usage = &h[5..7];
-        check(usage.bytes().all(|c| c.is_ascii_alphanumeric()), "key usage", usage, "two letters or digits")?;
-        check(b[7].is_ascii_uppercase(), "algorithm", &h[7..8], "an uppercase letter")?;
-        check(b[8].is_ascii_uppercase(), "mode of use", &h[8..9], "an uppercase letter")?;
-        check(b[9..11].iter().all(u8::is_ascii_alphanumeric), "key version", &h[9..11], "two letters or digits")?;
-        check(matches!(b[11], b'E' | b'N' | b'S'), "exportability", &h[11..12], "E, N or S")?;
+        check(
+            usage.bytes().all(|c| c.is_ascii_alphanumeric()),
+            "key usage",
+            usage,
+            "two letters or digits",
+        )?;
+        check(
+            b[7].is_ascii_uppercase(),
+            "algorithm",
+            &h[7..8],
+            "an uppercase letter",
+        )?;
+        check(
+            b[8].is_ascii_uppercase(),
+            "mode of use",
+            &h[8..9],
+            "an uppercase letter",
+        )?;
+        check(
+            b[9..11].iter().all(u8::is_ascii_alphanumeric),
+            "key version",
+            &h[9..11],
+            "two letters or digits",
+        )?;
+        check(
+            matches!(b[11], b'E' | b'N' | b'S'),
+            "exportability",
+            &h[11..12],
+            "E, N or S",
+        )?;
         let opt = &h[12..14];
         match opt.parse::<u32>() {
             Ok(0) => {}
@@ -121,7 +165,13 @@ impl Header {
 
 impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.usage_str(), self.algorithm as char, self.mode as char)
+        write!(
+            f,
+            "{} {} {}",
+            self.usage_str(),
+            self.algorithm as char,
+            self.mode as char
+        )
     }
 }
 
@@ -190,7 +240,10 @@ pub fn unwrap(kbpk: &Key, block: &str) -> Result<(Header, Vec<u8>), Tr31Error> {
     let bits = u16::from_be_bytes([clear[0], clear[1]]);
     let len = bits as usize / 8;
     if bits % 8 != 0 || len == 0 || 2 + len > clear.len() {
-        return Err(Tr31Error::KeyLength { bits, available: clear.len() - 2 });
+        return Err(Tr31Error::KeyLength {
+            bits,
+            available: clear.len() - 2,
+        });
     }
     Ok((header, clear[2..2 + len].to_vec()))
 }
@@ -219,7 +272,12 @@ mod tests {
     #[test]
     fn wrap_round_trips_every_header_and_is_144_chars() {
         let mut rng = StdRng::seed_from_u64(7);
-        for h in [Header::KEY_ENCRYPTION, Header::DATA_ENCRYPTION, Header::PIN_ENCRYPTION, Header::MAC] {
+        for h in [
+            Header::KEY_ENCRYPTION,
+            Header::DATA_ENCRYPTION,
+            Header::PIN_ENCRYPTION,
+            Header::MAC,
+        ] {
             let key = [0x5Au8; 32];
             let block = wrap(&kbpk(), h, &key, &mut rng);
             assert_eq!(block.len(), 144);
@@ -244,9 +302,15 @@ mod tests {
         let b = BLOCK_VECTOR.replacen('D', "B", 1);
         assert_eq!(unwrap(&kbpk(), &b), Err(Tr31Error::Version('B')));
         let short = &BLOCK_VECTOR[..BLOCK_VECTOR.len() - 2];
-        assert!(matches!(unwrap(&kbpk(), short), Err(Tr31Error::Length { .. })));
+        assert!(matches!(
+            unwrap(&kbpk(), short),
+            Err(Tr31Error::Length { .. })
+        ));
         let e = unwrap(&kbpk(), &BLOCK_VECTOR.replacen("7B9A", "ZZZZ", 1)).unwrap_err();
         assert!(e.to_string().contains("not hex"), "{e}");
-        assert_eq!(unwrap(&kbpk(), "é".repeat(80).as_str()), Err(Tr31Error::NotAscii));
+        assert_eq!(
+            unwrap(&kbpk(), "é".repeat(80).as_str()),
+            Err(Tr31Error::NotAscii)
+        );
     }
 }

@@ -173,16 +173,23 @@ pub struct ActivationChecks {
 }
 
 impl ActivationChecks {
-    pub const ALL_OK: ActivationChecks =
-        ActivationChecks { emv_ready: true, keys_installed: true, network_ok: true };
+    pub const ALL_OK: ActivationChecks = ActivationChecks {
+        emv_ready: true,
+        keys_installed: true,
+        network_ok: true,
+    };
 
     /// Names of the flags that are false, in the documented order.
     pub fn failed(&self) -> Vec<&'static str> {
-        [("emv_ready", self.emv_ready), ("keys_installed", self.keys_installed), ("network_ok", self.network_ok)]
-            .into_iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(n, _)| n)
-            .collect()
+        [
+            ("emv_ready", self.emv_ready),
+            ("keys_installed", self.keys_installed),
+            ("network_ok", self.network_ok),
+        ]
+        .into_iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n)
+        .collect()
     }
 }
 
