@@ -137,7 +137,7 @@ impl World {
     }
 
     pub fn hash(&self, s: &str) -> u64 {
-        self.hasher.hash_one(&s)
+        self.hasher.hash_one(s)
     }
 
     /// The merchant index of `id`, creating an owner-only merchant if it is new.
