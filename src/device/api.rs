@@ -123,6 +123,14 @@ impl CallError {
         }
     }
 
+    /// The server's error envelope, if the answer carried one.
+    pub fn error_body(&self) -> Option<&ErrorBody> {
+        match self {
+            CallError::Http { error, .. } => error.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Network errors, timeouts and 5xx are worth retrying with backoff (spec 4.3).
     pub fn is_transient(&self) -> bool {
         match self {

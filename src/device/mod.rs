@@ -2,3 +2,15 @@
 //! key-set handling. The TUI, `activate` and the fleet all run this same machine.
 
 pub mod api;
+pub mod events;
+pub mod failure;
+pub mod keyset;
+pub mod machine;
+pub mod poll;
+pub mod progress;
+
+pub use failure::{Failure, FailureKind};
+pub use machine::{
+    update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Phase, Step, Timer,
+};
+pub use progress::Progress;
