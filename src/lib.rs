@@ -9,4 +9,5 @@ pub mod clock;
 pub mod device;
 pub mod profile;
 pub mod protocol;
+pub mod runtime;
 pub mod sandbox;

@@ -667,6 +667,12 @@ impl Run<'_> {
                 self.fx.push(Effect::Save);
                 self.begin(Step::Attest);
             }
+            // the server forgot the claim (reset, or a new sandbox): pair again
+            (Step::Attest, Some(409)) if self.s.phase == Phase::Step(Step::Attest) => {
+                self.s.progress = Progress::new(&self.s.config.device_id, &self.s.config.server);
+                self.fx.push(Effect::Save);
+                self.begin(Step::PairingCode);
+            }
             (s, Some(401)) if s.needs_token() && !self.s.reattested => {
                 self.s.reattested = true;
                 self.s.token = None;

@@ -672,3 +672,17 @@ fn garbage_answers_fail_clearly_instead_of_panicking() {
         matches!(&sim.s.phase, Phase::Failed(f) if f.message().contains("expected the answer of bootstrap"))
     );
 }
+
+#[test]
+fn a_device_the_server_no_longer_knows_as_claimed_pairs_again() {
+    let mut p = Progress::new("POS-8F3A2C91", "http://x");
+    p.status = DeviceStatus::Claimed;
+    let cfg = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", ZMK);
+    let mut sim = Sim::with(cfg, Some(p));
+    sim.ev(DeviceEvent::Start);
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    sim.error(http(409, None));
+    assert_eq!(sim.step(), "pairing-code");
+    assert_eq!(sim.s.status(), DeviceStatus::Inactive);
+    assert!(sim.saved());
+}
