@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand.
 
 pub mod activate;
+pub mod device_args;
 pub mod profiles;
 pub mod sandbox;

@@ -3,8 +3,10 @@
 
 pub mod driver;
 pub mod home;
+pub mod session;
 pub mod store;
 
 pub use driver::{CallFuture, Caller, Driver};
 pub use home::Home;
+pub use session::{DeviceSession, HttpCaller, SessionError, SessionOptions};
 pub use store::ProgressStore;

@@ -1,0 +1,196 @@
+//! The flags every one-device mode shares (the POS screen, `activate`, `demo`), and opening
+//! the device they describe: against `--server`, or an embedded sandbox started in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::{DeviceFaults, FaultHeader, TransportConfig};
+use crate::clock::{Clock, SystemClock};
+use crate::runtime::{DeviceSession, Home, SessionOptions};
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArgs {
+    /// Device profile: a name (user profiles, then shipped ones) or a path to a .toml file.
+    #[arg(long, value_name = "NAME|PATH", default_value = crate::profile::DEFAULT_PROFILE)]
+    pub profile: String,
+    /// Viopay server base URL; without it posemu starts its embedded sandbox in-process.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Seconds between status polls while waiting for the merchant (3–5).
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_poll)]
+    pub poll_interval: Duration,
+    /// Forget this device's saved progress and start from power-on.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Go on even if the server's min_supported_version is above the profile's app version.
+    #[arg(long)]
+    pub ignore_min_version: bool,
+    /// Time allowed to connect to the server.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Time allowed for one request.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Embedded sandbox only: pairing-code lifetime in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub code_ttl: Option<u64>,
+
+    /// Fault: shift X-Timestamp by this much (e.g. 10m, -90s).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_signed_duration, help_heading = "Device faults")]
+    pub clock_skew: Option<i64>,
+    /// Fault: sign attestations with a wrong identity secret.
+    #[arg(long, help_heading = "Device faults")]
+    pub bad_secret: bool,
+    /// Fault: send the same nonce on every attestation.
+    #[arg(long, help_heading = "Device faults")]
+    pub reuse_nonce: bool,
+    /// Fault: leave this header out (repeatable), e.g. X-Client-Type.
+    #[arg(long, value_name = "HEADER", help_heading = "Device faults")]
+    pub drop_header: Vec<FaultHeader>,
+    /// Fault: send a malformed value for this header (repeatable).
+    #[arg(long, value_name = "HEADER", help_heading = "Device faults")]
+    pub malform_header: Vec<FaultHeader>,
+}
+
+/// What [`DeviceArgs::open`] gives: the device, and the sandbox it talks to if embedded.
+pub struct OpenDevice {
+    pub session: DeviceSession,
+    pub sandbox: Option<Sandbox>,
+    pub server: String,
+}
+
+impl DeviceArgs {
+    pub fn faults(&self) -> DeviceFaults {
+        let mut f = DeviceFaults {
+            clock_skew_ms: self.clock_skew.unwrap_or(0),
+            wrong_secret: self.bad_secret,
+            reuse_nonce: self.reuse_nonce,
+            ..DeviceFaults::NONE
+        };
+        for h in &self.drop_header {
+            f.drop_headers.insert(*h);
+        }
+        for h in &self.malform_header {
+            f.malform_headers.insert(*h);
+        }
+        f
+    }
+
+    /// Resolves the profile, starts the embedded sandbox if there is no `--server`, loads saved
+    /// progress. Must run inside a tokio runtime. Errors are ready to show as they are.
+    pub async fn open(&self) -> Result<OpenDevice, String> {
+        let home = Home::discover().map_err(|e| e.to_string())?;
+        let profile = home
+            .find_profile(&self.profile)
+            .map_err(|e| format!("--profile: {e}"))?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (sandbox, server, progress_key) = match &self.server {
+            Some(url) => (None, url.trim_end_matches('/').to_string(), None),
+            None => {
+                let mut cfg = SandboxConfig::default();
+                if let Some(ttl) = self.code_ttl {
+                    cfg.code_ttl = Duration::from_secs(ttl);
+                }
+                // a user profile that the sandbox does not know yet is provisioned too
+                if !cfg
+                    .profiles
+                    .iter()
+                    .any(|p| p.device_id == profile.device_id)
+                {
+                    cfg.profiles.push(profile.clone());
+                }
+                let sb = Sandbox::start(cfg)
+                    .await
+                    .map_err(|e| format!("embedded sandbox: {e}"))?;
+                let url = sb.url();
+                (Some(sb), url, Some("embedded-sandbox".to_string()))
+            }
+        };
+        if self.code_ttl.is_some() && sandbox.is_none() {
+            return Err("--code-ttl applies to the embedded sandbox only (no --server)".into());
+        }
+        let opts = SessionOptions {
+            server: server.clone(),
+            poll_interval: self.poll_interval,
+            fresh: self.fresh,
+            faults: self.faults(),
+            ignore_min_version: self.ignore_min_version,
+            transport: TransportConfig {
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                ..TransportConfig::default()
+            },
+            progress_key,
+        };
+        let session =
+            DeviceSession::open(&home, profile, &opts, clock).map_err(|e| e.to_string())?;
+        Ok(OpenDevice {
+            session,
+            sandbox,
+            server,
+        })
+    }
+}
+
+fn parse_poll(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).or_else(|_| parse_duration(&format!("{s}s")))?;
+    if !(Duration::from_secs(3)..=Duration::from_secs(5)).contains(&d) {
+        return Err(format!("{s} is outside 3–5 s (spec 4.3)"));
+    }
+    Ok(d)
+}
+
+/// `500ms`, `3s`, `4.5s`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let ms = parse_signed_duration(s)?;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{s:?} is negative"))
+}
+
+/// Like [`parse_duration`] with an optional sign; answers milliseconds.
+pub fn parse_signed_duration(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (sign, t) = match t.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return Err(format!("{s:?} is not a duration like 500ms, 3s, 10m or 1h")),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 3s, 10m or 1h"))?;
+    let ms = sign * n * scale;
+    if !ms.is_finite() || ms.abs() > 365.0 * 86_400_000.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(ms.round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_signs() {
+        assert_eq!(parse_signed_duration("10m"), Ok(600_000));
+        assert_eq!(parse_signed_duration("-90s"), Ok(-90_000));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("4.5s"), Ok(Duration::from_millis(4_500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("ten").unwrap_err().contains("500ms"));
+        assert!(parse_duration("5").is_err());
+        assert_eq!(parse_poll("4"), Ok(Duration::from_secs(4)));
+        assert!(parse_poll("2").unwrap_err().contains("3–5"));
+    }
+}
