@@ -1,2 +1,28 @@
 //! The only place that talks HTTP for a device (reqwest): headers, signing, envelopes,
 //! timeouts, and the exchange log.
+//!
+//! - [`Transport`]: a connection pool, a server and timeouts; clone it freely (a fleet shares
+//!   one), or give a device its own pool with [`Transport::separate_pool`].
+//! - [`DeviceIdentity`]: who the device is on the wire.
+//! - [`DeviceFaults`]: how it misbehaves on purpose (spec 6).
+//! - [`Transport::call`]: one [`ApiCall`](crate::device::api::ApiCall) →
+//!   [`ApiAnswer`](crate::device::api::ApiAnswer) or [`CallError`](crate::device::api::CallError),
+//!   recorded in an optional [`ExchangeLog`].
+//! - [`export`]: HAR 1.2, copy as curl, OSC 52; [`merchant`]: claiming for unattended runs.
+
+pub mod call;
+pub mod exchange;
+pub mod export;
+pub mod faults;
+pub mod identity;
+pub mod merchant;
+pub mod transport;
+
+pub use call::new_nonce;
+pub use exchange::{Captured, Exchange, ExchangeLog};
+pub use faults::{DeviceFaults, FaultHeader, HeaderSet};
+pub use identity::{DeviceIdentity, IdentityError};
+pub use merchant::{
+    sandbox_claim, sandbox_expire_code, MerchantCredentials, MerchantError, MerchantSession,
+};
+pub use transport::{Transport, TransportConfig, TransportError};
