@@ -1,11 +1,186 @@
-//! `posemu activate`.
+//! `posemu activate`: one device from power-on to activated, headless, a line per step
+//! (or one JSON object per event with `--json`).
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::device_args::{parse_duration, DeviceArgs};
+use crate::client::merchant::sandbox_claim;
+use crate::device::{DeviceEvent, Note, Phase};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Claim the code through the sandbox helper (`/sandbox/devices/{id}/claim`) after DELAY
+    /// (default at once), so the command completes unattended.
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = parse_duration)]
+    pub auto_claim: Option<Duration>,
+    /// One JSON object per event (JSON Lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_args: Args) -> ExitCode {
-    eprintln!("posemu activate: not implemented yet");
+/// Exit codes: 0 activated; 1 the device stopped on an error; 2 bad flags or files;
+/// 3 update required; 130 interrupted.
+pub async fn run(args: Args) -> ExitCode {
+    let mut out = Output {
+        json: args.json,
+        started: Instant::now(),
+    };
+    let opened = match args.device.open().await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("posemu activate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut session = opened.session;
+    let device_id = session.profile.device_id.clone();
+    out.info(
+        "device",
+        format!(
+            "{device_id} ({}, {}, app {}) → {}{}",
+            session.profile.model,
+            session.profile.os,
+            session.profile.app_version,
+            opened.server,
+            if opened.sandbox.is_some() {
+                " (embedded sandbox)"
+            } else {
+                ""
+            }
+        ),
+        json!({ "device_id": device_id, "server": opened.server, "embedded_sandbox": opened.sandbox.is_some() }),
+    );
+    if let Some(problem) = &session.resume_problem {
+        out.info("warning", problem.clone(), json!({ "message": problem }));
+    }
+    for f in args.device.faults().describe() {
+        out.info("fault", format!("device fault: {f}"), json!({ "fault": f }));
+    }
+
+    let (claims_tx, mut claims) = mpsc::unbounded_channel::<Result<(), String>>();
+    let events = session.driver.sender();
+    let _ = events.send(DeviceEvent::Start);
+    loop {
+        tokio::select! {
+            ev = session.events.recv() => {
+                let Some(ev) = ev else { break };
+                for note in session.driver.handle(ev) {
+                    if let Note::CodeShown { code, .. } = &note {
+                        out.note(&note);
+                        match args.auto_claim {
+                            Some(delay) => {
+                                let transport = session.transport.clone();
+                                let (id, tx) = (device_id.clone(), claims_tx.clone());
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(delay).await;
+                                    let r = sandbox_claim(&transport, &id, None).await;
+                                    let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
+                                });
+                            }
+                            None => out.info("how_to_claim", format!(
+                                "  a merchant claims it at {}/portal?code={code}\n  or: curl -X POST {}/sandbox/devices/{device_id}/claim",
+                                opened.server, opened.server
+                            ), json!({ "portal": format!("{}/portal?code={code}", opened.server) })),
+                        }
+                        continue;
+                    }
+                    // a line per poll would drown the rest: the first, then every tenth
+                    if let Note::Polled { count, .. } = &note {
+                        if *count != 1 && count % 10 != 0 {
+                            continue;
+                        }
+                    }
+                    out.note(&note);
+                }
+                if let Some(e) = session.driver.take_save_error() {
+                    out.info("warning", format!("cannot save progress: {e}"), json!({ "message": e }));
+                }
+                if let Some(code) = settled(&session.driver.state().phase) {
+                    return code;
+                }
+            }
+            Some(r) = claims.recv() => match r {
+                Ok(()) => out.info("auto_claim", "claimed through the sandbox helper".into(), json!({})),
+                Err(e) => {
+                    out.info("error", format!("auto-claim failed: {e} (--auto-claim needs a posemu sandbox)"), json!({ "message": e }));
+                    return ExitCode::from(1);
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                out.info("interrupted", "interrupted; progress is saved, run again to resume".into(), json!({}));
+                return ExitCode::from(130);
+            }
+        }
+    }
     ExitCode::from(1)
+}
+
+fn settled(phase: &Phase) -> Option<ExitCode> {
+    match phase {
+        Phase::Ready => Some(ExitCode::SUCCESS),
+        Phase::Failed(_) => Some(ExitCode::from(1)),
+        Phase::UpdateRequired { .. } => Some(ExitCode::from(3)),
+        _ => None,
+    }
+}
+
+struct Output {
+    json: bool,
+    started: Instant,
+}
+
+impl Output {
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn note(&mut self, n: &Note) {
+        if self.json {
+            let mut v = n.to_json();
+            v["t_ms"] = json!(self.elapsed_ms());
+            self.line(&v.to_string());
+            return;
+        }
+        let mark = match n {
+            Note::StepStarted(_) | Note::ClockOffset { .. } => return,
+            Note::StepDone { .. }
+            | Note::CodeShown { .. }
+            | Note::Claimed
+            | Note::KeysInstalled { .. }
+            | Note::Activated { .. }
+            | Note::ReadyFromSaved => "✓",
+            Note::Failed(_) | Note::UpdateRequired { .. } => "✗",
+            _ => "…",
+        };
+        let mut text = format!("{mark} {}", n.describe());
+        if let Note::Failed(f) = n {
+            if let Some(t) = f.trace_id() {
+                text.push_str(&format!("\n  trace id {t}"));
+            }
+        }
+        self.line(&text);
+    }
+
+    fn info(&mut self, kind: &str, text: String, mut v: serde_json::Value) {
+        if self.json {
+            v["event"] = json!(kind);
+            v["t_ms"] = json!(self.elapsed_ms());
+            self.line(&v.to_string());
+        } else {
+            self.line(&text);
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{s}");
+        let _ = o.flush();
+    }
 }

@@ -36,6 +36,10 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub code_ttl: Option<u64>,
 
+    /// Run timers N times faster, the embedded sandbox's clock too (tests).
+    #[arg(long, value_name = "N", default_value_t = 1, hide = true)]
+    pub time_warp: u32,
+
     /// Fault: shift X-Timestamp by this much (e.g. 10m, -90s).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_signed_duration, help_heading = "Device faults")]
     pub clock_skew: Option<i64>,
@@ -84,11 +88,18 @@ impl DeviceArgs {
         let profile = home
             .find_profile(&self.profile)
             .map_err(|e| format!("--profile: {e}"))?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = if self.time_warp > 1 {
+            Arc::new(crate::clock::WarpClock::new(self.time_warp))
+        } else {
+            Arc::new(SystemClock)
+        };
         let (sandbox, server, progress_key) = match &self.server {
             Some(url) => (None, url.trim_end_matches('/').to_string(), None),
             None => {
-                let mut cfg = SandboxConfig::default();
+                let mut cfg = SandboxConfig {
+                    clock: clock.clone(),
+                    ..SandboxConfig::default()
+                };
                 if let Some(ttl) = self.code_ttl {
                     cfg.code_ttl = Duration::from_secs(ttl);
                 }
@@ -122,6 +133,7 @@ impl DeviceArgs {
                 ..TransportConfig::default()
             },
             progress_key,
+            time_warp: self.time_warp,
         };
         let session =
             DeviceSession::open(&home, profile, &opts, clock).map_err(|e| e.to_string())?;

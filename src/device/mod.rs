@@ -2,6 +2,7 @@
 //! key-set handling. The TUI, `activate` and the fleet all run this same machine.
 
 pub mod api;
+pub mod describe;
 pub mod events;
 pub mod failure;
 pub mod keyset;

@@ -36,6 +36,7 @@ pub struct Driver {
     clock: Arc<dyn Clock>,
     rng: StdRng,
     save_error: Option<String>,
+    warp: u32,
 }
 
 impl Driver {
@@ -58,8 +59,16 @@ impl Driver {
             clock,
             rng: StdRng::seed_from_u64(seed),
             save_error: None,
+            warp: 1,
         };
         (d, rx)
+    }
+
+    /// Runs the device's timers `factor` times faster (tests and demos of long waits: a 3 s
+    /// poll takes 3 ms at 1000). Pair it with a [`crate::clock::WarpClock`] of the same factor.
+    pub fn with_warp(mut self, factor: u32) -> Driver {
+        self.warp = factor.max(1);
+        self
     }
 
     pub fn state(&self) -> &DeviceState {
@@ -68,7 +77,7 @@ impl Driver {
 
     /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
     pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.epoch.elapsed().as_millis() as u64 * self.warp as u64
     }
 
     /// A sender for events from elsewhere (commands such as `Restart`).
@@ -101,6 +110,7 @@ impl Driver {
                 }
                 Effect::Wait { timer, after } => {
                     let tx = self.tx.clone();
+                    let after = after / self.warp;
                     let task = tokio::spawn(async move {
                         tokio::time::sleep(after).await;
                         let _ = tx.send(DeviceEvent::Timer(timer));

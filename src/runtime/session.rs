@@ -56,6 +56,8 @@ pub struct SessionOptions {
     /// Key under which progress is saved, if not `server` (the embedded sandbox gets a new port
     /// every run but is the same server to the user).
     pub progress_key: Option<String>,
+    /// Timers run this many times faster (tests); the clock given to `open` should match.
+    pub time_warp: u32,
 }
 
 impl SessionOptions {
@@ -68,6 +70,7 @@ impl SessionOptions {
             ignore_min_version: false,
             transport: TransportConfig::default(),
             progress_key: None,
+            time_warp: 1,
         }
     }
 }
@@ -145,6 +148,7 @@ impl DeviceSession {
             clock,
             rand::random(),
         );
+        let driver = driver.with_warp(opts.time_warp);
         Ok(DeviceSession {
             profile,
             transport,
