@@ -65,7 +65,7 @@ pub fn cbc_encrypt_pkcs7(key: &Key, iv: &[u8; BLOCK], plaintext: &[u8]) -> Vec<u
 
 pub fn cbc_decrypt_pkcs7(key: &Key, iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let iv = iv_from_slice(iv)?;
-    if ciphertext.is_empty() || ciphertext.len() % BLOCK != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::CiphertextLength(ciphertext.len()));
     }
     cbc::Decryptor::<Aes256>::new(key.into(), iv.into())
@@ -75,7 +75,7 @@ pub fn cbc_decrypt_pkcs7(key: &Key, iv: &[u8], ciphertext: &[u8]) -> Result<Vec<
 
 /// AES-256-CBC over whole blocks, no padding (TR-31 key data).
 pub fn cbc_encrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if data.is_empty() || data.len() % BLOCK != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::CiphertextLength(data.len()));
     }
     Ok(cbc::Encryptor::<Aes256>::new(key.into(), iv.into())
@@ -83,7 +83,7 @@ pub fn cbc_encrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u
 }
 
 pub fn cbc_decrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if data.is_empty() || data.len() % BLOCK != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::CiphertextLength(data.len()));
     }
     cbc::Decryptor::<Aes256>::new(key.into(), iv.into())

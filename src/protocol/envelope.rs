@@ -110,7 +110,7 @@ impl Envelope {
     }
 }
 
-fn encrypt_part(msk: &Key, part: &[u8], rng: &mut impl RngCore) -> (String, String) {
+fn encrypt_part(msk: &Key, part: &[u8], rng: &mut (impl RngCore + ?Sized)) -> (String, String) {
     let mut iv = [0u8; BLOCK];
     rng.fill_bytes(&mut iv);
     seal_with_iv(msk, part, &iv)
@@ -137,7 +137,7 @@ pub fn seal_single_with_iv(msk: &Key, plaintext: &[u8], iv: &[u8; BLOCK]) -> Dat
 }
 
 /// A plain `TR31-DATA` envelope with a fresh random IV.
-pub fn seal_single(msk: &Key, plaintext: &[u8], rng: &mut impl RngCore) -> DataEnvelope {
+pub fn seal_single(msk: &Key, plaintext: &[u8], rng: &mut (impl RngCore + ?Sized)) -> DataEnvelope {
     let mut iv = [0u8; BLOCK];
     rng.fill_bytes(&mut iv);
     seal_single_with_iv(msk, plaintext, &iv)
@@ -150,7 +150,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// Gzips `plaintext` and seals it: one gzip `TR31-DATA` if it fits one part, else chunked.
-pub fn seal_gzip(msk: &Key, plaintext: &[u8], rng: &mut impl RngCore) -> Envelope {
+pub fn seal_gzip(msk: &Key, plaintext: &[u8], rng: &mut (impl RngCore + ?Sized)) -> Envelope {
     seal_gzip_parts(msk, plaintext, ENVELOPE_CHUNK_BYTES, rng)
 }
 
@@ -158,7 +158,7 @@ pub fn seal_gzip_parts(
     msk: &Key,
     plaintext: &[u8],
     part: usize,
-    rng: &mut impl RngCore,
+    rng: &mut (impl RngCore + ?Sized),
 ) -> Envelope {
     let gz = gzip(plaintext);
     if gz.len() <= part {

@@ -193,7 +193,7 @@ fn keys(kbpk: &Key) -> (Key, Key) {
 }
 
 /// Wraps `key` under `kbpk` into a version-D key block (padding drawn from `rng`).
-pub fn wrap(kbpk: &Key, header: Header, key: &[u8], rng: &mut impl RngCore) -> String {
+pub fn wrap(kbpk: &Key, header: Header, key: &[u8], rng: &mut (impl RngCore + ?Sized)) -> String {
     let (kbek, kbmk) = keys(kbpk);
     let clear_len = (2 + key.len()).div_ceil(BLOCK) * BLOCK;
     let mut clear = Vec::with_capacity(clear_len);
@@ -227,7 +227,7 @@ pub fn unwrap(kbpk: &Key, block: &str) -> Result<(Header, Vec<u8>), Tr31Error> {
         .map_err(|e| Tr31Error::NotHex(e.to_string()))?
         .try_into()
         .map_err(|_| Tr31Error::Mac)?;
-    if enc.is_empty() || enc.len() % BLOCK != 0 {
+    if enc.is_empty() || !enc.len().is_multiple_of(BLOCK) {
         return Err(Tr31Error::DataLength(enc.len()));
     }
     let (kbek, kbmk) = keys(kbpk);
@@ -239,7 +239,7 @@ pub fn unwrap(kbpk: &Key, block: &str) -> Result<(Header, Vec<u8>), Tr31Error> {
     }
     let bits = u16::from_be_bytes([clear[0], clear[1]]);
     let len = bits as usize / 8;
-    if bits % 8 != 0 || len == 0 || 2 + len > clear.len() {
+    if !bits.is_multiple_of(8) || len == 0 || 2 + len > clear.len() {
         return Err(Tr31Error::KeyLength {
             bits,
             available: clear.len() - 2,

@@ -163,9 +163,9 @@ pub struct KeysResponse {
     pub keys: WrappedKeys,
 }
 
-/// Plaintext of the activate request (spec 4.11).
+/// Plaintext of the activate request (spec 4.11). Unknown fields are ignored, as the Go
+/// backend's decoder does; the three flags are required booleans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ActivationChecks {
     pub emv_ready: bool,
     pub keys_installed: bool,

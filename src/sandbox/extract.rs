@@ -15,6 +15,7 @@ use crate::protocol::headers::{
     USER_AGENT, X_CLIENT_TYPE, X_DEVICE_ID,
 };
 use crate::protocol::version::is_below;
+use crate::protocol::wire::DeviceStatus;
 
 pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).map(|v| v.to_str().unwrap_or("\u{0}"))
@@ -114,6 +115,16 @@ impl FromRequestParts<Arc<Shared>> for Attested {
             ));
         }
         check_version(shared, &parts.headers)?;
+        // A token outlives a reset of its device (like a merchant removing a terminal mid-flow):
+        // steps 6-8 then answer as attest does for an unclaimed device.
+        let status = shared
+            .world
+            .peek(bound, |st| st.map(|st| st.status()))
+            .unwrap_or(DeviceStatus::Inactive);
+        if status == DeviceStatus::Inactive {
+            return Err(ApiError::new(409, "Device is not claimed")
+                .detail("device_status", status.as_str()));
+        }
         Ok(Attested { key: bound, id })
     }
 }

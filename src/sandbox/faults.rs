@@ -43,7 +43,7 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
-    /// A path such as `/pos/status`, or `*` for every route.
+    /// A path such as `/pos/status`, or `*` for every API route of the spec.
     pub route: String,
     /// Added latency: `200` (fixed ms) or `[100, 300]` (uniform range).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +217,11 @@ impl Faults {
             rng,
             last_poll,
         } = &mut *g;
+        // `*` means every API route: never `/sandbox/` (so faults can always be switched off
+        // again) nor the portal's page and assets.
+        if !FAULT_ROUTES.contains(&path) {
+            return pass;
+        }
         let mut d = pass;
         for r in config
             .rules

@@ -14,6 +14,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// A unique id, so two sessions opened in the same second are two tokens (and one of them
+    /// can be initiated without the other).
+    #[serde(default)]
+    pub jti: String,
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -55,6 +59,7 @@ mod tests {
             iat: 0,
             exp,
             iss: JWT_ISSUER.into(),
+            jti: "j1".into(),
         }
     }
 

@@ -236,7 +236,7 @@ impl World {
             keys.extend(s.lock().keys().copied());
         }
         let mut v: Vec<DevKey> = keys.into_iter().collect();
-        v.sort_by_key(|k| self.device_id(*k));
+        v.sort_by_cached_key(|k| self.device_id(*k));
         v
     }
 

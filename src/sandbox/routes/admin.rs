@@ -161,8 +161,9 @@ pub async fn expire_code(
 
 pub async fn reset(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let key = known(&s, &id)?;
+    // Outstanding attestation tokens stay valid until they expire: the device's next step 6-8
+    // then learns `409 Device is not claimed`, as it would if a merchant removed it mid-flow.
     s.world.with_device(key, |st| *st = Default::default());
-    s.world.tokens.lock().retain(|_, t| t.device != key);
     Ok(Json(json!({"status": "inactive", "device_id": id})))
 }
 

@@ -136,8 +136,9 @@ pub async fn attest(
         return Err(ApiError::new(401, "Unknown or revoked identity key"));
     }
     let server_now = s.config.clock.now();
-    let skew = (at - server_now).num_seconds();
-    if !(-TIMESTAMP_MAX_BEHIND_SECS..=TIMESTAMP_MAX_AHEAD_SECS).contains(&skew) {
+    // In milliseconds: the server clock has them, so 300.4 s behind is outside the window.
+    let skew_ms = (at - server_now).num_milliseconds();
+    if !(-TIMESTAMP_MAX_BEHIND_SECS * 1000..=TIMESTAMP_MAX_AHEAD_SECS * 1000).contains(&skew_ms) {
         return Err(ApiError::new(401, "Timestamp outside allowed window")
             .detail("server_time", rfc3339(server_now)));
     }

@@ -46,6 +46,11 @@ pub async fn client_session(
         iat: now,
         exp: now + ttl as i64,
         iss: JWT_ISSUER.into(),
+        jti: {
+            let mut b = [0u8; 12];
+            rand::RngCore::fill_bytes(&mut *s.rng.lock(), &mut b);
+            hex::encode(b)
+        },
     };
     Ok(Json(ClientSessionResponse {
         access_token: jwt::sign(&s.jwt_secret, &claims),
