@@ -128,7 +128,7 @@ impl Sim {
     }
 
     /// Start → bootstrap → pairing code `code`.
-    fn to_pairing(&mut self, code: &str) {
+    fn run_to_pairing(&mut self, code: &str) {
         self.ev(DeviceEvent::Start);
         assert_eq!(self.step(), "bootstrap");
         self.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
@@ -233,7 +233,7 @@ fn network() -> CallError {
 #[test]
 fn a_clean_activation_calls_every_step_in_order_and_saves_progress() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     assert_eq!(sim.s.code.as_ref().unwrap().code, "K7M3NP");
     assert!(
         sim.saved(),
@@ -282,7 +282,7 @@ fn a_clean_activation_calls_every_step_in_order_and_saves_progress() {
 #[test]
 fn the_activate_call_carries_the_msk_from_the_key_set_and_the_checks() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(claimed());
     for a in [attest(300), keys(), config(), params()] {
@@ -301,7 +301,7 @@ fn the_activate_call_carries_the_msk_from_the_key_set_and_the_checks() {
 #[test]
 fn poll_interval_is_clamped_to_three_to_five_seconds_and_applies_to_the_next_poll() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(pending());
     sim.ev(DeviceEvent::SetPollInterval(Duration::from_secs(60)));
@@ -315,7 +315,7 @@ fn poll_interval_is_clamped_to_three_to_five_seconds_and_applies_to_the_next_pol
 #[test]
 fn a_429_with_retry_after_waits_that_long_then_adds_five_seconds_for_the_codes_life() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     let t = sim.poll_now();
     sim.error(http(429, Some(Duration::from_secs(12))));
     assert_eq!(sim.waits(Timer::Poll), Some(Duration::from_secs(12)));
@@ -343,7 +343,7 @@ fn a_429_with_retry_after_waits_that_long_then_adds_five_seconds_for_the_codes_l
 #[test]
 fn network_errors_timeouts_and_5xx_back_off_with_full_jitter_and_keep_the_code() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     let errors = [
         network(),
@@ -390,7 +390,7 @@ fn other_steps_back_off_too_and_resume_where_they_were() {
 #[test]
 fn the_device_asks_for_a_new_code_when_its_own_timer_says_it_expired() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     assert_eq!(sim.s.code_remaining(0), Some(Duration::from_secs(300)));
     sim.poll_now();
     sim.answer(pending());
@@ -411,7 +411,7 @@ fn the_device_asks_for_a_new_code_when_its_own_timer_says_it_expired() {
 #[test]
 fn expiry_while_a_poll_is_in_flight_asks_for_a_new_code_after_the_answer() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.s.code.as_mut().unwrap().expires_at_ms = 3_000;
     sim.poll_now();
     let (id, _) = sim.call();
@@ -428,7 +428,7 @@ fn expiry_while_a_poll_is_in_flight_asks_for_a_new_code_after_the_answer() {
 #[test]
 fn the_server_saying_expired_asks_for_a_new_code() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(status(DeviceStatus::Inactive, PairingCodeStatus::Expired));
     assert_eq!(sim.step(), "pairing-code");
@@ -442,7 +442,7 @@ fn the_server_saying_expired_asks_for_a_new_code() {
 fn a_400_or_404_stops_with_the_error_and_retry_resumes() {
     for st in [400, 404] {
         let mut sim = Sim::new();
-        sim.to_pairing("K7M3NP");
+        sim.run_to_pairing("K7M3NP");
         sim.poll_now();
         sim.error(http(st, None));
         let Phase::Failed(f) = &sim.s.phase else {
@@ -516,7 +516,7 @@ fn the_clock_offset_from_server_time_goes_into_the_attestation() {
 #[test]
 fn an_expired_token_is_renewed_once_before_the_next_step() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(claimed());
     sim.answer(attest(300));
@@ -534,7 +534,7 @@ fn an_expired_token_is_renewed_once_before_the_next_step() {
 #[test]
 fn a_401_mid_way_re_attests_once_then_gives_up() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(claimed());
     sim.answer(attest(300));
@@ -554,7 +554,7 @@ fn a_401_mid_way_re_attests_once_then_gives_up() {
 #[test]
 fn a_key_set_whose_kcv_fails_is_refused() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     sim.answer(claimed());
     sim.answer(attest(300));
@@ -627,7 +627,7 @@ fn resume_a_valid_pending_code_polls_it_at_once_and_an_expired_one_is_replaced()
 #[test]
 fn restart_forgets_everything_and_ignores_answers_to_abandoned_calls() {
     let mut sim = Sim::new();
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     sim.poll_now();
     let (old, _) = sim.call();
     sim.ev(DeviceEvent::Restart);
@@ -650,7 +650,7 @@ fn fleets_spread_the_first_poll_over_one_interval() {
     cfg.poll_interval = Duration::from_secs(4);
     let mut sim = Sim::with(cfg, None);
     sim.random = 1_234;
-    sim.to_pairing("K7M3NP");
+    sim.run_to_pairing("K7M3NP");
     assert_eq!(sim.waits(Timer::Poll), Some(Duration::from_millis(1_234)));
 }
 
