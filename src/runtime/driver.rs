@@ -37,6 +37,7 @@ pub struct Driver {
     rng: StdRng,
     save_error: Option<String>,
     warp: u32,
+    pace: std::time::Duration,
 }
 
 impl Driver {
@@ -60,6 +61,7 @@ impl Driver {
             rng: StdRng::seed_from_u64(seed),
             save_error: None,
             warp: 1,
+            pace: std::time::Duration::ZERO,
         };
         (d, rx)
     }
@@ -68,6 +70,13 @@ impl Driver {
     /// poll takes 3 ms at 1000). Pair it with a [`crate::clock::WarpClock`] of the same factor.
     pub fn with_warp(mut self, factor: u32) -> Driver {
         self.warp = factor.max(1);
+        self
+    }
+
+    /// Holds every call (but status polls) this long before sending it, so each step stays
+    /// on screen long enough to explain in a demo (`posemu demo --pace slow`).
+    pub fn with_pace(mut self, pace: std::time::Duration) -> Driver {
+        self.pace = pace;
         self
     }
 
@@ -101,10 +110,17 @@ impl Driver {
         for effect in update(&mut self.state, now, event) {
             match effect {
                 Effect::Call { id, call } => {
-                    let fut = self.caller.call(call);
+                    let pace = match call {
+                        ApiCall::Status => std::time::Duration::ZERO,
+                        _ => self.pace,
+                    };
+                    let caller = self.caller.clone();
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
-                        let result = fut.await;
+                        if !pace.is_zero() {
+                            tokio::time::sleep(pace).await;
+                        }
+                        let result = caller.call(call).await;
                         let _ = tx.send(DeviceEvent::Answer { call: id, result });
                     });
                 }
