@@ -243,6 +243,37 @@ impl World {
     pub fn touched_devices(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
+
+    /// The `limit` most recently seen touched devices of `merchant`, newest first, and how many
+    /// touched devices it has in all (for the merchant portal). One shard locked at a time, and
+    /// owners read from a snapshot so that no other lock is taken while a shard is held.
+    pub fn recent_devices_of(&self, merchant: u16, limit: usize) -> (Vec<DevKey>, usize) {
+        use std::cmp::Reverse;
+        let named: Vec<u16> = self.named.read().iter().map(|d| d.merchant).collect();
+        let owner = |k: DevKey| match k.checked_sub(NAMED_BASE) {
+            Some(i) => named.get(i as usize).copied(),
+            None => Some(0), // derived fleet devices belong to the default merchant
+        };
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut total = 0;
+        for shard in &self.shards {
+            for (k, st) in shard.lock().iter() {
+                if owner(*k) != Some(merchant) {
+                    continue;
+                }
+                total += 1;
+                heap.push(Reverse((st.last_seen_ms, Reverse(*k))));
+                if heap.len() > limit {
+                    heap.pop();
+                }
+            }
+        }
+        let keys = heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((_, Reverse(k)))| k);
+        (keys.collect(), total)
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod attested;
 pub mod device;
 pub mod merchant;
+pub mod portal;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -32,7 +33,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(paths::AUTH_TOKEN, post(merchant::client_session))
         .route(paths::SESSION_INITIATE, post(merchant::session_initiate))
         .route(paths::HEALTH, get(device::health))
-        .route(paths::PORTAL, get(portal))
+        .route(paths::PORTAL, get(portal::page))
+        .route(portal::CSS_PATH, get(portal::css))
+        .route(portal::JS_PATH, get(portal::js))
+        .route(portal::ICON_PATH, get(portal::icon))
+        .route(portal::TERMINALS_PATH, get(portal::terminals))
         .route("/sandbox/devices", get(admin::list).post(admin::provision))
         .route("/sandbox/devices/{id}/claim", post(admin::claim))
         .route(
@@ -52,13 +57,4 @@ pub fn router(shared: Arc<Shared>) -> Router {
             super::trace::middleware,
         ))
         .with_state(shared)
-}
-
-/// Placeholder until the merchant portal page lands (issue: portal and demo mode).
-async fn portal() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><meta charset=utf-8><title>Viopay merchant portal (sandbox)</title>\
-         <p>The merchant portal page is not built yet. Claim a code with <code>POST /pos/claim</code> \
-         or <code>POST /sandbox/devices/{id}/claim</code>.</p>",
-    )
 }
