@@ -11,3 +11,4 @@ pub mod profile;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
+pub mod tui;

@@ -6,9 +6,13 @@ use posemu::cli;
 /// posemu: emulate a Viopay POS terminal (and the Viopay server it talks to).
 #[derive(Debug, Parser)]
 #[command(name = "posemu", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no subcommand: the POS screen, for this device and server.
+    #[command(flatten)]
+    device: cli::device_args::DeviceArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,9 +32,6 @@ async fn main() -> ExitCode {
         Some(Command::Sandbox(a)) => cli::sandbox::run(a).await,
         Some(Command::Activate(a)) => cli::activate::run(a).await,
         Some(Command::Profiles(a)) => cli::profiles::run(a).await,
-        None => {
-            eprintln!("the POS screen is not built yet; try `posemu activate --auto-claim`");
-            ExitCode::from(1)
-        }
+        None => posemu::tui::run(cli.device).await,
     }
 }

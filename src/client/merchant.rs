@@ -26,6 +26,7 @@ use crate::protocol::wire::{
 pub enum MerchantAction {
     SandboxClaim,
     SandboxExpireCode,
+    SandboxReset,
     Login,
     InitiateSession,
     Claim,
@@ -37,6 +38,7 @@ impl MerchantAction {
         match self {
             MerchantAction::SandboxClaim => "sandbox-claim",
             MerchantAction::SandboxExpireCode => "sandbox-expire-code",
+            MerchantAction::SandboxReset => "sandbox-reset",
             MerchantAction::Login => "merchant-login",
             MerchantAction::InitiateSession => "merchant-session",
             MerchantAction::Claim => "claim",
@@ -49,6 +51,7 @@ impl fmt::Display for MerchantAction {
         f.write_str(match self {
             MerchantAction::SandboxClaim => "claiming through the sandbox helper",
             MerchantAction::SandboxExpireCode => "expiring the code through the sandbox helper",
+            MerchantAction::SandboxReset => "resetting the device through the sandbox helper",
             MerchantAction::Login => "merchant sign-in (POST /client/session)",
             MerchantAction::InitiateSession => "merchant session (POST /session/initiate)",
             MerchantAction::Claim => "claiming the code (POST /pos/claim)",
@@ -209,6 +212,25 @@ pub async fn sandbox_expire_code(
     exchange(
         transport,
         MerchantAction::SandboxExpireCode,
+        &path,
+        None,
+        None,
+        log,
+    )
+    .await
+}
+
+/// Puts the device back to `inactive` with no code and no keys (sandbox only), so that a
+/// device restarted from scratch and the server agree.
+pub async fn sandbox_reset(
+    transport: &Transport,
+    device_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<serde_json::Value, MerchantError> {
+    let path = format!("/sandbox/devices/{}/reset", path_segment(device_id));
+    exchange(
+        transport,
+        MerchantAction::SandboxReset,
         &path,
         None,
         None,

@@ -1,0 +1,101 @@
+//! `view(&Model, &mut Frame)`: the device on the left (shaped by the profile's form factor),
+//! the debug side on the right when the terminal is wide enough, the hint bar at the bottom,
+//! popups on top. Pure: it reads the model and draws, nothing else.
+
+mod debug;
+mod device;
+mod popups;
+mod screens;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
+use ratatui::Frame;
+
+use super::keys::{When, BINDINGS};
+use super::model::{Focus, Model};
+use crate::device::Phase;
+
+/// Spinner frames; the spinner turns only while something is happening.
+pub const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn view(m: &Model, f: &mut Frame) {
+    let area = f.area();
+    let [body, hints] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let buf = f.buffer_mut();
+    match (m.device_visible(), m.debug_visible()) {
+        (true, true) => {
+            let form = m.profile().map(|p| p.form).unwrap_or_default();
+            let w = device::wide_width(form).min(body.width / 2);
+            let [dev, dbg] =
+                Layout::horizontal([Constraint::Length(w), Constraint::Min(0)]).areas(body);
+            device::render(m, dev, buf);
+            debug::render(m, dbg, buf);
+        }
+        (true, false) => {
+            let w = body.width.min(84);
+            let dev = Rect {
+                x: body.x + (body.width - w) / 2,
+                width: w,
+                ..body
+            };
+            device::render(m, dev, buf);
+        }
+        (false, _) => debug::render(m, body, buf),
+    }
+    hint_bar(m, hints, buf);
+    popups::render(m, area, f);
+}
+
+/// The keys that do something now, from the same table as the help.
+fn hint_bar(m: &Model, area: Rect, buf: &mut Buffer) {
+    let t = m.theme;
+    let phase = m.device().map(|d| &d.phase);
+    let applies = |w: When| match w {
+        When::Always => true,
+        When::Pairing => phase == Some(&Phase::Pairing),
+        When::Stopped => matches!(phase, Some(Phase::Failed(_) | Phase::UpdateRequired { .. })),
+        When::Debug => m.debug_visible(),
+        When::Exchange => m.debug_visible() && m.selected.is_some(),
+        When::HelpOnly => false,
+    };
+    let mut spans = vec![Span::raw(" ")];
+    let mut used = 1usize;
+    let right = " posemu ";
+    let room = (area.width as usize).saturating_sub(right.len());
+    let mut show = |key: &str, hint: &str, spans: &mut Vec<Span<'static>>| {
+        let w = key.chars().count() + hint.chars().count() + 3;
+        if used + w > room {
+            return;
+        }
+        used += w;
+        spans.push(Span::styled(key.to_string(), t.key()));
+        spans.push(Span::styled(format!(" {hint}  "), t.dim()));
+    };
+    if m.focus == Focus::Exchanges && m.selected.is_some() {
+        show("Enter", "details", &mut spans);
+    }
+    if m.debug_visible() && m.focus != Focus::Device {
+        show("↑↓", "select", &mut spans);
+    }
+    for b in BINDINGS.iter().filter(|b| applies(b.when)) {
+        let key = b.shown.split(' ').next().unwrap_or(b.shown);
+        show(key, b.hint, &mut spans);
+    }
+    Line::from(spans).render(area, buf);
+    let x = area.right().saturating_sub(right.len() as u16);
+    buf.set_string(x, area.y, right, t.dim());
+}
+
+/// A rectangle of `w` × `h` centred in `area` (clipped to it).
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}

@@ -1,0 +1,177 @@
+//! Popups over everything: the help (generated from the key table), the profile picker, the
+//! server URL input and the curl command just copied.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
+use ratatui::Frame;
+
+use super::centered;
+use crate::tui::keys::{Section, BINDINGS};
+use crate::tui::model::{Model, Popup};
+
+pub fn render(m: &Model, area: Rect, f: &mut Frame) {
+    let Some(p) = &m.popup else {
+        return;
+    };
+    match p {
+        Popup::Help => help(m, area, f.buffer_mut()),
+        Popup::Profiles { items, selected } => {
+            let t = m.theme;
+            let h = (items.len() as u16 * 2 + 4).min(area.height);
+            let r = centered(area, 72, h);
+            let inner = frame(
+                m,
+                r,
+                f.buffer_mut(),
+                "Device profile",
+                "↑↓ choose · Enter open · Esc close",
+            );
+            let buf = f.buffer_mut();
+            for (i, it) in items.iter().enumerate() {
+                let y = inner.y + 1 + i as u16 * 2;
+                if y + 1 >= inner.bottom() {
+                    break;
+                }
+                let mark = if it.current { "●" } else { " " };
+                let name_style = if it.ok { t.text() } else { t.bad_text() };
+                let row = Rect {
+                    y,
+                    height: 2,
+                    ..inner
+                };
+                Line::from(vec![
+                    Span::styled(format!(" {mark} "), t.accent()),
+                    Span::styled(it.name.clone(), name_style),
+                ])
+                .render(Rect { height: 1, ..row }, buf);
+                Line::from(Span::styled(format!("   {}", it.detail), t.dim())).render(
+                    Rect {
+                        y: y + 1,
+                        height: 1,
+                        ..row
+                    },
+                    buf,
+                );
+                if i == *selected {
+                    buf.set_style(row, t.selected(true));
+                }
+            }
+        }
+        Popup::Server(input) => {
+            let t = m.theme;
+            let r = centered(area, 70, 7);
+            let inner = frame(
+                m,
+                r,
+                f.buffer_mut(),
+                "Server URL",
+                "Enter connect · Esc cancel",
+            );
+            let buf = f.buffer_mut();
+            buf.set_string(
+                inner.x + 1,
+                inner.y,
+                "Viopay server base URL (empty: the embedded sandbox)",
+                t.dim(),
+            );
+            let field = Rect {
+                x: inner.x + 1,
+                y: inner.y + 2,
+                width: inner.width.saturating_sub(2),
+                height: 1,
+            };
+            let scroll = input.visual_scroll(field.width as usize);
+            buf.set_style(field, t.selected(false));
+            let shown: String = input
+                .value()
+                .chars()
+                .skip(scroll)
+                .take(field.width as usize)
+                .collect();
+            buf.set_string(field.x, field.y, shown, t.text());
+            let cx = field.x + (input.visual_cursor().saturating_sub(scroll)) as u16;
+            f.set_cursor_position(Position::new(cx.min(field.right() - 1), field.y));
+        }
+        Popup::Curl(text) => {
+            let t = m.theme;
+            let lines = text.lines().count() as u16;
+            let r = centered(area, area.width.saturating_sub(8).min(110), lines + 5);
+            let inner = frame(m, r, f.buffer_mut(), "Copy as curl", "Esc close");
+            let buf = f.buffer_mut();
+            buf.set_string(
+                inner.x + 1,
+                inner.y,
+                "Copied to the clipboard (OSC 52). Tokens are variables: set them first.",
+                t.good_text(),
+            );
+            Paragraph::new(text.as_str())
+                .wrap(Wrap { trim: false })
+                .render(
+                    Rect {
+                        x: inner.x + 1,
+                        y: inner.y + 2,
+                        width: inner.width.saturating_sub(2),
+                        height: inner.height.saturating_sub(2),
+                    },
+                    buf,
+                );
+        }
+    }
+}
+
+/// A cleared, bordered box; answers its inside.
+fn frame(m: &Model, r: Rect, buf: &mut Buffer, title: &str, keys: &str) -> Rect {
+    let t = m.theme;
+    Clear.render(r, buf);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(t.panel_border(true))
+        .style(t.popup())
+        .title(Span::styled(format!(" {title} "), t.panel_title(true)))
+        .title_bottom(Line::from(Span::styled(format!(" {keys} "), t.dim())).right_aligned());
+    let inner = block.inner(r);
+    block.render(r, buf);
+    inner
+}
+
+/// Every binding, by section, from the same table as the hint bar.
+fn help(m: &Model, area: Rect, buf: &mut Buffer) {
+    let t = m.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    for section in [
+        Section::General,
+        Section::Device,
+        Section::Sandbox,
+        Section::Debug,
+    ] {
+        lines.push(Line::from(Span::styled(section.title(), t.accent())));
+        for b in BINDINGS
+            .iter()
+            .filter(|b| b.section == section && !b.help.is_empty())
+        {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<11}", b.shown), t.key()),
+                Span::styled(b.help, t.text()),
+            ]));
+        }
+        lines.push(Line::default());
+    }
+    lines.pop();
+    if lines.len() as u16 + 2 > area.height {
+        lines.retain(|l| l.width() > 0);
+    }
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let w = (lines.iter().map(|l| l.width()).max().unwrap_or(40) as u16 + 4).min(area.width);
+    let r = centered(area, w, h);
+    let inner = frame(m, r, buf, "Keys", "Esc close");
+    Paragraph::new(lines).render(
+        Rect {
+            x: inner.x + 1,
+            width: inner.width.saturating_sub(1),
+            ..inner
+        },
+        buf,
+    );
+}
