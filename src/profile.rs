@@ -140,14 +140,116 @@ fn line_of(text: &str, span: Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
 
+/// Parses the TOML into the raw shape. Syntax errors name the line; shape errors (missing,
+/// unknown or mistyped fields) also name the field by its dotted path, e.g. `device.model`.
+fn deserialize(text: &str, file: &str) -> Result<RawProfile, ProfileError> {
+    let fail = |line: Option<usize>, field: Option<String>, problem: String| ProfileError {
+        file: file.to_string(),
+        line,
+        field,
+        problem,
+    };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| {
+        let span = e.span();
+        let mut problem = e.message().trim().to_string();
+        if problem == "duplicate key" {
+            if let Some(key) = span.as_ref().and_then(|s| text.get(s.clone())) {
+                problem = format!("duplicate key `{}`", key.trim());
+            }
+        }
+        fail(span.map(|s| line_of(text, s)), None, problem)
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // `Spanned` fields add a private segment of their own to the path.
+        let path = e
+            .path()
+            .to_string()
+            .split('.')
+            .filter(|seg| !seg.is_empty() && !seg.starts_with("$__serde_spanned"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let inner = e.into_inner();
+        let line = inner.span().map(|s| line_of(text, s));
+        let message = inner.message().trim().to_string();
+        let join = |key: &str| {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        if let Some(key) = quoted_after(&message, "missing field ") {
+            // A missing top-level table has no line worth showing (the error points at line 1).
+            let line = line.filter(|_| !path.is_empty());
+            let what = if path.is_empty() { "table" } else { "field" };
+            return fail(
+                line,
+                Some(join(key)),
+                format!("is missing (a required {what})"),
+            );
+        }
+        if let Some(key) = quoted_after(&message, "unknown field ") {
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, x)| x)
+                .unwrap_or("");
+            let field = if path.ends_with(key) {
+                path.clone()
+            } else {
+                join(key)
+            };
+            let mut problem = format!("is not a profile field; expected {expected}");
+            if let Some(close) = closest(key, expected) {
+                problem = format!(
+                    "is not a profile field; did you mean `{close}`? (expected {expected})"
+                );
+            }
+            return fail(line, Some(field), problem);
+        }
+        // serde names our private structs ("expected struct RawDevice"): say what a user wrote.
+        let message = match message.split_once(", expected struct Raw") {
+            Some((head, _)) => format!("{head}, expected a table"),
+            None => message,
+        };
+        fail(line, (!path.is_empty()).then_some(path), message)
+    })
+}
+
+/// `x` of a message that starts with `{prefix}` then `` `x` ``.
+fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = message.strip_prefix(prefix)?.strip_prefix('`')?;
+    rest.split_once('`').map(|(k, _)| k)
+}
+
+/// The expected name (from `` `a`, `b` ``) closest to a misspelt `key`, if it is close.
+fn closest<'a>(key: &str, expected: &'a str) -> Option<&'a str> {
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (edit_distance(key, name), name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Parses profile text; `file` names it in errors and `name` is the profile's name.
 pub fn parse(text: &str, file: &str, name: &str) -> Result<Profile, ProfileError> {
-    let raw: RawProfile = toml::from_str(text).map_err(|e| ProfileError {
-        file: file.to_string(),
-        line: e.span().map(|s| line_of(text, s)),
-        field: None,
-        problem: e.message().trim().to_string(),
-    })?;
+    let raw = deserialize(text, file)?;
     let err = |v: &Spanned<String>, field: &str, problem: String| ProfileError {
         file: file.to_string(),
         line: Some(line_of(text, v.span())),

@@ -161,11 +161,11 @@ async fn provisioning_validates_every_field() {
         ),
         (
             with("identity_secret_hex", json!("abcd")),
-            json!({"field": "identity_secret_hex", "message": "expected 64 hex characters (32 bytes), got 2 bytes"}),
+            json!({"field": "identity_secret_hex", "message": "is 4 hex characters, expected 64 (32 bytes)"}),
         ),
         (
             with("zmk_hex", json!("zz".repeat(32))),
-            json!({"field": "zmk_hex", "message": "not hex: Invalid character 'z' at position 0"}),
+            json!({"field": "zmk_hex", "message": "has 'z' at position 1, expected 64 hex characters (32 bytes)"}),
         ),
     ];
     for (body, details) in cases {

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::provision::is_valid_fleet_prefix;
 use crate::protocol::version::Version;
-use crate::sandbox::{FaultConfig, FleetSeed, Sandbox, SandboxConfig};
+use crate::sandbox::{FaultConfig, FleetSeed, Sandbox, SandboxConfig, SandboxError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -114,7 +114,8 @@ pub async fn run(args: Args) -> ExitCode {
     }
     let sandbox = match Sandbox::start(cfg).await {
         Ok(s) => s,
-        Err(e) => return fail(format!("--listen: {e}")),
+        Err(e @ SandboxError::Bind { .. }) => return fail(format!("--listen: {e}")),
+        Err(e) => return fail(e),
     };
     let mut out = std::io::stdout();
     let _ = writeln!(out, "posemu sandbox listening on {}", sandbox.url());

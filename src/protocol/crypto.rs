@@ -91,13 +91,23 @@ pub fn cbc_decrypt_raw(key: &Key, iv: &[u8; BLOCK], data: &[u8]) -> Result<Vec<u
         .map_err(|_| CryptoError::Padding)
 }
 
-/// Parses 64 hex characters (either case) into a key.
+/// Parses 64 hex characters (either case, surrounding blanks ignored) into a key. The error
+/// says what is wrong without echoing the secret.
 pub fn key_from_hex(s: &str) -> Result<Key, String> {
-    let bytes = hex::decode(s.trim()).map_err(|e| format!("not hex: {e}"))?;
-    let len = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| format!("expected 64 hex characters (32 bytes), got {} bytes", len))
+    let s = s.trim();
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "has {c:?} at position {}, expected 64 hex characters (32 bytes)",
+            i + 1
+        ));
+    }
+    let bytes = hex::decode(s).ok().filter(|b| b.len() == KEY_LEN);
+    bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
+        format!(
+            "is {} hex characters, expected 64 (32 bytes)",
+            s.chars().count()
+        )
+    })
 }
 
 /// SHA-256 as lowercase hex.
@@ -140,7 +150,21 @@ mod tests {
     #[test]
     fn key_from_hex_reports_what_is_wrong() {
         assert!(key_from_hex(&"ab".repeat(32)).is_ok());
-        assert!(key_from_hex("zz").unwrap_err().contains("not hex"));
-        assert!(key_from_hex("abcd").unwrap_err().contains("got 2 bytes"));
+        assert_eq!(
+            key_from_hex(&format!(" {} ", "AB".repeat(32))),
+            Ok([0xAB; 32])
+        );
+        assert_eq!(
+            key_from_hex("a z").unwrap_err(),
+            "has ' ' at position 2, expected 64 hex characters (32 bytes)"
+        );
+        assert_eq!(
+            key_from_hex("abcd").unwrap_err(),
+            "is 4 hex characters, expected 64 (32 bytes)"
+        );
+        assert_eq!(
+            key_from_hex(&"a".repeat(63)).unwrap_err(),
+            "is 63 hex characters, expected 64 (32 bytes)"
+        );
     }
 }

@@ -76,8 +76,14 @@ const MAX_LATENCY_MS: u64 = 120_000;
 impl FaultConfig {
     /// Checks every rule; the error names the rule (1-based) and the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.check()
+            .map_err(|(i, field, what)| format!("rules[{}].{field}: {what}", i + 1))
+    }
+
+    /// The first problem: rule index (0-based), field, what is wrong.
+    fn check(&self) -> Result<(), (usize, &'static str, String)> {
         for (i, r) in self.rules.iter().enumerate() {
-            let at = |field: &str, what: String| Err(format!("rules[{}].{field}: {what}", i + 1));
+            let at = |field: &'static str, what: String| Err((i, field, what));
             if r.route != "*" && !FAULT_ROUTES.contains(&r.route.as_str()) {
                 return at(
                     "route",
@@ -144,9 +150,32 @@ impl FaultConfig {
                 None => e.message().trim().to_string(),
             }
         })?;
-        cfg.validate()?;
+        cfg.check().map_err(|(i, field, what)| {
+            let at = format!("rules[{}].{field}: {what}", i + 1);
+            match rule_field_line(text, i, field) {
+                Some(line) => format!("line {line}: {at}"),
+                None => at,
+            }
+        })?;
         Ok(cfg)
     }
+}
+
+/// The line of `field` in the `index`-th rule of a fault file (of the rule itself when the
+/// field is absent), so that a rule that parses but makes no sense is pointed at too.
+fn rule_field_line(text: &str, index: usize, field: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        rules: Vec<HashMap<String, toml::Spanned<toml::Value>>>,
+    }
+    let spans: Spans = toml::from_str(text).ok()?;
+    let rule = spans.rules.get(index)?;
+    let at = match rule.get(field) {
+        Some(v) => v.span().start,
+        None => rule.values().map(|v| v.span().start).min()?,
+    };
+    Some(text[..at.min(text.len())].matches('\n').count() + 1)
 }
 
 pub enum FaultAction {
@@ -310,6 +339,20 @@ mod tests {
         assert!(e.contains("error_status"), "{e}");
         let e = FaultConfig::from_toml("seed = 1\n[[rules]]\nrooute = \"*\"\n").unwrap_err();
         assert!(e.starts_with("line 3"), "{e}");
+        let e = FaultConfig::from_toml(
+            "[[rules]]\nroute = \"*\"\n\n[[rules]]\nroute = \"*\"\ndrop_probability = 1.5\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "line 6: rules[2].drop_probability: 1.5 is not a probability between 0 and 1"
+        );
+        let e = FaultConfig::from_toml("[[rules]]\nroute = \"*\"\nerror_probability = 0.5\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "line 2: rules[1].error_status: is required when error_probability > 0"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 
 use crate::clock::{Clock, SystemClock};
 use crate::profile::Profile;
+use crate::protocol::crypto::Key;
 use crate::protocol::rules::{
     CODE_TTL_SECS, DEFAULT_FLEET_PREFIX, DEFAULT_MIN_VERSION, MERCHANT_TOKEN_TTL_SECS,
 };
@@ -179,13 +180,49 @@ impl Sandbox {
         let mut jwt_secret = [0u8; 32];
         rand::rng().fill_bytes(&mut jwt_secret);
         let world = state::World::new(config.fleet.clone());
+        let mut defined: std::collections::HashMap<&str, &Profile> = Default::default();
         for p in &config.profiles {
+            let from = |p: &Profile| match &p.source {
+                Some(path) => path.display().to_string(),
+                None => format!("profile {}", p.name),
+            };
+            if let Some(f) = &config.fleet {
+                if crate::protocol::provision::fleet_index(&f.prefix, &p.device_id).is_some() {
+                    return Err(SandboxError::Config(format!(
+                        "{}: device {} is inside the fleet range POS-{}xxxxxx, whose secrets \
+                         derive from the fleet seed; give it another id or use another fleet prefix",
+                        from(p),
+                        p.device_id,
+                        f.prefix
+                    )));
+                }
+            }
+            // A profile repeated (built-in and user copy) is fine if it is the same device.
+            if let Some(first) = defined.insert(&p.device_id, p) {
+                fn identity(q: &Profile) -> (&str, Key, Key, Option<&str>) {
+                    (
+                        &q.key_id,
+                        q.identity_secret,
+                        q.zmk,
+                        q.merchant_id.as_deref(),
+                    )
+                }
+                if identity(first) != identity(p) {
+                    return Err(SandboxError::Config(format!(
+                        "{}: device {} is also defined by {} with other keys or merchant",
+                        from(p),
+                        p.device_id,
+                        from(first)
+                    )));
+                }
+                defined.insert(&first.device_id, first);
+                continue;
+            }
             let merchant = world.merchant_index(
                 p.merchant_id
                     .as_deref()
                     .unwrap_or(crate::protocol::rules::DEMO_MERCHANT_ID),
             );
-            // A profile repeated (built-in and user copy) keeps its first definition.
             world.provision(state::NamedDevice {
                 id: p.device_id.clone(),
                 key_id: p.key_id.clone(),
