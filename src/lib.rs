@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod device;
+pub mod fleet;
 pub mod profile;
 pub mod protocol;
 pub mod runtime;

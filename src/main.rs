@@ -23,6 +23,8 @@ enum Command {
     Activate(cli::activate::Args),
     /// List, show and create device profiles.
     Profiles(cli::profiles::Args),
+    /// Emulate a fleet of terminals at once: live dashboard, JSON report, CI thresholds.
+    Fleet(Box<cli::fleet::Args>),
 }
 
 #[tokio::main]
@@ -32,6 +34,7 @@ async fn main() -> ExitCode {
         Some(Command::Sandbox(a)) => cli::sandbox::run(a).await,
         Some(Command::Activate(a)) => cli::activate::run(a).await,
         Some(Command::Profiles(a)) => cli::profiles::run(a).await,
+        Some(Command::Fleet(a)) => cli::fleet::run(*a).await,
         None => posemu::tui::run(cli.device).await,
     }
 }

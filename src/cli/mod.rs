@@ -2,5 +2,6 @@
 
 pub mod activate;
 pub mod device_args;
+pub mod fleet;
 pub mod profiles;
 pub mod sandbox;

@@ -1,0 +1,386 @@
+//! `posemu fleet`: run many emulated terminals against a server and judge the numbers;
+//! `posemu fleet merge`: add up the reports of shards.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::{MerchantCredentials, TransportConfig};
+use crate::device::api::Secret;
+use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
+use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
+use crate::fleet::threshold::{Outcome, Threshold};
+use crate::fleet::{FleetConfig, Report, ServerChoice, Ui};
+use crate::protocol::provision::is_valid_fleet_prefix;
+
+use super::device_args::parse_duration;
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Add up the reports of shards (exactly: histograms bucket by bucket).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Reports written by `posemu fleet --report` (one per shard).
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Check the merged report (see `posemu fleet --help`); repeatable.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Devices in the whole fleet (all shards). With --devices-file: the first N of the file.
+    #[arg(long, value_name = "N", required_unless_present = "devices_file")]
+    pub devices: Option<u32>,
+    /// Viopay server base URL; without it posemu starts its embedded sandbox.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Derive device ids and secrets from this seed (spec section 5); must match the server's.
+    #[arg(
+        long,
+        value_name = "SEED",
+        default_value = "posemu-fleet",
+        env = "POSEMU_FLEET_SEED",
+        hide_env_values = true
+    )]
+    pub fleet_seed: String,
+    /// Two uppercase hex digits of derived device ids (POS-{HH}xxxxxx).
+    #[arg(long, value_name = "HH", default_value = "F0")]
+    pub fleet_prefix: String,
+    /// Index of the fleet's first derived device (POS-F0000001 is index 1).
+    #[arg(long, value_name = "INDEX", default_value_t = 1)]
+    pub first_device: u32,
+    /// Pre-provisioned devices with their secrets (CSV or TOML), instead of derived ones.
+    #[arg(long, value_name = "FILE")]
+    pub devices_file: Option<PathBuf>,
+    /// Devices started per second (0: all at once).
+    #[arg(long, value_name = "R/s", default_value = "1000/s")]
+    pub ramp: String,
+    /// Poll interval range; each device draws its own interval uniformly within it.
+    #[arg(long, value_name = "LO-HI", default_value = "3-5")]
+    pub poll: String,
+    /// Delay from a code showing to the merchant claiming it: 0, 2s, 1s-5s (uniform), exp:3s.
+    #[arg(long, value_name = "DIST", default_value = "1s-5s")]
+    pub claim_after: String,
+    /// Never claim: pure polling load (needs --duration).
+    #[arg(long)]
+    pub no_claim: bool,
+    /// Stop after this long (e.g. 60s, 10m); without it the run ends when every device has
+    /// activated or failed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No dashboard: a progress line a second on stderr when it is a terminal.
+    #[arg(long)]
+    pub headless: bool,
+    /// A check that sets the exit code, e.g. 'p99(status)<200ms', 'activated>=99.9%',
+    /// 'errors(4029)<10'; repeatable. Grammar in the README.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Give every device its own connection pool (default: one shared keep-alive pool).
+    #[arg(long)]
+    pub connection_per_device: bool,
+    /// Run the embedded sandbox as a separate process (client and server costs apart).
+    #[arg(long, conflicts_with = "server")]
+    pub sandbox_process: bool,
+    /// Run shard I of N (0-based): a disjoint block of the fleet's devices.
+    #[arg(long, value_name = "I/N", env = "POSEMU_FLEET_SHARD")]
+    pub shard: Option<String>,
+    /// Merchant API client id: claim through POST /pos/claim instead of the sandbox helper.
+    #[arg(long, value_name = "ID", requires = "merchant_client_secret")]
+    pub merchant_client_id: Option<String>,
+    /// Merchant API client secret.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "POSEMU_MERCHANT_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "merchant_client_id"
+    )]
+    pub merchant_client_secret: Option<String>,
+    /// Calls in flight at once (bounds the sockets of the shared pool).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Scheduler workers (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+    /// Embedded sandbox only: pairing-code lifetime in seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub code_ttl: Option<u64>,
+    /// Time allowed to connect to the server.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Time allowed for one request.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Seed of the fleet's own randomness (poll phases, claim delays).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Tests only: accept a --poll range below the spec's 3–5 s.
+    #[arg(long, hide = true)]
+    pub unsafe_fast_poll: bool,
+    /// Tests only: first poll after exactly one interval instead of a random phase.
+    #[arg(long, hide = true)]
+    pub no_poll_spread: bool,
+}
+
+/// Usage errors exit 2; failed thresholds or devices 1; an interrupted run 130.
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("posemu fleet: {msg}");
+    ExitCode::from(2)
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    match args.command {
+        Some(Sub::Merge(m)) => merge(m),
+        None => run_fleet(args.run).await,
+    }
+}
+
+fn parse_thresholds(exprs: &[String]) -> Result<Vec<Threshold>, String> {
+    exprs.iter().map(|e| Threshold::parse(e)).collect()
+}
+
+/// Prints the threshold outcomes; true if all passed.
+fn judge(report: &Report, thresholds: &[Threshold], implicit: bool) -> bool {
+    let outcomes: Vec<Outcome> = if thresholds.is_empty() && implicit {
+        // without explicit thresholds a run passes when no device failed
+        vec![Threshold::parse("failed==0")
+            .map(|t| t.check(report))
+            .unwrap_or_else(|e| Outcome {
+                threshold: e,
+                actual: String::new(),
+                pass: false,
+            })]
+    } else {
+        thresholds.iter().map(|t| t.check(report)).collect()
+    };
+    if !thresholds.is_empty() {
+        println!("thresholds:");
+    }
+    let mut ok = true;
+    for o in &outcomes {
+        if !thresholds.is_empty() || !o.pass {
+            println!("  {o}");
+        }
+        ok &= o.pass;
+    }
+    ok
+}
+
+fn merge(m: MergeArgs) -> ExitCode {
+    let thresholds = match parse_thresholds(&m.thresholds) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let mut reports = Vec::new();
+    for p in &m.reports {
+        match Report::load(p) {
+            Ok(r) => reports.push(r),
+            Err(e) => return usage(e),
+        }
+    }
+    let merged = match Report::merge(&reports) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    print!("{}", merged.summary());
+    if let Some(path) = &m.report {
+        if let Err(e) = merged.write(path) {
+            eprintln!("posemu fleet merge: {e}");
+            return ExitCode::from(1);
+        }
+        println!("merged report written to {}", path.display());
+    }
+    if judge(&merged, &thresholds, false) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Builds the fleet's configuration from the flags; errors name the flag.
+pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
+    let poll = parse_poll_range(&a.poll).map_err(|e| format!("--poll: {e}"))?;
+    let spec = (Duration::from_secs(3), Duration::from_secs(5));
+    if !a.unsafe_fast_poll && (poll.0 < spec.0 || poll.1 > spec.1) {
+        return Err(format!("--poll: {} is outside 3–5 s (spec 4.3)", a.poll));
+    }
+    let ramp = parse_ramp(&a.ramp).map_err(|e| format!("--ramp: {e}"))?;
+    let claim_after = if a.no_claim {
+        if a.duration.is_none() {
+            return Err(
+                "--no-claim needs --duration: without claims no device ever finishes".into(),
+            );
+        }
+        None
+    } else {
+        Some(Dist::parse(&a.claim_after).map_err(|e| format!("--claim-after: {e}"))?)
+    };
+    let shard = match &a.shard {
+        Some(s) => Shard::parse(s).map_err(|e| format!("--shard: {e}"))?,
+        None => Shard::WHOLE,
+    };
+    if !is_valid_fleet_prefix(&a.fleet_prefix) {
+        return Err(format!(
+            "--fleet-prefix: {:?} is not 2 uppercase hex digits (e.g. F0)",
+            a.fleet_prefix
+        ));
+    }
+    let (source, fleet_devices) = match &a.devices_file {
+        Some(path) => {
+            let devices = load_devices_file(path).map_err(|e| format!("--devices-file: {e}"))?;
+            let n = match a.devices {
+                Some(n) if n as usize > devices.len() => {
+                    return Err(format!(
+                        "--devices {n}: the file {} has only {} devices",
+                        path.display(),
+                        devices.len()
+                    ))
+                }
+                Some(n) => n,
+                None => devices.len() as u32,
+            };
+            (DeviceSource::File(Arc::new(devices)), n)
+        }
+        None => {
+            let n = a.devices.unwrap_or(0);
+            let last = a.first_device as u64 + n as u64;
+            if last > MAX_DERIVED_INDEX as u64 + 1 {
+                return Err(format!(
+                    "--devices {n} from --first-device {}: derived ids have 6 hex digits, so the last index may be at most {MAX_DERIVED_INDEX}",
+                    a.first_device
+                ));
+            }
+            if a.fleet_seed.is_empty() {
+                return Err("--fleet-seed: the seed may not be empty".into());
+            }
+            (
+                DeviceSource::Derived {
+                    seed: Secret(a.fleet_seed.clone()),
+                    prefix: a.fleet_prefix.clone(),
+                    first: a.first_device,
+                },
+                n,
+            )
+        }
+    };
+    if fleet_devices == 0 {
+        return Err("--devices: a fleet needs at least one device".into());
+    }
+    let server = match (&a.server, a.sandbox_process) {
+        (Some(url), _) => ServerChoice::Url(url.clone()),
+        (None, true) => ServerChoice::Process {
+            exe: std::env::current_exe()
+                .map_err(|e| format!("--sandbox-process: cannot find posemu itself: {e}"))?,
+        },
+        (None, false) => ServerChoice::Embedded,
+    };
+    if a.code_ttl.is_some() && a.server.is_some() {
+        return Err("--code-ttl applies to the embedded sandbox only (no --server)".into());
+    }
+    if matches!(source, DeviceSource::File(_)) && a.server.is_none() {
+        return Err(
+            "--devices-file is for real servers: give --server (the embedded sandbox serves derived devices)".into(),
+        );
+    }
+    let merchant = match (&a.merchant_client_id, &a.merchant_client_secret) {
+        (Some(id), Some(secret)) => Some(MerchantCredentials::new(id, secret)),
+        _ => None,
+    };
+    if a.max_in_flight == 0 {
+        return Err("--max-in-flight: must be at least 1".into());
+    }
+    let profile = crate::profile::builtin_named(crate::profile::DEFAULT_PROFILE)
+        .ok_or("the default profile is missing from this build")?;
+    Ok(FleetConfig {
+        source,
+        fleet_devices,
+        shard,
+        server,
+        ramp_per_sec: ramp,
+        poll,
+        unclamped_poll: a.unsafe_fast_poll,
+        spread_first_poll: !a.no_poll_spread,
+        claim_after,
+        merchant,
+        duration: a.duration,
+        connection_per_device: a.connection_per_device,
+        max_in_flight: a.max_in_flight,
+        workers: a.workers,
+        transport: TransportConfig {
+            connect_timeout: a.connect_timeout,
+            request_timeout: a.request_timeout,
+            ..TransportConfig::default()
+        },
+        seed: a.seed.unwrap_or_else(rand::random),
+        code_ttl: a.code_ttl.map(Duration::from_secs),
+        user_agent: profile.user_agent(),
+        app_version: profile.app_version.clone(),
+    })
+}
+
+async fn run_fleet(a: RunArgs) -> ExitCode {
+    let thresholds = match parse_thresholds(&a.thresholds) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let cfg = match config(&a) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let ui = if !a.headless && std::io::stdout().is_terminal() {
+        Ui::Dashboard
+    } else if std::io::stderr().is_terminal() {
+        Ui::ProgressLines
+    } else {
+        Ui::Quiet
+    };
+    let result = match crate::fleet::run(cfg, ui).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("posemu fleet: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let report = result.report;
+    print!("{}", report.summary());
+    if let Some(path) = &a.report {
+        match report.write(path) {
+            Ok(()) => println!("report written to {}", path.display()),
+            Err(e) => {
+                eprintln!("posemu fleet: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let passed = judge(&report, &thresholds, true);
+    if result.stopped_by == crate::fleet::live::StopReason::Interrupted {
+        return ExitCode::from(130);
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,204 @@
+//! A running fleet seen from outside: sums of the workers' stats, the stop switch, and the
+//! watcher that ends the run on `--duration` or Ctrl-C and drives the progress display.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::report::RunConfig;
+use super::stats::{State, Stats};
+use super::Ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Every device activated or stopped.
+    Settled,
+    Duration,
+    /// Ctrl-C, or `q` on the dashboard.
+    Interrupted,
+}
+
+impl StopReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Settled => "settled",
+            StopReason::Duration => "duration",
+            StopReason::Interrupted => "interrupted",
+        }
+    }
+}
+
+pub struct Live {
+    stats: Vec<Arc<Mutex<Stats>>>,
+    pub epoch: Instant,
+    /// Devices of this run.
+    pub devices: u64,
+    pub config: RunConfig,
+    stop_tx: watch::Sender<bool>,
+    reason: Mutex<Option<StopReason>>,
+    done_tx: watch::Sender<bool>,
+}
+
+/// Request counts of the last seconds, for rates and the sparkline.
+#[derive(Debug, Default)]
+pub struct Rates {
+    last_total: u64,
+    last_at: Option<Instant>,
+    pub per_second: VecDeque<u64>,
+}
+
+impl Rates {
+    pub const KEEP: usize = 300;
+
+    /// Records the total now; answers the rate since the previous call.
+    pub fn tick(&mut self, total: u64) -> u64 {
+        let now = Instant::now();
+        let rate = match self.last_at {
+            Some(t) => {
+                let dt = (now - t).as_secs_f64().max(1e-3);
+                ((total - self.last_total.min(total)) as f64 / dt).round() as u64
+            }
+            None => 0,
+        };
+        self.last_total = total;
+        self.last_at = Some(now);
+        self.per_second.push_back(rate);
+        if self.per_second.len() > Self::KEEP {
+            self.per_second.pop_front();
+        }
+        rate
+    }
+
+    pub fn current(&self) -> u64 {
+        self.per_second.back().copied().unwrap_or(0)
+    }
+}
+
+impl Live {
+    pub fn new(
+        stats: Vec<Arc<Mutex<Stats>>>,
+        epoch: Instant,
+        devices: u64,
+        config: RunConfig,
+        stop_tx: watch::Sender<bool>,
+    ) -> Live {
+        Live {
+            stats,
+            epoch,
+            devices,
+            config,
+            stop_tx,
+            reason: Mutex::new(None),
+            done_tx: watch::channel(false).0,
+        }
+    }
+
+    /// The workers' stats added up.
+    pub fn snapshot(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in &self.stats {
+            total.add(&s.lock());
+        }
+        total
+    }
+
+    /// Asks the workers to stop; the first reason given wins.
+    pub fn stop(&self, why: StopReason) {
+        self.reason.lock().get_or_insert(why);
+        let _ = self.stop_tx.send(true);
+    }
+
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        *self.reason.lock()
+    }
+
+    /// The workers have all returned.
+    pub fn finish(&self) {
+        let _ = self.done_tx.send(true);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        *self.done_tx.borrow()
+    }
+
+    pub fn finished(&self) -> watch::Receiver<bool> {
+        self.done_tx.subscribe()
+    }
+
+    /// Ends the run after `duration` or on Ctrl-C, and shows progress, until [`Live::finish`].
+    pub fn watch(self: Arc<Self>, duration: Option<Duration>, ui: Ui) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut done = self.finished();
+            let display = match ui {
+                Ui::Quiet => None,
+                Ui::ProgressLines => Some(tokio::spawn(self.clone().progress_lines())),
+                Ui::Dashboard => Some(tokio::spawn(super::dashboard::run(self.clone()))),
+            };
+            let timer = async {
+                match duration {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(timer);
+            let mut timer_live = true;
+            let mut ctrl_c_live = ui != Ui::Dashboard; // the dashboard reads Ctrl-C as a key
+            while !*done.borrow() {
+                tokio::select! {
+                    _ = &mut timer, if timer_live => {
+                        timer_live = false;
+                        self.stop(StopReason::Duration);
+                    }
+                    r = tokio::signal::ctrl_c(), if ctrl_c_live => {
+                        ctrl_c_live = false;
+                        if r.is_ok() {
+                            self.stop(StopReason::Interrupted);
+                        }
+                    }
+                    r = done.changed() => if r.is_err() { break },
+                }
+            }
+            if let Some(d) = display {
+                let _ = d.await;
+            }
+        })
+    }
+
+    /// One line a second on stderr (the CLI picks this only when stderr is a terminal).
+    async fn progress_lines(self: Arc<Self>) {
+        let mut done = self.finished();
+        let mut rates = Rates::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = done.changed() => return,
+            }
+            let s = self.snapshot();
+            let rate = rates.tick(s.requests());
+            eprintln!("{}", self.progress_line(&s, rate));
+        }
+    }
+
+    pub fn progress_line(&self, s: &Stats, rate: u64) -> String {
+        let states: Vec<String> = State::ALL
+            .iter()
+            .filter(|st| s.count(**st) > 0)
+            .map(|st| format!("{} {}", st.name(), s.count(*st)))
+            .collect();
+        format!(
+            "[{:>7.1}s] {} devices: {} | {} req/s | {} errors",
+            self.epoch.elapsed().as_secs_f64(),
+            self.devices,
+            states.join(", "),
+            rate,
+            s.error_count()
+        )
+    }
+}

@@ -1,0 +1,282 @@
+//! `posemu fleet`: thousands of emulated terminals at once, each running the same device state
+//! machine as the POS screen, driven by a small scheduler instead of a task per device.
+//!
+//! - [`sched`]: workers that own slabs of devices, a timer heap each, bounded concurrent calls.
+//! - [`stats`] / [`report`]: HDR histograms per endpoint, counts per state and error code, the
+//!   JSON report that merges exactly across shards, the human summary.
+//! - [`threshold`]: `--threshold` checks for CI.
+//! - [`dashboard`]: the live ratatui view; [`live`]: what it and the headless progress read.
+//! - [`devices`], [`dist`], [`server`], [`procstat`]: inputs, flag grammars, the server, costs.
+
+pub mod dashboard;
+pub mod devices;
+pub mod dist;
+pub mod live;
+pub mod procstat;
+pub mod report;
+pub mod sched;
+pub mod server;
+pub mod stats;
+pub mod threshold;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use reqwest::header::HeaderValue;
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Semaphore};
+
+pub use devices::DeviceSource;
+pub use dist::{Dist, Shard};
+pub use report::{Report, RunConfig};
+pub use server::ServerChoice;
+pub use stats::{State, Stats};
+pub use threshold::Threshold;
+
+use crate::client::{MerchantCredentials, MerchantSession, Transport, TransportConfig};
+use crate::sandbox::FleetSeed;
+use live::{Live, StopReason};
+use sched::{ClaimMode, Plan, Worker};
+
+/// Everything a fleet run needs; the CLI builds it from flags, tests build it directly.
+#[derive(Clone)]
+pub struct FleetConfig {
+    pub source: DeviceSource,
+    /// Devices of the whole fleet; this run takes `shard`'s part of them.
+    pub fleet_devices: u32,
+    pub shard: Shard,
+    pub server: ServerChoice,
+    pub ramp_per_sec: f64,
+    pub poll: (Duration, Duration),
+    /// Test knob: allow poll intervals below the spec's 3 s.
+    pub unclamped_poll: bool,
+    /// First poll of each code at a random point within one interval (default), so the fleet
+    /// never polls in lockstep; off, it comes after exactly one interval (deterministic tests).
+    pub spread_first_poll: bool,
+    /// Claim each code after this delay; `None` is `--no-claim`.
+    pub claim_after: Option<Dist>,
+    /// Claim through `POST /pos/claim` as this merchant instead of the sandbox helper.
+    pub merchant: Option<MerchantCredentials>,
+    pub duration: Option<Duration>,
+    pub connection_per_device: bool,
+    pub max_in_flight: usize,
+    /// Scheduler workers; 0 = one per core.
+    pub workers: usize,
+    pub transport: TransportConfig,
+    /// Seeds the fleet's own randomness (poll phases, claim delays, nonces).
+    pub seed: u64,
+    /// Embedded or process sandbox: pairing-code lifetime.
+    pub code_ttl: Option<Duration>,
+    /// The User-Agent every device sends, and the app version in it.
+    pub user_agent: String,
+    pub app_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How the run shows itself while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ui {
+    /// Nothing (tests, or stderr not a terminal).
+    Quiet,
+    /// One progress line a second on stderr.
+    ProgressLines,
+    Dashboard,
+}
+
+/// A finished run.
+pub struct RunResult {
+    pub report: Report,
+    pub stopped_by: StopReason,
+}
+
+fn fingerprint(seed: &str) -> String {
+    hex::encode(&Sha256::digest(seed.as_bytes())[..8])
+}
+
+impl FleetConfig {
+    fn describe(&self, server: &str, workers: usize) -> RunConfig {
+        let (source, seed_fp) = match &self.source {
+            DeviceSource::Derived {
+                seed,
+                prefix,
+                first,
+            } => (
+                format!(
+                    "derived {}…{}",
+                    crate::protocol::provision::fleet_device_id(prefix, *first),
+                    crate::protocol::provision::fleet_device_id(
+                        prefix,
+                        first + self.fleet_devices.saturating_sub(1)
+                    )
+                ),
+                Some(fingerprint(seed.expose())),
+            ),
+            DeviceSource::File(d) => (
+                format!(
+                    "file of {} devices, {}…{}",
+                    d.len(),
+                    d.first().map_or("", |x| x.device_id.as_str()),
+                    d.last().map_or("", |x| x.device_id.as_str())
+                ),
+                None,
+            ),
+        };
+        RunConfig {
+            posemu_version: env!("CARGO_PKG_VERSION").into(),
+            fleet_devices: self.fleet_devices,
+            device_source: source,
+            seed_fingerprint: seed_fp,
+            server: server.into(),
+            ramp_per_sec: self.ramp_per_sec,
+            poll: format!(
+                "{}ms-{}ms",
+                self.poll.0.as_millis(),
+                self.poll.1.as_millis()
+            ),
+            claim: self.claim_after.map(|d| {
+                let how = if self.merchant.is_some() {
+                    "POST /pos/claim"
+                } else {
+                    "sandbox helper"
+                };
+                format!("{how} after {d}")
+            }),
+            duration_seconds: self.duration.map(|d| d.as_secs_f64()),
+            connection_per_device: self.connection_per_device,
+            max_in_flight: self.max_in_flight,
+            workers,
+        }
+    }
+
+    fn sandbox_fleet(&self) -> Option<FleetSeed> {
+        match &self.source {
+            DeviceSource::Derived { seed, prefix, .. } => Some(FleetSeed {
+                seed: seed.expose().clone(),
+                prefix: prefix.clone(),
+            }),
+            DeviceSource::File(_) => None,
+        }
+    }
+}
+
+/// Runs a fleet to the end (every device settled, `--duration`, or a stop from the user) and
+/// builds its report. Must run inside a multi-threaded tokio runtime.
+pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
+    let setup = |e: String| FleetError::Setup(e);
+    let rss_before = procstat::current_rss();
+    let server = server::Server::start(
+        &cfg.server,
+        server::SandboxSetup {
+            fleet: cfg.sandbox_fleet(),
+            code_ttl: cfg.code_ttl,
+        },
+    )
+    .await
+    .map_err(setup)?;
+    let transport = Transport::new(&server.url, cfg.transport).map_err(|e| setup(e.to_string()))?;
+    let user_agent = HeaderValue::from_str(&cfg.user_agent).map_err(|_| {
+        setup(format!(
+            "User-Agent {:?} is not a header value",
+            cfg.user_agent
+        ))
+    })?;
+    let claim = cfg.claim_after.map(|dist| {
+        let mode = match &cfg.merchant {
+            Some(creds) => ClaimMode::Merchant(Arc::new(MerchantSession::new(
+                transport.clone(),
+                creds.clone(),
+            ))),
+            None => ClaimMode::SandboxHelper,
+        };
+        (mode, dist)
+    });
+    let workers = if cfg.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        cfg.workers
+    };
+    let positions = cfg.shard.range(cfg.fleet_devices);
+    let devices = positions.len() as u64;
+    let epoch = tokio::time::Instant::now();
+    let started_at = crate::clock::rfc3339(chrono::Utc::now());
+    let plan = Arc::new(Plan {
+        transport,
+        server: server.url.clone(),
+        user_agent,
+        app_version: cfg.app_version.clone(),
+        poll: cfg.poll,
+        unclamped_poll: cfg.unclamped_poll,
+        spread_first_poll: cfg.spread_first_poll,
+        claim,
+        ramp_per_sec: cfg.ramp_per_sec,
+        connection_per_device: cfg.connection_per_device,
+        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+        epoch,
+        seed: cfg.seed,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats: Vec<Arc<Mutex<Stats>>> = (0..workers)
+        .map(|_| Arc::new(Mutex::new(Stats::default())))
+        .collect();
+    let handles: Vec<_> = stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let w = Worker::new(
+                plan.clone(),
+                cfg.source.clone(),
+                positions.clone(),
+                i as u32,
+                workers as u32,
+                s.clone(),
+            );
+            tokio::spawn(w.run(stop_rx.clone()))
+        })
+        .collect();
+    let run_config = cfg.describe(&server.description, workers);
+    let live = Arc::new(Live::new(
+        stats.clone(),
+        epoch,
+        devices,
+        run_config.clone(),
+        stop_tx,
+    ));
+    let watcher = live.clone().watch(cfg.duration, ui);
+    for h in handles {
+        let _ = h.await;
+    }
+    plan.in_flight.close();
+    live.finish();
+    let _ = watcher.await;
+    let elapsed = epoch.elapsed().as_secs_f64();
+    let stopped_by = live.stop_reason().unwrap_or(StopReason::Settled);
+    let mut total = Stats::default();
+    for s in &stats {
+        total.add(&s.lock());
+    }
+    let sandbox_usage = server.stop().await;
+    let fleet_usage = procstat::own();
+    let bytes_per_device = rss_before
+        .filter(|_| devices > 0)
+        .map(|b| fleet_usage.peak_rss_bytes.saturating_sub(b) / devices);
+    let report = Report::build(
+        &total,
+        report::RunFacts {
+            config: run_config,
+            shard: cfg.shard.to_string(),
+            started_at,
+            elapsed_seconds: elapsed,
+            stopped_by: stopped_by.name().into(),
+            fleet: fleet_usage,
+            sandbox: sandbox_usage,
+            bytes_per_device,
+        },
+    );
+    Ok(RunResult { report, stopped_by })
+}

@@ -1,0 +1,552 @@
+//! The fleet's scheduler: a few worker tasks, each owning a slab of devices and one timer heap,
+//! run the device state machine (`device::update`, the same machine as the POS screen) for
+//! thousands of devices without a task or a timer per device.
+//!
+//! A sleeping device costs its boxed state and a heap entry per pending timer. Calls are spawned
+//! futures bounded by a semaphore; their answers come back to the owning worker through a
+//! channel. Timers are deadlines the machine checks itself, so the heap never removes entries:
+//! an entry whose deadline no longer matches the device's is skipped when it comes up.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::header::HeaderValue;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+use super::devices::DeviceSource;
+use super::dist::Dist;
+use super::stats::{error_key, Endpoint, State, Stats};
+use crate::client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
+use crate::device::api::{ApiAnswer, ApiCall, CallError};
+use crate::device::poll::uniform_between;
+use crate::device::{
+    update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
+};
+
+/// How a fleet claims codes, unattended.
+pub enum ClaimMode {
+    /// `POST /sandbox/devices/{id}/claim` (posemu's sandbox).
+    SandboxHelper,
+    /// `POST /pos/claim` as a signed-in merchant (real servers).
+    Merchant(Arc<MerchantSession>),
+}
+
+/// What every worker shares.
+pub struct Plan {
+    pub transport: Transport,
+    pub server: String,
+    pub user_agent: HeaderValue,
+    pub app_version: String,
+    /// Each device's poll interval is drawn uniformly from this range.
+    pub poll: (Duration, Duration),
+    /// Test knob: keep poll intervals below the spec's 3 s (set past the machine's clamp).
+    pub unclamped_poll: bool,
+    pub spread_first_poll: bool,
+    pub claim: Option<(ClaimMode, Dist)>,
+    /// Devices started per second; 0 starts them all at once.
+    pub ramp_per_sec: f64,
+    pub connection_per_device: bool,
+    /// Bounds the calls in flight (and so the sockets of a shared pool).
+    pub in_flight: Arc<Semaphore>,
+    pub epoch: Instant,
+    pub seed: u64,
+}
+
+impl Plan {
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// When the device at ramp position `k` starts, ms after the epoch.
+    fn start_ms(&self, k: u64) -> u64 {
+        if self.ramp_per_sec <= 0.0 {
+            0
+        } else {
+            (k as f64 * 1000.0 / self.ramp_per_sec) as u64
+        }
+    }
+}
+
+const NO_DEADLINE: u64 = u64::MAX;
+/// Timer slots per device: the machine's three, and the merchant's claim.
+const CLAIM: usize = 3;
+
+fn timer_slot(t: Timer) -> usize {
+    match t {
+        Timer::Poll => 0,
+        Timer::CodeExpiry => 1,
+        Timer::Retry => 2,
+    }
+}
+
+const TIMERS: [Timer; 3] = [Timer::Poll, Timer::CodeExpiry, Timer::Retry];
+
+/// A started, unsettled device.
+struct Dev {
+    state: DeviceState,
+    identity: DeviceIdentity,
+    /// Its own connection pool with `--connection-per-device`.
+    transport: Option<Transport>,
+    due: [u64; 4],
+    st: State,
+}
+
+enum Slot {
+    Waiting,
+    Live(Box<Dev>),
+    /// Settled: counted in the stats, memory given back.
+    Done,
+}
+
+enum Msg {
+    Answer {
+        slot: u32,
+        call: u32,
+        step: Step,
+        result: Result<ApiAnswer, CallError>,
+        latency_us: u64,
+        lateness_us: Option<u64>,
+    },
+    Claimed {
+        slot: u32,
+        error: Option<CallError>,
+        latency_us: u64,
+    },
+}
+
+/// One worker: the devices at ramp positions `k ≡ index (mod workers)` of `positions`.
+pub struct Worker {
+    plan: Arc<Plan>,
+    source: DeviceSource,
+    /// First fleet position of this shard.
+    base: u32,
+    index: u32,
+    workers: u32,
+    slots: Vec<Slot>,
+    next_start: usize,
+    unsettled: usize,
+    heap: BinaryHeap<Reverse<(u64, u32, u8)>>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    rng: StdRng,
+    stats: Arc<Mutex<Stats>>,
+}
+
+/// Starts and timers handled per turn of the loop before answers are read again.
+const BATCH: usize = 2048;
+
+impl Worker {
+    pub fn new(
+        plan: Arc<Plan>,
+        source: DeviceSource,
+        positions: Range<u32>,
+        index: u32,
+        workers: u32,
+        stats: Arc<Mutex<Stats>>,
+    ) -> Worker {
+        let len = positions.len() as u32;
+        let mine = if index < len {
+            ((len - index - 1) / workers + 1) as usize
+        } else {
+            0
+        };
+        let mut slots = Vec::with_capacity(mine);
+        slots.resize_with(mine, || Slot::Waiting);
+        stats.lock().states[State::Waiting as usize] += mine as i64;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rng =
+            StdRng::seed_from_u64(plan.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        Worker {
+            plan,
+            source,
+            base: positions.start,
+            index,
+            workers,
+            slots,
+            next_start: 0,
+            unsettled: mine,
+            heap: BinaryHeap::new(),
+            tx,
+            rx,
+            rng,
+            stats,
+        }
+    }
+
+    /// Ramp position of local slot `j` (0-based within the shard).
+    fn ramp_pos(&self, j: usize) -> u64 {
+        j as u64 * self.workers as u64 + self.index as u64
+    }
+
+    /// Runs until every device has settled or `stop` turns true.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() || self.unsettled == 0 {
+                break;
+            }
+            let mut busy = self.start_due();
+            busy |= self.fire_due();
+            for _ in 0..BATCH {
+                match self.rx.try_recv() {
+                    Ok(m) => self.on_msg(m),
+                    Err(_) => break,
+                }
+            }
+            if self.unsettled == 0 {
+                break;
+            }
+            if busy {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let next = self.next_deadline();
+            let sleep = tokio::time::sleep_until(
+                self.plan.epoch + Duration::from_millis(next.min(u64::MAX / 4)),
+            );
+            tokio::select! {
+                biased;
+                _ = stop.changed() => {}
+                m = self.rx.recv() => if let Some(m) = m { self.on_msg(m) },
+                _ = sleep => {}
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> u64 {
+        let timer = self
+            .heap
+            .peek()
+            .map_or(NO_DEADLINE, |Reverse((d, _, _))| *d);
+        let start = if self.next_start < self.slots.len() {
+            self.plan.start_ms(self.ramp_pos(self.next_start))
+        } else {
+            NO_DEADLINE
+        };
+        timer.min(start)
+    }
+
+    /// Starts the devices whose ramp time has come; true if more are due right now.
+    fn start_due(&mut self) -> bool {
+        let now = self.plan.now_ms();
+        for _ in 0..BATCH {
+            let j = self.next_start;
+            if j >= self.slots.len() || self.plan.start_ms(self.ramp_pos(j)) > now {
+                return false;
+            }
+            self.next_start += 1;
+            self.start(j);
+        }
+        true
+    }
+
+    fn start(&mut self, j: usize) {
+        let pos = self.base + self.ramp_pos(j) as u32;
+        let stats = self.stats.clone();
+        let made = self.source.identity(pos, &self.plan.user_agent);
+        let (identity, zmk) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                // cannot happen for validated sources; count it rather than panic
+                let mut s = stats.lock();
+                s.moved(State::Waiting, State::Failed);
+                s.failure(format!("identity: {e}"));
+                self.slots[j] = Slot::Done;
+                self.unsettled -= 1;
+                return;
+            }
+        };
+        let transport = if self.plan.connection_per_device {
+            self.plan.transport.separate_pool().ok()
+        } else {
+            None
+        };
+        let mut cfg = DeviceConfig::new(
+            identity.device_id(),
+            &self.plan.server,
+            &self.plan.app_version,
+            zmk,
+        );
+        let (lo, hi) = self.plan.poll;
+        let interval = uniform_between(lo, hi, self.rng.random());
+        cfg.poll_interval = interval;
+        cfg.spread_first_poll = self.plan.spread_first_poll;
+        let mut state = DeviceState::new(cfg);
+        if self.plan.unclamped_poll {
+            state.config.poll_interval = interval;
+        }
+        self.slots[j] = Slot::Live(Box::new(Dev {
+            state,
+            identity,
+            transport,
+            due: [NO_DEADLINE; 4],
+            st: State::Waiting,
+        }));
+        self.feed(j, DeviceEvent::Start, None);
+    }
+
+    /// Fires due timers; true if more are due right now.
+    fn fire_due(&mut self) -> bool {
+        let now = self.plan.now_ms();
+        for _ in 0..BATCH {
+            match self.heap.peek() {
+                Some(Reverse((d, _, _))) if *d <= now => {}
+                _ => return false,
+            }
+            let Some(Reverse((deadline, j, kind))) = self.heap.pop() else {
+                return false;
+            };
+            let (j, kind) = (j as usize, kind as usize);
+            let Slot::Live(dev) = &mut self.slots[j] else {
+                continue;
+            };
+            if dev.due[kind] != deadline {
+                continue; // replaced or cancelled since
+            }
+            dev.due[kind] = NO_DEADLINE;
+            if kind == CLAIM {
+                self.claim(j);
+            } else {
+                let poll_deadline = (kind == 0).then_some(deadline);
+                self.feed(j, DeviceEvent::Timer(TIMERS[kind]), poll_deadline);
+            }
+        }
+        true
+    }
+
+    fn on_msg(&mut self, m: Msg) {
+        match m {
+            Msg::Answer {
+                slot,
+                call,
+                step,
+                result,
+                latency_us,
+                lateness_us,
+            } => {
+                {
+                    let mut s = self.stats.lock();
+                    s.request(
+                        Endpoint::Step(step),
+                        latency_us,
+                        result.as_ref().err().map(error_key),
+                    );
+                    if let Some(l) = lateness_us {
+                        s.poll_lateness.record(l);
+                    }
+                }
+                self.feed(slot as usize, DeviceEvent::Answer { call, result }, None);
+            }
+            Msg::Claimed {
+                slot,
+                error,
+                latency_us,
+            } => {
+                let retry = error
+                    .as_ref()
+                    .is_some_and(|e| e.is_transient() || e.status() == Some(429));
+                self.stats.lock().request(
+                    Endpoint::Claim,
+                    latency_us,
+                    error.as_ref().map(error_key),
+                );
+                if retry {
+                    // the merchant tries again shortly; a code that expires meanwhile gets its own
+                    let after = 1000 + self.rng.random_range(0..1000);
+                    if let Slot::Live(dev) = &mut self.slots[slot as usize] {
+                        let at = self.plan.now_ms() + after;
+                        dev.due[CLAIM] = at;
+                        self.heap.push(Reverse((at, slot, CLAIM as u8)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds one event to device `j`'s machine and carries out the effects.
+    fn feed(&mut self, j: usize, event: DeviceEvent, poll_deadline: Option<u64>) {
+        let Slot::Live(mut dev) = std::mem::replace(&mut self.slots[j], Slot::Done) else {
+            return;
+        };
+        let now = Now {
+            mono_ms: self.plan.now_ms(),
+            wall_ms: Utc::now().timestamp_millis(),
+            random: self.rng.random(),
+        };
+        for effect in update(&mut dev.state, now, event) {
+            match effect {
+                Effect::Call { id, call } => self.dispatch(j, &dev, id, call, poll_deadline),
+                Effect::Wait { timer, after } => {
+                    let at = now.mono_ms + after.as_millis() as u64;
+                    let k = timer_slot(timer);
+                    dev.due[k] = at;
+                    self.heap.push(Reverse((at, j as u32, k as u8)));
+                }
+                Effect::Cancel(timer) => dev.due[timer_slot(timer)] = NO_DEADLINE,
+                Effect::Save => {}
+                Effect::Note(n) => self.note(j, &mut dev, now.mono_ms, n),
+            }
+        }
+        let st = State::of(&dev.state.phase);
+        if st != dev.st {
+            self.stats.lock().moved(dev.st, st);
+            dev.st = st;
+        }
+        if st.is_settled() {
+            // only counted from here on: a ready device costs no memory
+            self.unsettled -= 1;
+        } else {
+            self.slots[j] = Slot::Live(dev);
+        }
+    }
+
+    fn note(&mut self, j: usize, dev: &mut Dev, now_ms: u64, n: Note) {
+        match n {
+            Note::CodeShown { .. } => {
+                if let Some((_, dist)) = &self.plan.claim {
+                    let at = now_ms + dist.sample(self.rng.random()).as_millis() as u64;
+                    dev.due[CLAIM] = at;
+                    self.heap.push(Reverse((at, j as u32, CLAIM as u8)));
+                }
+            }
+            Note::Activated { total, .. } => {
+                self.stats
+                    .lock()
+                    .time_to_activate
+                    .record(total.as_micros() as u64);
+            }
+            Note::Failed(f) => self.stats.lock().failure(failure_reason(&f)),
+            Note::UpdateRequired { version, min } => self
+                .stats
+                .lock()
+                .failure(format!("update required: app {version} is below {min}")),
+            _ => {}
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        j: usize,
+        dev: &Dev,
+        id: u32,
+        call: ApiCall,
+        poll_deadline: Option<u64>,
+    ) {
+        let step = step_of(&call);
+        let transport = dev.transport.as_ref().unwrap_or(&self.plan.transport);
+        let fut = transport.call(
+            &dev.identity,
+            &DeviceFaults::NONE,
+            &call,
+            Utc::now(),
+            &mut self.rng,
+            None,
+        );
+        // lateness is measured for the polls the poll timer sent
+        let poll_deadline = poll_deadline.filter(|_| step == Step::Status);
+        let (tx, sem, epoch) = (
+            self.tx.clone(),
+            self.plan.in_flight.clone(),
+            self.plan.epoch,
+        );
+        tokio::spawn(async move {
+            let Ok(_permit) = sem.acquire_owned().await else {
+                return; // the run is over
+            };
+            let started = Instant::now();
+            let lateness_us = poll_deadline
+                .map(|d| ((started - epoch).as_micros() as u64).saturating_sub(d * 1000));
+            let result = fut.await;
+            let _ = tx.send(Msg::Answer {
+                slot: j as u32,
+                call: id,
+                step,
+                result,
+                latency_us: started.elapsed().as_micros() as u64,
+                lateness_us,
+            });
+        });
+    }
+
+    fn claim(&mut self, j: usize) {
+        let Slot::Live(dev) = &self.slots[j] else {
+            return;
+        };
+        // only a code on screen can be typed in; a new code schedules its own claim
+        let Some(code) = dev.state.code.as_ref().map(|c| c.code.clone()) else {
+            return;
+        };
+        if dev.st != State::Polling {
+            return;
+        }
+        let Some((mode, _)) = &self.plan.claim else {
+            return;
+        };
+        let device_id = dev.identity.device_id().to_string();
+        let transport = self.plan.transport.clone();
+        let merchant = match mode {
+            ClaimMode::SandboxHelper => None,
+            ClaimMode::Merchant(m) => Some(m.clone()),
+        };
+        let (tx, sem) = (self.tx.clone(), self.plan.in_flight.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = sem.acquire_owned().await else {
+                return;
+            };
+            let started = Instant::now();
+            let error = match merchant {
+                None => sandbox_claim(&transport, &device_id, None).await.err(),
+                Some(m) => m.claim(&code, Some(&device_id)).await.err(),
+            };
+            let _ = tx.send(Msg::Claimed {
+                slot: j as u32,
+                error: error.map(|e| e.source),
+                latency_us: started.elapsed().as_micros() as u64,
+            });
+        });
+    }
+}
+
+fn step_of(call: &ApiCall) -> Step {
+    match call {
+        ApiCall::Bootstrap => Step::Bootstrap,
+        ApiCall::PairingCode => Step::PairingCode,
+        ApiCall::Status => Step::Status,
+        ApiCall::Attest { .. } => Step::Attest,
+        ApiCall::Keys { .. } => Step::Keys,
+        ApiCall::Config { .. } => Step::Config,
+        ApiCall::TerminalParameters { .. } => Step::TerminalParameters,
+        ApiCall::Activate { .. } => Step::Activate,
+    }
+}
+
+/// One line per kind of failure, without per-request detail (ports, trace ids), so that a
+/// thousand devices failing the same way are counted together.
+pub fn failure_reason(f: &crate::device::Failure) -> String {
+    use crate::device::FailureKind;
+    match &f.kind {
+        FailureKind::Call { step, error } => match error {
+            CallError::Http {
+                status,
+                error: Some(b),
+                ..
+            } => format!("{}: HTTP {status} {} {}", step.name(), b.code, b.message),
+            CallError::Http { status, .. } => format!("{}: HTTP {status}", step.name()),
+            CallError::Network(_) => format!("{}: network error", step.name()),
+            CallError::Timeout(_) => format!("{}: timeout", step.name()),
+            CallError::Decode(_) => format!("{}: unusable answer", step.name()),
+        },
+        _ => {
+            let mut m = f.message();
+            m.truncate(160);
+            m
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Shared helpers of the fleet tests: small, fast fleets (sub-second polls through the hidden
+//! test flags, claims at once) run through the real binary or the library.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use posemu::fleet::Report;
+
+pub fn posemu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_posemu"))
+}
+
+/// `posemu fleet` headless with fast, deterministic settings, plus `extra`.
+pub fn fleet(extra: &[&str]) -> Output {
+    let mut c = posemu();
+    c.args([
+        "fleet",
+        "--headless",
+        "--ramp",
+        "0",
+        "--claim-after",
+        "0",
+        "--unsafe-fast-poll",
+        "--seed",
+        "7",
+    ]);
+    c.args(extra);
+    c.output().expect("posemu runs")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn report_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+pub fn load(p: &Path) -> Report {
+    Report::load(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every device is in exactly one state, and the headline counts agree with the states.
+pub fn assert_counts_add_up(r: &Report) {
+    let d = &r.devices;
+    assert_eq!(
+        d.by_state.values().sum::<u64>(),
+        d.total,
+        "{:?}",
+        d.by_state
+    );
+    assert_eq!(d.activated + d.failed + d.unsettled, d.total);
+    assert_eq!(d.by_state["activated"], d.activated);
+    let per_endpoint: u64 = r.endpoints.values().map(|e| e.requests).sum();
+    assert_eq!(per_endpoint, r.requests);
+    let errs: u64 = r.endpoints.values().map(|e| e.errors).sum();
+    assert_eq!(errs, r.errors);
+    assert_eq!(r.errors_by_code.values().sum::<u64>(), r.errors);
+    for (name, e) in &r.endpoints {
+        assert_eq!(e.latency.histogram_us.len(), e.requests, "{name}");
+        assert_eq!(e.latency.percentiles.count, e.requests, "{name}");
+    }
+    assert_eq!(r.time_to_activate.histogram_us.len(), d.activated);
+}
