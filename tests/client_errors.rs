@@ -544,3 +544,29 @@ async fn derived_fleet_devices_and_separate_pools_work() {
         assert!(matches!(t.await.unwrap(), Ok(ApiAnswer::Bootstrap(_))));
     }
 }
+
+#[tokio::test]
+async fn https_to_a_plain_http_port_fails_cleanly() {
+    // Exercises the TLS configuration: the handshake meets a plain HTTP answer and must fail
+    // as a network error, not hang or panic.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s
+                .write_all(http_response("200 OK", "", "{}").as_bytes())
+                .await;
+        }
+    });
+    match call_with(
+        &transport(&https),
+        DeviceFaults::NONE,
+        ApiCall::Status,
+        None,
+    )
+    .await
+    {
+        Err(CallError::Network(m)) => assert!(!m.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}

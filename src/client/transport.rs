@@ -2,6 +2,7 @@
 //! and the mapping of every failure to a [`CallError`].
 
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
@@ -75,11 +76,40 @@ fn is_loopback(url: &reqwest::Url) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// TLS sessions each pool remembers for resumption.
+const TLS_SESSIONS_PER_POOL: usize = 8;
+
+/// One TLS configuration (roots, cipher suites) for every pool: reqwest building its own costs
+/// ~25 KB per client, which a fleet with a pool per device would pay 100,000 times.
+fn shared_tls() -> Result<&'static rustls::ClientConfig, TransportError> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut c = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // This reqwest speaks HTTP/1.1 only (no `http2` feature).
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(c)
+    })
+    .as_ref()
+    .map_err(|e| TransportError::Build(format!("TLS configuration: {e}")))
+}
+
 fn build_client(
     config: &TransportConfig,
     loopback: bool,
 ) -> Result<reqwest::Client, TransportError> {
+    let mut tls = shared_tls()?.clone();
+    // Each pool resumes only its own TLS sessions, as separate devices would.
+    tls.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS_PER_POOL);
     let mut b = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .pool_idle_timeout(config.pool_idle_timeout)
