@@ -1064,6 +1064,8 @@ pub fn fmt_took(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms} ms")
+    } else if ms.is_multiple_of(1000) && ms < 120_000 {
+        format!("{} s", ms / 1000)
     } else if ms < 10_000 {
         format!("{:.1} s", d.as_secs_f64())
     } else if ms < 120_000 {
@@ -1097,6 +1099,7 @@ mod tests {
     fn durations_read_like_a_terminal_shows_them() {
         assert_eq!(fmt_took(Duration::from_millis(12)), "12 ms");
         assert_eq!(fmt_took(Duration::from_millis(1430)), "1.4 s");
+        assert_eq!(fmt_took(Duration::from_secs(5)), "5 s");
         assert_eq!(fmt_took(Duration::from_secs(45)), "45 s");
         assert_eq!(fmt_mmss(Duration::from_millis(299_001)), "5:00");
         assert_eq!(fmt_mmss(Duration::from_secs(65)), "1:05");

@@ -60,32 +60,48 @@ fn hint_bar(m: &Model, area: Rect, buf: &mut Buffer) {
         When::Exchange => m.debug_visible() && m.selected.is_some(),
         When::HelpOnly => false,
     };
-    let mut spans = vec![Span::raw(" ")];
-    let mut used = 1usize;
-    let right = " posemu ";
-    let room = (area.width as usize).saturating_sub(right.len());
-    let mut show = |key: &str, hint: &str, spans: &mut Vec<Span<'static>>| {
-        let w = key.chars().count() + hint.chars().count() + 3;
-        if used + w > room {
-            return;
-        }
-        used += w;
-        spans.push(Span::styled(key.to_string(), t.key()));
-        spans.push(Span::styled(format!(" {hint}  "), t.dim()));
-    };
+    let right = if area.width >= 100 { " posemu " } else { "" };
+    let room = (area.width as usize).saturating_sub(right.len() + 1);
+    let mut hints: Vec<(&str, &str)> = Vec::new();
     if m.focus == Focus::Exchanges && m.selected.is_some() {
-        show("Enter", "details", &mut spans);
+        hints.push(("Enter", "details"));
     }
     if m.debug_visible() && m.focus != Focus::Device {
-        show("↑↓", "select", &mut spans);
+        hints.push(("↑↓", "select"));
     }
     for b in BINDINGS.iter().filter(|b| applies(b.when)) {
-        let key = b.shown.split(' ').next().unwrap_or(b.shown);
-        show(key, b.hint, &mut spans);
+        hints.push((b.shown.split(' ').next().unwrap_or(b.shown), b.hint));
+    }
+    let width = |(k, h): &(&str, &str)| k.chars().count() + h.chars().count() + 3;
+    // help and quit always fit, and the way back from the debug side on narrow terminals
+    let essential =
+        |(k, _): &(&str, &str)| *k == "?" || *k == "q" || (*k == "d" && !m.device_visible());
+    let mut used: usize = hints.iter().filter(|h| essential(h)).map(width).sum();
+    let keep: Vec<bool> = hints
+        .iter()
+        .map(|h| {
+            if essential(h) {
+                return true;
+            }
+            let fits = used + width(h) <= room;
+            if fits {
+                used += width(h);
+            }
+            fits
+        })
+        .collect();
+    let mut spans = vec![Span::raw(" ")];
+    for ((key, hint), keep) in hints.into_iter().zip(keep) {
+        if keep {
+            spans.push(Span::styled(key.to_string(), t.key()));
+            spans.push(Span::styled(format!(" {hint}  "), t.dim()));
+        }
     }
     Line::from(spans).render(area, buf);
-    let x = area.right().saturating_sub(right.len() as u16);
-    buf.set_string(x, area.y, right, t.dim());
+    if !right.is_empty() {
+        let x = area.right().saturating_sub(right.len() as u16);
+        buf.set_string(x, area.y, right, t.dim());
+    }
 }
 
 /// A rectangle of `w` × `h` centred in `area` (clipped to it).

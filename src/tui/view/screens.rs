@@ -196,7 +196,13 @@ fn booting(m: &Model, area: Rect, buf: &mut Buffer, opening: Option<&str>) {
             })
             .unwrap_or_else(|| "retrying".into());
         items.push(item(1, true, text(styled("Cannot reach Viopay", t.warn()))));
-        items.extend(para(&tr.error, t.muted(), area.width, 3, false));
+        items.extend(para(
+            short_error(&tr.error),
+            t.muted(),
+            area.width,
+            2,
+            false,
+        ));
         items.push(item(1, false, text(styled(retry, t.muted()))));
     }
     stack(area, items, buf);
@@ -461,7 +467,7 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
                 } else {
                     (spin(m), t.brand())
                 };
-                (format!("{mark} {}", s.title()), "…".into(), style)
+                (format!("{mark} {}", s.title()), String::new(), style)
             } else if let Some(took) = m.step_times.get(s) {
                 (format!("✓ {}", s.title()), fmt_took(*took), t.ok())
             } else {
@@ -482,7 +488,7 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
         gauge(t, r, buf, w.min(30), fraction)
     }));
     if let Some(tr) = &m.trouble {
-        items.extend(para(&tr.error, t.warn(), area.width, 2, true));
+        items.extend(para(short_error(&tr.error), t.warn(), area.width, 2, true));
     }
     stack(area, items, buf);
 }
@@ -546,28 +552,18 @@ fn ready(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
 fn failed(m: &Model, f: &Failure, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
     let w = area.width.min(46);
-    let mut items = vec![
-        item(1, false, text(styled("✕ Activation stopped", t.bad()))),
-        item(
-            1,
-            false,
-            text(styled(
-                format!(
-                    "at step {}: {}",
-                    f.step.name(),
-                    f.step.title().to_lowercase()
-                ),
-                t.muted(),
-            )),
-        ),
-    ];
+    let mut items = vec![item(
+        1,
+        false,
+        text(styled("✕ Activation stopped", t.bad())),
+    )];
     let code = match (f.code(), f.http_status()) {
         (Some(c), Some(s)) => format!("{c} · HTTP {s}"),
         (None, Some(s)) => format!("HTTP {s}"),
         (Some(c), None) => c.to_string(),
         (None, None) => "—".into(),
     };
-    let mut facts = vec![("Error", code)];
+    let mut facts = vec![("Error", code), ("Step", f.step.title().to_string())];
     if let Some(tr) = f.trace_id() {
         facts.push(("Trace id", tr.to_string()));
     }
@@ -620,4 +616,10 @@ fn update_required(m: &Model, version: &str, min: &str, area: Rect, buf: &mut Bu
         true,
     ));
     stack(area, items, buf);
+}
+
+/// The last, most specific part of a chained error ("…: Connection refused (os error 111)");
+/// the timeline keeps the whole chain.
+fn short_error(e: &str) -> &str {
+    e.rsplit(": ").next().unwrap_or(e)
 }

@@ -1,0 +1,163 @@
+//! End to end: the real `posemu` binary on a real terminal (tmux, 120×40). It reads the screen
+//! with `capture-pane` like a person would, finds the pairing code and the embedded sandbox's
+//! URL on it, claims the code through the sandbox API from outside, sees the ready screen, quits
+//! with `q` and checks that the terminal was given back (main screen, cursor shown, exit 0).
+//!
+//! Needs tmux (`.ci/run` installs it); without it this test fails and says so. This test waits
+//! in real time for the real binary (its poll is 3 s), bounded by timeouts.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DEVICE: &str = "POS-8F3A2C91";
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run tmux ({e}): install it (apt-get install tmux; .ci/run does)")
+            })
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "pos"]).stdout).into()
+    }
+
+    fn format(&self, f: &str) -> String {
+        let out = self.run(&["display-message", "-p", "-t", "pos", f]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen until `find` answers something.
+    fn wait_for<T>(&self, what: &str, limit: Duration, find: impl Fn(&str) -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if let Some(v) = find(&screen) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {what} on the screen within {limit:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// `http://127.0.0.1:PORT` and the code, from the portal link on the pairing screen.
+fn portal_link(screen: &str) -> Option<(String, String)> {
+    let line = screen.lines().find(|l| l.contains("/portal?code="))?;
+    let end = line.find("/portal?code=")?;
+    let start = line[..end].rfind("http://")?;
+    let url = line[start..end].to_string();
+    let code: String = line[end + "/portal?code=".len()..]
+        .chars()
+        .take(6)
+        .collect();
+    (code.len() == 6 && code.chars().all(|c| c.is_ascii_alphanumeric())).then_some((url, code))
+}
+
+#[tokio::test]
+async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
+    let bin = env!("CARGO_BIN_EXE_posemu");
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux {
+        socket: format!("posemu-test-{}", std::process::id()),
+    };
+    // As from a shell, which then stays (a dead tmux pane no longer reports its cursor).
+    let cmd = format!(
+        "env POSEMU_HOME={} {} --fresh; echo \"posemu exited $?\"; sleep 600",
+        shell(home.path()),
+        shell(Path::new(bin))
+    );
+    let out = tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "pos",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (url, code) = tmux.wait_for("pairing code", Duration::from_secs(30), portal_link);
+    let screen = tmux.screen();
+    assert!(screen.contains("Pair this terminal"), "{screen}");
+    assert!(screen.contains("Waiting for merchant"), "{screen}");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "1",
+        "the screen runs on the alternate screen"
+    );
+
+    // the merchant's side, from outside the process
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/sandbox/devices/{DEVICE}/claim"))
+        .send()
+        .await
+        .expect("the embedded sandbox answers");
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["pairing_code"], code.as_str());
+
+    tmux.wait_for("ready screen", Duration::from_secs(30), |s| {
+        s.contains("Ready for payments").then_some(())
+    });
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("Demo Merchant") && screen.contains("TID-"),
+        "{screen}"
+    );
+
+    tmux.run(&["send-keys", "-t", "pos", "q"]);
+    let status = tmux.wait_for("exit status", Duration::from_secs(10), |s| {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix("posemu exited "))
+            .map(str::to_string)
+    });
+    assert_eq!(status, "0", "exit status");
+    assert_eq!(
+        tmux.format("#{alternate_on}"),
+        "0",
+        "back on the main screen"
+    );
+    assert_eq!(
+        tmux.format("#{cursor_flag}"),
+        "1",
+        "the cursor is shown again"
+    );
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Ready for payments"),
+        "the POS screen is gone from the terminal:\n{after}"
+    );
+    // the progress was saved: reopening would resume as ready
+    let state = home.path().join("data/state");
+    assert!(std::fs::read_dir(&state).unwrap().count() >= 1);
+}
+
+fn shell(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
