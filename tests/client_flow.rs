@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 use posemu::client::export::{curl, har, har_string};
-use posemu::client::merchant::{sandbox_claim, sandbox_expire_code, MerchantAction};
+use posemu::client::merchant::{sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantAction};
 use posemu::client::{
     DeviceFaults, DeviceIdentity, ExchangeLog, MerchantCredentials, MerchantSession, Transport,
     TransportConfig,
@@ -414,8 +414,32 @@ async fn expire_code_helper_expires_the_pending_code() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), Some("Device not found"));
+    // reset: back to inactive with no code
+    let r = sandbox_reset(&d.transport, d.identity.device_id(), Some(&d.log))
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "inactive");
+    assert_eq!(r["device_id"], "POS-3C7B19E4");
+    let ApiAnswer::Status(st) = d.call(ApiCall::Status).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(st.pairing_code_status, PairingCodeStatus::None);
+    let e = sandbox_reset(&d.transport, "../pos/status", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.action, MerchantAction::SandboxReset);
+    assert_eq!(e.status(), Some(404));
     let steps: Vec<_> = d.log.entries().iter().map(|e| e.step).collect();
-    assert_eq!(steps, ["pairing-code", "sandbox-expire-code", "status"]);
+    assert_eq!(
+        steps,
+        [
+            "pairing-code",
+            "sandbox-expire-code",
+            "status",
+            "sandbox-reset",
+            "status"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ pub use exchange::{Captured, Exchange, ExchangeLog};
 pub use faults::{DeviceFaults, FaultHeader, HeaderSet};
 pub use identity::{DeviceIdentity, IdentityError};
 pub use merchant::{
-    sandbox_claim, sandbox_expire_code, MerchantCredentials, MerchantError, MerchantSession,
+    sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantCredentials, MerchantError,
+    MerchantSession,
 };
 pub use transport::{Transport, TransportConfig, TransportError};
