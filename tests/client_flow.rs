@@ -541,3 +541,75 @@ async fn merchant_session_claims_and_signs_in_again_when_the_token_dies() {
     assert!(jwts.is_empty(), "bearer token leaked: {jwts:?}");
     assert!(curl(&entries[2]).contains("$BEARER_TOKEN"));
 }
+
+/// The spec's TR-31 unwrap vector (4.7) as the TMK of a key set: ZMK = the vector's KBPK,
+/// TMK = `11` × 32 with KCV `FE1B05`; the rest of the set is wrapped under it.
+#[test]
+fn the_spec_tr31_vector_installs_as_a_tmk() {
+    use posemu::protocol::crypto::{kcv, key_from_hex};
+    use posemu::protocol::tr31::{wrap, Header};
+    use posemu::protocol::wire::{KeySetInfo, Transport as KeyTransport, WrappedKey, WrappedKeys};
+
+    let zmk =
+        key_from_hex("00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF").unwrap();
+    let block = "D0144K0AB00E00007B9A06E8D4FC33FCC23A8A5568E5A6CF26B3894263D93083AB1985BFD73B16DA66F005D9550BFB478D531CED472224E727D92FDB42CB8DA3BDE23AF81EF64F47";
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let tmk = [0x11u8; 32];
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut entry = |kbpk: &[u8; 32], h: Header, key: &[u8; 32], under: &str| WrappedKey {
+        key_id: format!("{under}-child"),
+        key_block: b64.encode(wrap(kbpk, h, key, &mut rng)),
+        usage: "x".into(),
+        wrapped_under: under.into(),
+        kcv: kcv(key),
+    };
+    let kek = [0x22u8; 32];
+    let keys = WrappedKeys {
+        tmk: WrappedKey {
+            key_id: "tmk-spec".into(),
+            key_block: b64.encode(block),
+            usage: "key-encryption".into(),
+            wrapped_under: "zmk".into(),
+            kcv: "FE1B05".into(),
+        },
+        kek: entry(&tmk, Header::KEY_ENCRYPTION, &kek, "tmk"),
+        msk: entry(&kek, Header::DATA_ENCRYPTION, &[0x33; 32], "kek"),
+        tpk: entry(&kek, Header::PIN_ENCRYPTION, &[0x44; 32], "kek"),
+        tdk: entry(&kek, Header::DATA_ENCRYPTION, &[0x55; 32], "kek"),
+        mac: entry(&kek, Header::MAC, &[0x66; 32], "kek"),
+    };
+    let set = KeysResponse {
+        key_set: KeySetInfo {
+            key_set_id: "ks-spec".into(),
+            issued_at: "2025-12-13T14:25:30Z".into(),
+            expires_at: "2026-12-13T14:25:30Z".into(),
+        },
+        transport: KeyTransport {
+            format: "TR31".into(),
+            version: "D".into(),
+            encryption: "AES-256".into(),
+            wrapped_under: "kek".into(),
+        },
+        keys,
+    };
+    let installed = unwrap_key_set(&zmk, &set).unwrap();
+    assert_eq!(installed.msk.expose(), &[0x33; 32]);
+    assert_eq!(installed.kcvs[0], ("tmk".to_string(), "FE1B05".to_string()));
+    assert!(
+        !format!("{installed:?}").contains("51, 51"),
+        "key bytes in Debug"
+    );
+
+    let mut wrong_kcv = set.clone();
+    wrong_kcv.keys.tmk.kcv = "FE1B06".into();
+    let e = unwrap_key_set(&zmk, &wrong_kcv).unwrap_err();
+    assert!(matches!(e, KeySetError::Kcv { key: "tmk", .. }), "{e}");
+    let mut flipped = set.clone();
+    flipped.keys.tmk.key_block = b64.encode(block.replacen("7B9A", "7B9B", 1));
+    let e = unwrap_key_set(&zmk, &flipped).unwrap_err();
+    assert!(matches!(e, KeySetError::Block { key: "tmk", .. }), "{e}");
+    let mut swapped = set.clone();
+    swapped.keys.msk = set.keys.tpk.clone();
+    let e = unwrap_key_set(&zmk, &swapped).unwrap_err();
+    assert!(matches!(e, KeySetError::Header { key: "msk", .. }), "{e}");
+}
