@@ -30,17 +30,15 @@ pub struct HttpCaller {
 
 impl Caller for HttpCaller {
     fn call(&self, call: ApiCall) -> CallFuture {
-        let transport = self.transport.clone();
-        let identity = self.identity.clone();
-        let faults = self.faults;
-        let log = self.log.clone();
-        let now = self.clock.now();
-        Box::pin(async move {
-            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(rand::random());
-            transport
-                .call(&identity, &faults, &call, now, &mut rng, log.as_ref())
-                .await
-        })
+        // the request is built (signed, sealed) before `call` returns; the future owns clones
+        Box::pin(self.transport.call(
+            &self.identity,
+            &self.faults,
+            &call,
+            self.clock.now(),
+            &mut rand::rng(),
+            self.log.as_ref(),
+        ))
     }
 }
 
