@@ -112,6 +112,11 @@ pub async fn run(args: Args) -> ExitCode {
     if !args.quiet {
         cfg.request_log = Some(tx);
     }
+    // Handlers first: once the first line is out, a SIGTERM must stop us cleanly.
+    let stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+    };
     let sandbox = match Sandbox::start(cfg).await {
         Ok(s) => s,
         Err(e @ SandboxError::Bind { .. }) => return fail(format!("--listen: {e}")),
@@ -128,23 +133,42 @@ pub async fn run(args: Args) -> ExitCode {
             }
         }
     });
-    wait_for_stop().await;
+    stop.wait().await;
     sandbox.shutdown().await;
     log.abort();
     ExitCode::SUCCESS
 }
 
-async fn wait_for_stop() {
+/// Ctrl-C and SIGTERM, registered when created (tokio's `ctrl_c()` would register only when
+/// first polled, leaving a window in which the default action kills the process).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
