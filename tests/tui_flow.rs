@@ -367,3 +367,49 @@ async fn the_screen_sleeps_when_nothing_moves() {
         "a settled screen never redraws by itself"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn any_terminal_size_draws_without_panicking() {
+    let sizes = [
+        (1, 1),
+        (10, 5),
+        (20, 8),
+        (30, 10),
+        (40, 12),
+        (60, 20),
+        (79, 23),
+        (80, 24),
+        (99, 30),
+        (100, 30),
+        (120, 40),
+        (160, 50),
+        (250, 80),
+    ];
+    let draw_all = |h: &mut Harness, what: &str| {
+        for (w, ht) in sizes {
+            let text = h.render(w, ht);
+            assert_eq!(text.lines().count(), ht as usize, "{what} at {w}x{ht}");
+        }
+    };
+    let mut h = Harness::start(Setup {
+        profile: posemu::profile::builtin_named("verifone-v400c").unwrap(),
+        ..Setup::default()
+    })
+    .await;
+    draw_all(&mut h, "booting");
+    pairing(&mut h).await;
+    draw_all(&mut h, "pairing");
+    for popup in ['?', 'p', 's'] {
+        h.char(popup);
+        draw_all(&mut h, "a popup");
+        h.press(KeyCode::Esc);
+    }
+    h.char('y');
+    draw_all(&mut h, "curl");
+    h.press(KeyCode::Esc);
+    h.char('d');
+    draw_all(&mut h, "debug toggled");
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    draw_all(&mut h, "ready");
+}

@@ -395,7 +395,7 @@ impl Model {
             server: open.server,
             tasks: vec![device_task, log_task],
         });
-        self.log(Level::Info, format!("Power on: {what}"));
+        self.log(Level::Info, format!("power on: {what}"));
         if let Some(problem) = resume_problem {
             self.log(Level::Warn, problem.clone());
             self.toast_(Level::Warn, problem);
