@@ -195,7 +195,7 @@ fn snackbar(m: &Model, screen: Rect, buf: &mut Buffer, text: &str, level: Level)
     }
     let style: Style = m.theme.toast(level);
     let width = screen.width.saturating_sub(2);
-    let lines = wrap(text, width.saturating_sub(2) as usize, 2);
+    let lines = wrap(text, width.saturating_sub(2) as usize, 3);
     let h = lines.len() as u16;
     let area = Rect {
         x: screen.x + 1,
