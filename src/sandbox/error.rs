@@ -11,12 +11,12 @@ use crate::protocol::headers::{HeaderProblem, RETRY_AFTER};
 tokio::task_local! {
     /// The trace id of the request being answered, set by the trace middleware so that the
     /// body's `trace_id` and the `X-Trace-Id` header always agree.
-    pub static TRACE_ID: String;
+    pub static TRACE_ID: super::trace::TraceId;
 }
 
 pub fn current_trace_id() -> String {
     TRACE_ID
-        .try_with(|t| t.clone())
+        .try_with(|t| t.as_str().to_string())
         .unwrap_or_else(|_| super::trace::new_trace_id())
 }
 

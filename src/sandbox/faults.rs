@@ -189,6 +189,15 @@ pub struct Decision {
     pub outcome: FaultAction,
 }
 
+impl Decision {
+    pub fn pass() -> Decision {
+        Decision {
+            latency: None,
+            outcome: FaultAction::Pass,
+        }
+    }
+}
+
 /// The live fault state: config, dice and the last poll time per device.
 pub struct Faults {
     inner: Mutex<Inner>,
@@ -214,6 +223,11 @@ impl Faults {
         };
         f.set(config, fallback_seed);
         f
+    }
+
+    /// False when there are no rules (the common case): the caller may skip [`Self::decide`].
+    pub fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn get(&self) -> FaultConfig {

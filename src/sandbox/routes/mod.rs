@@ -51,7 +51,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .fallback(|| async { ApiError::new(404, "Route not found") })
         .method_not_allowed_fallback(|| async { ApiError::new(405, "Method not allowed") })
-        .layer(axum::middleware::from_fn(super::trace::envelope_everything))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             super::trace::middleware,
