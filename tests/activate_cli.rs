@@ -188,3 +188,50 @@ fn profiles_new_list_and_show_keep_secrets_out_of_sight() {
     );
     assert!(o.status.success(), "{:?}", text(&o));
 }
+
+#[tokio::test]
+async fn a_crash_mid_flow_resumes_from_saved_progress_on_the_next_run() {
+    // the sandbox runs on a warped clock as fast as the device's (offsets cancel out)
+    let sb = Sandbox::start(SandboxConfig {
+        clock: std::sync::Arc::new(posemu::clock::WarpClock::new(1000)),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().to_path_buf();
+    let url = sb.url();
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "activate",
+                "--server",
+                &url,
+                "--auto-claim",
+                "--time-warp",
+                "1000",
+            ];
+            args.extend_from_slice(extra);
+            posemu(&path, &args)
+        };
+        (run(&["--crash-at", "keys"]), run(&[]))
+    })
+    .await
+    .unwrap();
+    let (out, _) = text(&first);
+    assert_eq!(first.status.code(), Some(137), "{out}");
+    assert!(
+        out.contains("✓ attest") && out.contains("simulated crash before keys"),
+        "{out}"
+    );
+    let (out, _) = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(
+        !out.contains("pairing code"),
+        "resumed as claimed, no new code:\n{out}"
+    );
+    assert!(
+        out.contains("✓ attest") && out.contains("ready for payments"),
+        "{out}"
+    );
+}

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::device_args::{parse_duration, DeviceArgs};
 use crate::client::merchant::sandbox_claim;
-use crate::device::{DeviceEvent, Note, Phase};
+use crate::device::{DeviceEvent, Note, Phase, Step};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +23,20 @@ pub struct Args {
     /// One JSON object per event (JSON Lines) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Fault: crash (exit 137 at once, as if the power went) when STEP is about to start, e.g.
+    /// `keys`; run again to see the device resume from its saved progress.
+    #[arg(long, value_name = "STEP", value_parser = parse_step, help_heading = "Device faults")]
+    pub crash_at: Option<Step>,
+}
+
+fn parse_step(s: &str) -> Result<Step, String> {
+    Step::ALL
+        .into_iter()
+        .find(|st| st.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+            format!("{s:?} is not a step; one of: {}", names.join(", "))
+        })
 }
 
 /// Exit codes: 0 activated; 1 the device stopped on an error; 2 bad flags or files;
@@ -72,6 +86,12 @@ pub async fn run(args: Args) -> ExitCode {
             ev = session.events.recv() => {
                 let Some(ev) = ev else { break };
                 for note in session.driver.handle(ev) {
+                    if let (Note::StepStarted(step), Some(crash)) = (&note, args.crash_at) {
+                        if *step == crash {
+                            out.info("crash", format!("✗ simulated crash before {}", step.name()), json!({ "step": step.name() }));
+                            std::process::exit(137);
+                        }
+                    }
                     if let Note::CodeShown { code, .. } = &note {
                         out.note(&note);
                         match args.auto_claim {
