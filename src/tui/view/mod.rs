@@ -4,6 +4,8 @@
 
 mod debug;
 mod device;
+mod pairing;
+mod parts;
 mod popups;
 mod screens;
 

@@ -1,0 +1,205 @@
+//! `update`: one message in, the model changed, commands out; and what each key does.
+
+use crossterm::event::KeyEvent;
+use tokio::time::Instant;
+use tui_input::Input;
+
+use super::effects::{code_action, export, restart};
+use super::format::fmt_took;
+use super::popups::{on_popup_key, open_profiles};
+use super::{Cmd, Focus, Model, Msg, Popup, SandboxAction, SECOND};
+use crate::device::{DeviceEvent, Phase};
+use crate::tui::keys::{self, Action};
+use crate::tui::theme::Level;
+
+/// Advances the model by one message.
+pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
+    match msg {
+        Msg::Key(k) => return on_key(m, k),
+        Msg::Resize(w, h) => m.set_size(w, h),
+        Msg::Tick => {
+            m.spinner = m.spinner.wrapping_add(1);
+            if m.toast.as_ref().is_some_and(|t| t.until <= Instant::now()) {
+                m.toast = None;
+            }
+        }
+        Msg::Quit => {
+            m.quit = true;
+            return vec![Cmd::Quit];
+        }
+        Msg::Device { generation, event } => {
+            if m.live.as_ref().is_some_and(|l| l.generation == generation) {
+                m.device_event(event);
+            }
+        }
+        Msg::Exchange {
+            generation,
+            exchange,
+        } => {
+            if m.live.as_ref().is_some_and(|l| l.generation == generation) {
+                m.on_exchange(exchange);
+            }
+        }
+        Msg::Sandbox {
+            generation,
+            action,
+            result,
+        } => {
+            if m.live.as_ref().is_none_or(|l| l.generation != generation) {
+                return Vec::new();
+            }
+            match (action, result) {
+                (SandboxAction::Reset, result) => {
+                    if let Err(e) = result {
+                        m.log(Level::Warn, format!("sandbox reset: {e}"));
+                    }
+                    m.step_times.clear();
+                    m.trouble = None;
+                    m.expired_code = None;
+                    m.qr = None;
+                    m.log(Level::Info, "restart from scratch");
+                    m.device_event(DeviceEvent::Restart);
+                    m.toast_(Level::Info, "Restarted from scratch");
+                }
+                (_, Ok(text)) => m.toast_(Level::Good, text),
+                (_, Err(e)) => {
+                    m.log(Level::Bad, e.clone());
+                    m.toast_(Level::Bad, e);
+                }
+            }
+        }
+        Msg::Opened { args, result } => match result {
+            Ok(open) => {
+                m.args = *args;
+                m.attach(*open);
+            }
+            Err(e) => {
+                m.opening = None;
+                m.log(Level::Bad, e.clone());
+                m.toast_(Level::Bad, e);
+            }
+        },
+        Msg::Exported(result) => match result {
+            Ok(path) => {
+                let text = format!("HAR written to {}", path.display());
+                m.log(Level::Good, text.clone());
+                m.toast_(Level::Good, text);
+            }
+            Err(e) => m.toast_(Level::Bad, format!("HAR export failed: {e}")),
+        },
+    }
+    Vec::new()
+}
+
+fn on_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+        m.quit = true;
+        return vec![Cmd::Quit];
+    }
+    if m.popup.is_some() {
+        return on_popup_key(m, k);
+    }
+    match keys::lookup(&k) {
+        Some(b) => act(m, b.action),
+        None => Vec::new(),
+    }
+}
+
+fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
+    match action {
+        Action::Quit => {
+            m.quit = true;
+            return vec![Cmd::Quit];
+        }
+        Action::Help => m.popup = Some(Popup::Help),
+        Action::FocusNext | Action::FocusPrev => {
+            let order: &[Focus] = match (m.device_visible(), m.debug_visible()) {
+                (true, true) => &[Focus::Device, Focus::Exchanges, Focus::Details],
+                (false, true) => &[Focus::Exchanges, Focus::Details],
+                _ => &[Focus::Device],
+            };
+            let i = order.iter().position(|f| *f == m.focus).unwrap_or(0);
+            let n = order.len();
+            let j = if action == Action::FocusNext {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
+            m.focus = order[j];
+        }
+        Action::Up | Action::Down => {
+            let d = if action == Action::Up { -1 } else { 1 };
+            if m.focus == Focus::Details {
+                m.scroll(d);
+            } else {
+                m.select(d);
+            }
+        }
+        Action::PageUp => m.scroll(-m.page()),
+        Action::PageDown => m.scroll(m.page()),
+        Action::Ok => {
+            if m.focus == Focus::Exchanges && m.selected.is_some() {
+                m.focus = Focus::Details;
+            } else if m
+                .device()
+                .is_some_and(|d| matches!(d.phase, Phase::Failed(_) | Phase::UpdateRequired { .. }))
+            {
+                m.log(Level::Info, "retry");
+                m.device_event(DeviceEvent::Retry);
+            }
+        }
+        Action::Cancel => {
+            if m.focus != Focus::Device && m.device_visible() {
+                m.focus = Focus::Device;
+            } else {
+                m.toast = None;
+            }
+        }
+        Action::Clear => m.toast = None,
+        Action::Restart => return restart(m),
+        Action::Claim | Action::Expire => return code_action(m, action),
+        Action::Profiles => open_profiles(m),
+        Action::Server => {
+            let current = m.args.server.clone().unwrap_or_default();
+            m.popup = Some(Popup::Server(Input::new(current)));
+        }
+        Action::Export => return export(m),
+        Action::CopyCurl => {
+            if let Some(e) = m.selected_exchange() {
+                let text = crate::client::export::curl(e);
+                m.popup = Some(Popup::Curl(text.clone()));
+                return vec![Cmd::Clipboard(text)];
+            }
+            m.toast_(Level::Info, "No exchange selected");
+        }
+        Action::ToggleDebug => {
+            m.debug_toggled = !m.debug_toggled;
+            m.focus = if m.device_visible() {
+                Focus::Device
+            } else {
+                Focus::Exchanges
+            };
+        }
+        Action::PollSlower | Action::PollFaster => {
+            let Some(d) = m.device() else {
+                return Vec::new();
+            };
+            let cur = d.config.poll_interval;
+            let next = if action == Action::PollSlower {
+                cur + SECOND
+            } else {
+                cur.saturating_sub(SECOND)
+            };
+            let next = crate::device::poll::clamp_interval(next);
+            m.device_event(DeviceEvent::SetPollInterval(next));
+            let text = if next == cur {
+                format!("Poll interval stays {} (spec: 3–5 s)", fmt_took(next))
+            } else {
+                format!("Polling every {}", fmt_took(next))
+            };
+            m.toast_(Level::Info, text);
+        }
+    }
+    Vec::new()
+}
