@@ -74,6 +74,43 @@ impl Code {
     }
 }
 
+/// How long an issued code stays known, so that claiming it answers 410 (expired, replaced)
+/// or 409 (used) rather than 404. Past this, only each device's current code is kept: fleets
+/// that cycle codes for hours must not grow the sandbox without bound.
+const CODE_MEMORY_MS: i64 = 3_600_000;
+
+/// Pairing codes → the device they were issued to (a code no longer pending may be reissued
+/// to another device; the newest issue wins).
+#[derive(Default)]
+pub struct CodeIndex {
+    map: HashMap<[u8; 6], (DevKey, i64)>,
+    /// Size at which the next prune runs (amortised: twice the size after the last one).
+    prune_at: usize,
+}
+
+impl CodeIndex {
+    pub fn get(&self, code: &[u8; 6]) -> Option<DevKey> {
+        self.map.get(code).map(|&(k, _)| k)
+    }
+
+    /// Records `code` as issued to `key` at `now_ms`. `is_current(key, code)` tells whether a
+    /// code is still its device's latest one (those are kept whatever their age).
+    pub fn insert(
+        &mut self,
+        code: [u8; 6],
+        key: DevKey,
+        now_ms: i64,
+        is_current: impl Fn(DevKey, &[u8; 6]) -> bool,
+    ) {
+        self.map.insert(code, (key, now_ms));
+        if self.map.len() >= self.prune_at.max(65_536) {
+            self.map
+                .retain(|c, &mut (k, at)| now_ms - at < CODE_MEMORY_MS || is_current(k, c));
+            self.prune_at = self.map.len() * 2;
+        }
+    }
+}
+
 pub struct KeySet {
     pub response: crate::protocol::wire::KeysResponse,
     pub msk: Key,
@@ -102,16 +139,37 @@ pub struct AttestationToken {
     pub expires_ms: i64,
 }
 
+/// Attestation tokens; expired ones are dropped in amortised sweeps (when the map has doubled
+/// since the last sweep), so a fleet attesting at once never makes each insert scan them all.
+#[derive(Default)]
+pub struct TokenIndex {
+    map: HashMap<String, AttestationToken>,
+    sweep_at: usize,
+}
+
+impl TokenIndex {
+    pub fn get(&self, token: &str) -> Option<&AttestationToken> {
+        self.map.get(token)
+    }
+
+    pub fn insert(&mut self, token: String, t: AttestationToken, now_ms: i64) {
+        self.map.insert(token, t);
+        if self.map.len() >= self.sweep_at.max(4096) {
+            self.map.retain(|_, t| t.expires_ms > now_ms);
+            self.sweep_at = self.map.len() * 2;
+        }
+    }
+}
+
 pub struct World {
     pub fleet: Option<FleetSeed>,
     pub merchants: RwLock<Vec<Merchant>>,
     named: RwLock<Vec<NamedDevice>>,
     by_id: RwLock<HashMap<String, DevKey>>,
     shards: Vec<Mutex<HashMap<DevKey, DeviceState>>>,
-    /// Every code ever issued (until pruned) → its device, so claims can tell
-    /// "not found" from "expired", "replaced" and "used".
-    pub codes: Mutex<HashMap<[u8; 6], DevKey>>,
-    pub tokens: Mutex<HashMap<String, AttestationToken>>,
+    /// Codes issued in the last hour (and every device's current code) → their device.
+    pub codes: Mutex<CodeIndex>,
+    pub tokens: Mutex<TokenIndex>,
     /// Hashes of merchant tokens that called `/session/initiate`.
     pub initiated: Mutex<HashSet<u64>>,
     hasher: std::collections::hash_map::RandomState,
@@ -129,8 +187,8 @@ impl World {
             named: RwLock::new(Vec::new()),
             by_id: RwLock::new(HashMap::new()),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            codes: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
+            codes: Mutex::new(CodeIndex::default()),
+            tokens: Mutex::new(TokenIndex::default()),
             initiated: Mutex::new(HashSet::new()),
             hasher: Default::default(),
         }
@@ -288,6 +346,49 @@ mod tests {
             "{}",
             std::mem::size_of::<DeviceState>()
         );
+    }
+
+    #[test]
+    fn old_codes_are_forgotten_but_current_ones_kept() {
+        let mut idx = CodeIndex::default();
+        let code =
+            |i: u32| -> [u8; 6] { std::array::from_fn(|j| b'A' + ((i >> (4 * j)) & 15) as u8) };
+        // Device i's current code is code(i) for even i; odd devices moved on.
+        let current = |k: DevKey, c: &[u8; 6]| k.is_multiple_of(2) && *c == code(k);
+        for i in 0..60_000 {
+            idx.insert(code(i), i, 0, current);
+        }
+        assert_eq!(idx.map.len(), 60_000, "no prune below the threshold");
+        for i in 60_000..65_535 {
+            idx.insert(code(i), i, CODE_MEMORY_MS - 1, current);
+        }
+        idx.insert(code(70_000), 70_000, CODE_MEMORY_MS + 10, current);
+        // The 65,536th code prunes: of those issued at 0 only the current (even) ones stay;
+        // the recent ones all stay.
+        assert_eq!(idx.map.len(), 30_000 + 5_535 + 1);
+        assert_eq!(idx.prune_at, 2 * idx.map.len());
+        assert_eq!(idx.get(&code(2)), Some(2));
+        assert_eq!(idx.get(&code(3)), None);
+        assert_eq!(idx.get(&code(60_001)), Some(60_001));
+    }
+
+    #[test]
+    fn expired_tokens_are_swept_in_amortised_batches() {
+        let mut idx = TokenIndex::default();
+        let tok = |device, expires_ms| AttestationToken { device, expires_ms };
+        for i in 0..4095 {
+            idx.insert(format!("old{i}"), tok(i, 100), 0);
+        }
+        assert_eq!(idx.map.len(), 4095);
+        // The 4096th sweeps the expired ones.
+        idx.insert("new".into(), tok(1, 10_000), 200);
+        assert_eq!(idx.map.len(), 1);
+        assert!(idx.get("old1").is_none() && idx.get("new").is_some());
+        // Live tokens are never swept; the next sweep waits for the map to double.
+        for i in 0..5000 {
+            idx.insert(format!("live{i}"), tok(i, 10_000), 300);
+        }
+        assert_eq!(idx.map.len(), 5001);
     }
 
     #[test]

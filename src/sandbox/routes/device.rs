@@ -56,7 +56,7 @@ pub async fn pairing_code(
             let mut rng = s.rng.lock();
             std::array::from_fn(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())])
         };
-        let taken = codes.get(&c).is_some_and(|&other| {
+        let taken = codes.get(&c).is_some_and(|other| {
             s.world.peek(other, |st| {
                 st.and_then(|st| st.code)
                     .is_some_and(|oc| oc.chars == c && oc.status(now) == PairingCodeStatus::Pending)
@@ -83,7 +83,11 @@ pub async fn pairing_code(
         st.last_seen_ms = now;
         Ok(())
     })?;
-    codes.insert(chars, d.key);
+    codes.insert(chars, d.key, now, |key, code| {
+        s.world.peek(key, |st| {
+            st.and_then(|st| st.code).is_some_and(|c| c.chars == *code)
+        })
+    });
     Ok(Json(PairingCodeResponse {
         pairing_code: String::from_utf8_lossy(&chars).into_owned(),
         expires_in_sec: s.config.code_ttl.as_secs(),
@@ -183,16 +187,14 @@ fn issue_token(s: &Shared, key: DevKey, now: i64) -> String {
             .collect()
     };
     let token = format!("att_{token}");
-    let mut tokens = s.world.tokens.lock();
-    if tokens.len() > 10_000 {
-        tokens.retain(|_, t| t.expires_ms > now);
-    }
-    tokens.insert(
+    let expires_ms = now + s.config.token_ttl.as_millis() as i64;
+    s.world.tokens.lock().insert(
         token.clone(),
         AttestationToken {
             device: key,
-            expires_ms: now + s.config.token_ttl.as_millis() as i64,
+            expires_ms,
         },
+        now,
     );
     token
 }

@@ -149,7 +149,7 @@ pub fn claim_code(
         .try_into()
         .map_err(|_| ApiError::new(404, "Pairing code not found"))?;
     let codes = s.world.codes.lock();
-    let key: DevKey = *codes
+    let key: DevKey = codes
         .get(&chars)
         .ok_or_else(|| ApiError::new(404, "Pairing code not found"))?;
     let now = s.now_ms();
