@@ -151,13 +151,32 @@ fn deserialize(text: &str, file: &str) -> Result<RawProfile, ProfileError> {
     };
     let de = toml::de::Deserializer::parse(text).map_err(|e| {
         let span = e.span();
-        let mut problem = e.message().trim().to_string();
-        if problem == "duplicate key" {
-            if let Some(key) = span.as_ref().and_then(|s| text.get(s.clone())) {
-                problem = format!("duplicate key `{}`", key.trim());
+        let message = e.message().trim().to_string();
+        let key = span
+            .as_ref()
+            .and_then(|s| text.get(s.clone()))
+            .map(str::trim);
+        if let (Some(span), Some(key), "duplicate key") = (&span, key, message.as_str()) {
+            let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let line = Some(line_of(text, span.clone()));
+            if text[line_start..].trim_start().starts_with('[') {
+                let problem = "is defined twice (a duplicate table)".to_string();
+                return fail(line, Some(key.to_string()), problem);
             }
+            // A key: name it `table.key`, the table being the last `[header]` above it.
+            let table = text[..line_start]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix('[')?.strip_suffix(']'))
+                .map(|t| t.trim_matches(['[', ']']).trim());
+            let field = match table {
+                Some(t) => format!("{t}.{key}"),
+                None => key.to_string(),
+            };
+            return fail(line, Some(field), "is set twice (a duplicate key)".into());
         }
-        fail(span.map(|s| line_of(text, s)), None, problem)
+        fail(span.map(|s| line_of(text, s)), None, message)
     })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         // `Spanned` fields add a private segment of their own to the path.
