@@ -25,7 +25,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use reqwest::header::HeaderValue;
 use sha2::{Digest, Sha256};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 pub use devices::DeviceSource;
 pub use dist::{Dist, Shard};
@@ -186,16 +186,20 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
             cfg.user_agent
         ))
     })?;
-    let claim = cfg.claim_after.map(|dist| {
-        let mode = match &cfg.merchant {
-            Some(creds) => ClaimMode::Merchant(Arc::new(MerchantSession::new(
-                transport.clone(),
-                creds.clone(),
-            ))),
-            None => ClaimMode::SandboxHelper,
-        };
-        (mode, dist)
-    });
+    let claim = match (cfg.claim_after, &cfg.merchant) {
+        (None, _) => None,
+        (Some(dist), None) => Some((ClaimMode::SandboxHelper, dist)),
+        (Some(dist), Some(creds)) => {
+            let session = MerchantSession::new(transport.clone(), creds.clone());
+            // sign in once up front: bad credentials fail the run now, not every claim later,
+            // and the first claims do not all sign in at once
+            session
+                .login()
+                .await
+                .map_err(|e| setup(format!("merchant sign-in: {e}")))?;
+            Some((ClaimMode::Merchant(Arc::new(session)), dist))
+        }
+    };
     let workers = if cfg.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -216,7 +220,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         claim,
         ramp_per_sec: cfg.ramp_per_sec,
         connection_per_device: cfg.connection_per_device,
-        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+        in_flight_per_worker: cfg.max_in_flight.div_ceil(workers).max(1),
         epoch,
         seed: cfg.seed,
     });
@@ -224,21 +228,22 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
     let stats: Vec<Arc<Mutex<Stats>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(Stats::default())))
         .collect();
-    let handles: Vec<_> = stats
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let w = Worker::new(
-                plan.clone(),
-                cfg.source.clone(),
-                positions.clone(),
-                i as u32,
-                workers as u32,
-                s.clone(),
-            );
-            tokio::spawn(w.run(stop_rx.clone()))
-        })
-        .collect();
+    let mut handles = Vec::with_capacity(workers);
+    for (i, s) in stats.iter().enumerate() {
+        let w = Worker::new(
+            plan.clone(),
+            cfg.source.clone(),
+            positions.clone(),
+            i as u32,
+            workers as u32,
+            s.clone(),
+        )
+        .map_err(|e| setup(format!("fleet worker: {e}")))?;
+        let done = w
+            .spawn_thread(stop_rx.clone())
+            .map_err(|e| setup(format!("cannot start a fleet worker thread: {e}")))?;
+        handles.push(done);
+    }
     let run_config = cfg.describe(&server.description, workers);
     let live = Arc::new(Live::new(
         stats.clone(),
@@ -248,10 +253,10 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         stop_tx,
     ));
     let watcher = live.clone().watch(cfg.duration, ui);
-    for h in handles {
-        let _ = h.await;
+    for done in handles {
+        // an error means the worker's thread ended early (a panic): its stats still count
+        let _ = done.await;
     }
-    plan.in_flight.close();
     live.finish();
     let _ = watcher.await;
     let elapsed = epoch.elapsed().as_secs_f64();

@@ -2,23 +2,29 @@
 //! run the device state machine (`device::update`, the same machine as the POS screen) for
 //! thousands of devices without a task or a timer per device.
 //!
-//! A sleeping device costs its boxed state and a heap entry per pending timer. Calls are spawned
-//! futures bounded by a semaphore; their answers come back to the owning worker through a
-//! channel. Timers are deadlines the machine checks itself, so the heap never removes entries:
-//! an entry whose deadline no longer matches the device's is skipped when it comes up.
+//! A sleeping device costs its boxed state and a heap entry per pending timer. Each worker
+//! drives its own calls (a `FuturesUnordered` of at most its share of `--max-in-flight`); calls
+//! beyond that wait in a queue as plain data, so an overloaded fleet queues a few bytes per call
+//! rather than a live request each, and poll lateness includes that wait. Timers are deadlines
+//! the machine checks itself, so the heap never removes entries: an entry whose deadline no
+//! longer matches the device's is skipped when it comes up.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::header::HeaderValue;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::devices::DeviceSource;
@@ -54,8 +60,8 @@ pub struct Plan {
     /// Devices started per second; 0 starts them all at once.
     pub ramp_per_sec: f64,
     pub connection_per_device: bool,
-    /// Bounds the calls in flight (and so the sockets of a shared pool).
-    pub in_flight: Arc<Semaphore>,
+    /// Calls in flight per worker (bounds the sockets of a shared pool).
+    pub in_flight_per_worker: usize,
     pub epoch: Instant,
     pub seed: u64,
 }
@@ -106,14 +112,14 @@ enum Slot {
     Done,
 }
 
-enum Msg {
+/// A finished call.
+enum Done {
     Answer {
         slot: u32,
         call: u32,
         step: Step,
         result: Result<ApiAnswer, CallError>,
         latency_us: u64,
-        lateness_us: Option<u64>,
     },
     Claimed {
         slot: u32,
@@ -122,9 +128,27 @@ enum Msg {
     },
 }
 
+type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
+
+/// A call waiting for room in flight: plain data.
+enum Queued {
+    Call {
+        slot: u32,
+        id: u32,
+        call: ApiCall,
+        /// The poll's scheduled time (ms), for lateness.
+        poll_deadline: Option<u64>,
+    },
+    Claim {
+        slot: u32,
+    },
+}
+
 /// One worker: the devices at ramp positions `k ≡ index (mod workers)` of `positions`.
 pub struct Worker {
     plan: Arc<Plan>,
+    /// This worker's own connection pool (its connections live on its thread).
+    transport: Transport,
     source: DeviceSource,
     /// First fleet position of this shard.
     base: u32,
@@ -134,8 +158,8 @@ pub struct Worker {
     next_start: usize,
     unsettled: usize,
     heap: BinaryHeap<Reverse<(u64, u32, u8)>>,
-    tx: mpsc::UnboundedSender<Msg>,
-    rx: mpsc::UnboundedReceiver<Msg>,
+    in_flight: InFlight,
+    queue: VecDeque<Queued>,
     rng: StdRng,
     stats: Arc<Mutex<Stats>>,
 }
@@ -151,7 +175,7 @@ impl Worker {
         index: u32,
         workers: u32,
         stats: Arc<Mutex<Stats>>,
-    ) -> Worker {
+    ) -> Result<Worker, String> {
         let len = positions.len() as u32;
         let mine = if index < len {
             ((len - index - 1) / workers + 1) as usize
@@ -161,10 +185,11 @@ impl Worker {
         let mut slots = Vec::with_capacity(mine);
         slots.resize_with(mine, || Slot::Waiting);
         stats.lock().states[State::Waiting as usize] += mine as i64;
-        let (tx, rx) = mpsc::unbounded_channel();
         let rng =
             StdRng::seed_from_u64(plan.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        Worker {
+        let transport = plan.transport.separate_pool().map_err(|e| e.to_string())?;
+        Ok(Worker {
+            transport,
             plan,
             source,
             base: positions.start,
@@ -174,16 +199,35 @@ impl Worker {
             next_start: 0,
             unsettled: mine,
             heap: BinaryHeap::new(),
-            tx,
-            rx,
+            in_flight: FuturesUnordered::new(),
+            queue: VecDeque::new(),
             rng,
             stats,
-        }
+        })
     }
 
     /// Ramp position of local slot `j` (0-based within the shard).
     fn ramp_pos(&self, j: usize) -> u64 {
         j as u64 * self.workers as u64 + self.index as u64
+    }
+
+    /// Runs the worker on a thread of its own with a single-threaded runtime: its calls, their
+    /// connections and its timers all stay on that thread (no cross-thread wake-ups per request).
+    pub fn spawn_thread(
+        self,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("fleet-worker-{}", self.index))
+            .spawn(move || {
+                rt.block_on(self.run(stop));
+                let _ = done_tx.send(());
+            })?;
+        Ok(done_rx)
     }
 
     /// Runs until every device has settled or `stop` turns true.
@@ -194,12 +238,15 @@ impl Worker {
             }
             let mut busy = self.start_due();
             busy |= self.fire_due();
+            self.send_queued();
+            // answers already in: handle them without sleeping
             for _ in 0..BATCH {
-                match self.rx.try_recv() {
-                    Ok(m) => self.on_msg(m),
-                    Err(_) => break,
+                match self.in_flight.next().now_or_never() {
+                    Some(Some(done)) => self.on_done(done),
+                    _ => break,
                 }
             }
+            self.send_queued();
             if self.unsettled == 0 {
                 break;
             }
@@ -213,9 +260,25 @@ impl Worker {
             );
             tokio::select! {
                 biased;
-                _ = stop.changed() => {}
-                m = self.rx.recv() => if let Some(m) = m { self.on_msg(m) },
+                r = stop.changed() => if r.is_err() { break },
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.on_done(done),
                 _ = sleep => {}
+            }
+        }
+    }
+
+    /// Moves queued calls into flight while there is room.
+    fn send_queued(&mut self) {
+        while self.in_flight.len() < self.plan.in_flight_per_worker {
+            match self.queue.pop_front() {
+                Some(Queued::Call {
+                    slot,
+                    id,
+                    call,
+                    poll_deadline,
+                }) => self.send(slot as usize, id, call, poll_deadline),
+                Some(Queued::Claim { slot }) => self.send_claim(slot as usize),
+                None => return,
             }
         }
     }
@@ -264,7 +327,7 @@ impl Worker {
             }
         };
         let transport = if self.plan.connection_per_device {
-            self.plan.transport.separate_pool().ok()
+            self.transport.separate_pool().ok()
         } else {
             None
         };
@@ -312,7 +375,7 @@ impl Worker {
             }
             dev.due[kind] = NO_DEADLINE;
             if kind == CLAIM {
-                self.claim(j);
+                self.queue.push_back(Queued::Claim { slot: j as u32 });
             } else {
                 let poll_deadline = (kind == 0).then_some(deadline);
                 self.feed(j, DeviceEvent::Timer(TIMERS[kind]), poll_deadline);
@@ -321,30 +384,23 @@ impl Worker {
         true
     }
 
-    fn on_msg(&mut self, m: Msg) {
-        match m {
-            Msg::Answer {
+    fn on_done(&mut self, d: Done) {
+        match d {
+            Done::Answer {
                 slot,
                 call,
                 step,
                 result,
                 latency_us,
-                lateness_us,
             } => {
-                {
-                    let mut s = self.stats.lock();
-                    s.request(
-                        Endpoint::Step(step),
-                        latency_us,
-                        result.as_ref().err().map(error_key),
-                    );
-                    if let Some(l) = lateness_us {
-                        s.poll_lateness.record(l);
-                    }
-                }
+                self.stats.lock().request(
+                    Endpoint::Step(step),
+                    latency_us,
+                    result.as_ref().err().map(error_key),
+                );
                 self.feed(slot as usize, DeviceEvent::Answer { call, result }, None);
             }
-            Msg::Claimed {
+            Done::Claimed {
                 slot,
                 error,
                 latency_us,
@@ -382,7 +438,16 @@ impl Worker {
         };
         for effect in update(&mut dev.state, now, event) {
             match effect {
-                Effect::Call { id, call } => self.dispatch(j, &dev, id, call, poll_deadline),
+                Effect::Call { id, call } => {
+                    // lateness is measured for the polls the poll timer sent
+                    let poll_deadline = poll_deadline.filter(|_| matches!(call, ApiCall::Status));
+                    self.queue.push_back(Queued::Call {
+                        slot: j as u32,
+                        id,
+                        call,
+                        poll_deadline,
+                    });
+                }
                 Effect::Wait { timer, after } => {
                     let at = now.mono_ms + after.as_millis() as u64;
                     let k = timer_slot(timer);
@@ -431,16 +496,20 @@ impl Worker {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        j: usize,
-        dev: &Dev,
-        id: u32,
-        call: ApiCall,
-        poll_deadline: Option<u64>,
-    ) {
+    /// Sends a queued call of device `j` (if it is still live).
+    fn send(&mut self, j: usize, id: u32, call: ApiCall, poll_deadline: Option<u64>) {
+        let Slot::Live(dev) = &self.slots[j] else {
+            return; // settled since: nothing waits for the answer
+        };
+        if let Some(d) = poll_deadline {
+            let now_us = self.plan.epoch.elapsed().as_micros() as u64;
+            self.stats
+                .lock()
+                .poll_lateness
+                .record(now_us.saturating_sub(d * 1000));
+        }
         let step = step_of(&call);
-        let transport = dev.transport.as_ref().unwrap_or(&self.plan.transport);
+        let transport = dev.transport.as_ref().unwrap_or(&self.transport);
         let fut = transport.call(
             &dev.identity,
             &DeviceFaults::NONE,
@@ -449,33 +518,21 @@ impl Worker {
             &mut self.rng,
             None,
         );
-        // lateness is measured for the polls the poll timer sent
-        let poll_deadline = poll_deadline.filter(|_| step == Step::Status);
-        let (tx, sem, epoch) = (
-            self.tx.clone(),
-            self.plan.in_flight.clone(),
-            self.plan.epoch,
-        );
-        tokio::spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else {
-                return; // the run is over
-            };
+        let slot = j as u32;
+        self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
-            let lateness_us = poll_deadline
-                .map(|d| ((started - epoch).as_micros() as u64).saturating_sub(d * 1000));
             let result = fut.await;
-            let _ = tx.send(Msg::Answer {
-                slot: j as u32,
+            Done::Answer {
+                slot,
                 call: id,
                 step,
                 result,
                 latency_us: started.elapsed().as_micros() as u64,
-                lateness_us,
-            });
-        });
+            }
+        }));
     }
 
-    fn claim(&mut self, j: usize) {
+    fn send_claim(&mut self, j: usize) {
         let Slot::Live(dev) = &self.slots[j] else {
             return;
         };
@@ -490,27 +547,24 @@ impl Worker {
             return;
         };
         let device_id = dev.identity.device_id().to_string();
-        let transport = self.plan.transport.clone();
+        let transport = self.transport.clone();
         let merchant = match mode {
             ClaimMode::SandboxHelper => None,
             ClaimMode::Merchant(m) => Some(m.clone()),
         };
-        let (tx, sem) = (self.tx.clone(), self.plan.in_flight.clone());
-        tokio::spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else {
-                return;
-            };
+        let slot = j as u32;
+        self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
             let error = match merchant {
                 None => sandbox_claim(&transport, &device_id, None).await.err(),
                 Some(m) => m.claim(&code, Some(&device_id)).await.err(),
             };
-            let _ = tx.send(Msg::Claimed {
-                slot: j as u32,
+            Done::Claimed {
+                slot,
                 error: error.map(|e| e.source),
                 latency_us: started.elapsed().as_micros() as u64,
-            });
-        });
+            }
+        }));
     }
 }
 
