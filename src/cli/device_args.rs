@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::client::{DeviceFaults, FaultHeader, TransportConfig};
 use crate::clock::{Clock, SystemClock};
+use crate::profile::Profile;
 use crate::runtime::{DeviceSession, Home, SessionOptions};
 use crate::sandbox::{Sandbox, SandboxConfig};
 
@@ -88,30 +89,11 @@ impl DeviceArgs {
         let profile = home
             .find_profile(&self.profile)
             .map_err(|e| format!("--profile: {e}"))?;
-        let clock: Arc<dyn Clock> = if self.time_warp > 1 {
-            Arc::new(crate::clock::WarpClock::new(self.time_warp))
-        } else {
-            Arc::new(SystemClock)
-        };
+        let clock = self.clock();
         let (sandbox, server, progress_key) = match &self.server {
             Some(url) => (None, url.trim_end_matches('/').to_string(), None),
             None => {
-                let mut cfg = SandboxConfig {
-                    clock: clock.clone(),
-                    ..SandboxConfig::default()
-                };
-                if let Some(ttl) = self.code_ttl {
-                    cfg.code_ttl = Duration::from_secs(ttl);
-                }
-                // a user profile that the sandbox does not know yet is provisioned too
-                if !cfg
-                    .profiles
-                    .iter()
-                    .any(|p| p.device_id == profile.device_id)
-                {
-                    cfg.profiles.push(profile.clone());
-                }
-                let sb = Sandbox::start(cfg)
+                let sb = Sandbox::start(self.sandbox_config(&profile, clock.clone()))
                     .await
                     .map_err(|e| format!("embedded sandbox: {e}"))?;
                 let url = sb.url();
@@ -121,8 +103,51 @@ impl DeviceArgs {
         if self.code_ttl.is_some() && sandbox.is_none() {
             return Err("--code-ttl applies to the embedded sandbox only (no --server)".into());
         }
-        let opts = SessionOptions {
-            server: server.clone(),
+        let opts = self.session_options(&server, progress_key);
+        let session =
+            DeviceSession::open(&home, profile, &opts, clock).map_err(|e| e.to_string())?;
+        Ok(OpenDevice {
+            session,
+            sandbox,
+            server,
+        })
+    }
+
+    /// The wall clock: the system's, or one running `--time-warp` times faster.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        if self.time_warp > 1 {
+            Arc::new(crate::clock::WarpClock::new(self.time_warp))
+        } else {
+            Arc::new(SystemClock)
+        }
+    }
+
+    /// The embedded sandbox for `profile`: on `clock`, with `--code-ttl`, and the profile
+    /// provisioned if it is not a shipped one.
+    pub fn sandbox_config(&self, profile: &Profile, clock: Arc<dyn Clock>) -> SandboxConfig {
+        let mut cfg = SandboxConfig {
+            clock,
+            ..SandboxConfig::default()
+        };
+        if let Some(ttl) = self.code_ttl {
+            cfg.code_ttl = Duration::from_secs(ttl);
+        }
+        // a user profile that the sandbox does not know yet is provisioned too
+        if !cfg
+            .profiles
+            .iter()
+            .any(|p| p.device_id == profile.device_id)
+        {
+            cfg.profiles.push(profile.clone());
+        }
+        cfg
+    }
+
+    /// The device session's options against `server`; progress is saved under `progress_key`
+    /// if given (see [`SessionOptions::progress_key`]).
+    pub fn session_options(&self, server: &str, progress_key: Option<String>) -> SessionOptions {
+        SessionOptions {
+            server: server.to_string(),
             poll_interval: self.poll_interval,
             fresh: self.fresh,
             faults: self.faults(),
@@ -134,14 +159,8 @@ impl DeviceArgs {
             },
             progress_key,
             time_warp: self.time_warp,
-        };
-        let session =
-            DeviceSession::open(&home, profile, &opts, clock).map_err(|e| e.to_string())?;
-        Ok(OpenDevice {
-            session,
-            sandbox,
-            server,
-        })
+            pace: Duration::ZERO,
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub struct SessionOptions {
     pub progress_key: Option<String>,
     /// Timers run this many times faster (tests); the clock given to `open` should match.
     pub time_warp: u32,
+    /// Hold each call but status polls this long, so each step stays on screen (demos; see
+    /// [`Driver::with_pace`]). Zero: no pause.
+    pub pace: Duration,
 }
 
 impl SessionOptions {
@@ -69,6 +72,7 @@ impl SessionOptions {
             transport: TransportConfig::default(),
             progress_key: None,
             time_warp: 1,
+            pace: Duration::ZERO,
         }
     }
 }
@@ -146,7 +150,7 @@ impl DeviceSession {
             clock,
             rand::random(),
         );
-        let driver = driver.with_warp(opts.time_warp);
+        let driver = driver.with_warp(opts.time_warp).with_pace(opts.pace);
         Ok(DeviceSession {
             profile,
             transport,

@@ -62,6 +62,9 @@ pub struct SandboxConfig {
     pub code_ttl: Duration,
     /// Lifetime of attestation and merchant tokens.
     pub token_ttl: Duration,
+    /// Lifetime of merchant tokens only, if not `token_ttl` (`posemu demo`: a portal session
+    /// that lasts the demo, while attestation tokens keep the spec's 300 s).
+    pub merchant_token_ttl: Option<Duration>,
     pub min_version: String,
     pub enforce_min_version: bool,
     pub faults: FaultConfig,
@@ -80,6 +83,7 @@ impl Default for SandboxConfig {
             fleet: None,
             code_ttl: Duration::from_secs(CODE_TTL_SECS),
             token_ttl: Duration::from_secs(MERCHANT_TOKEN_TTL_SECS),
+            merchant_token_ttl: None,
             min_version: DEFAULT_MIN_VERSION.into(),
             enforce_min_version: false,
             faults: FaultConfig::default(),

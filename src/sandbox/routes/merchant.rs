@@ -39,7 +39,11 @@ pub async fn client_session(
         .map(|m| m.id.clone())
         .ok_or_else(|| ApiError::new(401, "Invalid client credentials"))?;
     let now = s.config.clock.now().timestamp();
-    let ttl = s.config.token_ttl.as_secs();
+    let ttl = s
+        .config
+        .merchant_token_ttl
+        .unwrap_or(s.config.token_ttl)
+        .as_secs();
     let claims = Claims {
         sub: req.client_id,
         merchant_id: merchant,
