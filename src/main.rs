@@ -25,6 +25,8 @@ enum Command {
     Profiles(cli::profiles::Args),
     /// Emulate a fleet of terminals at once: live dashboard, JSON report, CI thresholds.
     Fleet(Box<cli::fleet::Args>),
+    /// Sales demo: the POS screen with the embedded sandbox and its merchant portal's URL.
+    Demo(cli::demo::Args),
 }
 
 #[tokio::main]
@@ -35,6 +37,7 @@ async fn main() -> ExitCode {
         Some(Command::Activate(a)) => cli::activate::run(a).await,
         Some(Command::Profiles(a)) => cli::profiles::run(a).await,
         Some(Command::Fleet(a)) => cli::fleet::run(*a).await,
+        Some(Command::Demo(a)) => cli::demo::run(a).await,
         None => posemu::tui::run(cli.device).await,
     }
 }

@@ -286,6 +286,12 @@ pub const BINDINGS: &[Binding] = &[
     },
 ];
 
+/// Whether a key works in demo mode (`posemu demo`): switching profile or server would leave
+/// the demo's sandbox, whose portal URL is on the banner.
+pub fn in_demo(action: Action) -> bool {
+    !matches!(action, Action::Profiles | Action::Server)
+}
+
 /// The binding a key press means, if any.
 pub fn lookup(key: &KeyEvent) -> Option<&'static Binding> {
     // Terminals disagree on whether `?` and `+` carry SHIFT; compare without it for chars.

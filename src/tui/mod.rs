@@ -24,7 +24,7 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-pub use model::{update, Cmd, Model, Msg};
+pub use model::{update, Cmd, Demo, DemoMode, Model, Msg};
 pub use theme::Theme;
 
 use crate::cli::device_args::{DeviceArgs, OpenDevice};
@@ -116,7 +116,18 @@ pub async fn run(args: DeviceArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    run_screen(args, open, None).await
+}
+
+/// `posemu demo`: the screen for the device the demo opened (its embedded sandbox on the
+/// banner), with the demo's kiosk moves. Logging is the caller's to start ([`init_logging`]).
+pub async fn run_demo(args: DeviceArgs, open: OpenDevice, demo: DemoMode) -> ExitCode {
+    run_screen(args, open, Some(demo)).await
+}
+
+async fn run_screen(args: DeviceArgs, open: OpenDevice, demo: Option<DemoMode>) -> ExitCode {
     let mut app = App::new(args, Arc::new(SystemClock), Theme::from_env());
+    app.model.demo = demo.map(Demo::new);
     let mut terminal = match enter() {
         Ok(t) => t,
         Err(e) => {
@@ -255,7 +266,7 @@ fn spawn_signals(tx: mpsc::UnboundedSender<Msg>) {
 
 /// Logs go to `{data}/logs/posemu.log` (the screen owns the terminal); `POSEMU_LOG` sets the
 /// filter (default `info`). Without a writable log directory, nothing is logged.
-fn init_logging() -> Option<()> {
+pub fn init_logging() -> Option<()> {
     let dir = Home::discover().ok()?.logs_dir();
     std::fs::create_dir_all(&dir).ok()?;
     let file = std::fs::OpenOptions::new()

@@ -228,6 +228,17 @@ impl Theme {
         )
     }
 
+    /// Demo mode's banner: a highlighter line people spot from across the room.
+    pub fn banner(&self) -> Style {
+        self.pick(
+            Style::new()
+                .fg(INK)
+                .bg(Color::Rgb(250, 204, 21))
+                .add_modifier(Modifier::BOLD),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        )
+    }
+
     pub fn popup(&self) -> Style {
         self.pick(Style::new().bg(Color::Rgb(30, 30, 38)), Style::new())
     }

@@ -43,6 +43,21 @@ pub(super) fn restart(m: &mut Model) -> Vec<Cmd> {
 }
 
 pub(super) fn code_action(m: &mut Model, action: Action) -> Vec<Cmd> {
+    let what = if action == Action::Claim {
+        SandboxAction::Claim
+    } else {
+        SandboxAction::Expire
+    };
+    code_call(m, what)
+}
+
+/// Demo mode's claim: as `c`, but a failure (the merchant was quicker in the portal) is only
+/// logged.
+pub(super) fn auto_claim(m: &mut Model) -> Vec<Cmd> {
+    code_call(m, SandboxAction::AutoClaim)
+}
+
+fn code_call(m: &mut Model, what: SandboxAction) -> Vec<Cmd> {
     let Some(live) = m.live.as_ref() else {
         return Vec::new();
     };
@@ -61,7 +76,7 @@ pub(super) fn code_action(m: &mut Model, action: Action) -> Vec<Cmd> {
     let transport = live.session.transport.clone();
     let device_id = live.session.profile.device_id.clone();
     let log = live.session.log.clone();
-    let claim = action == Action::Claim;
+    let claim = what != SandboxAction::Expire;
     m.log(
         Level::Info,
         if claim {
@@ -89,11 +104,7 @@ pub(super) fn code_action(m: &mut Model, action: Action) -> Vec<Cmd> {
         };
         Msg::Sandbox {
             generation,
-            action: if claim {
-                SandboxAction::Claim
-            } else {
-                SandboxAction::Expire
-            },
+            action: what,
             result,
         }
     }))]

@@ -7,9 +7,10 @@
 //! This file holds the state and the messages; the rest is split by job:
 //! `update` (messages and keys), `session` (the running device and its notes),
 //! `exchanges` (the debug side's list and details), `popups` (opening and driving them),
-//! `effects` (async work: sandbox helpers, reopening, HAR export) and [`format`] (words and
-//! numbers shown on screen).
+//! `effects` (async work: sandbox helpers, reopening, HAR export), `demo` (`posemu demo`'s
+//! kiosk moves) and [`format`] (words and numbers shown on screen).
 
+mod demo;
 mod effects;
 mod exchanges;
 pub mod format;
@@ -40,6 +41,7 @@ use crate::profile::Profile;
 use crate::runtime::{DeviceSession, Home};
 use crate::sandbox::Sandbox;
 
+pub use demo::{Demo, DemoDue, DemoMode};
 pub use format::{fmt_mmss, fmt_took};
 pub use update::update;
 
@@ -89,6 +91,12 @@ pub enum Msg {
         result: Result<Box<OpenDevice>, String>,
     },
     Exported(Result<PathBuf, String>),
+    /// Demo mode: a kiosk move came due (`--auto-claim`, `--loop`).
+    Demo {
+        generation: u64,
+        seq: u64,
+        due: DemoDue,
+    },
 }
 
 /// What the runner must do for `update`.
@@ -103,6 +111,8 @@ pub enum Cmd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxAction {
     Claim,
+    /// Demo mode's `--auto-claim`.
+    AutoClaim,
     Expire,
     Reset,
 }
@@ -213,6 +223,8 @@ pub struct Model {
     pub qr: Option<(String, Option<QrMatrix>)>,
     pub spinner: usize,
     pub quit: bool,
+    /// `posemu demo`: the portal banner, no profile or server switch, kiosk moves.
+    pub demo: Option<Demo>,
     next_generation: u64,
     epoch: Instant,
 }
@@ -252,6 +264,7 @@ impl Model {
             qr: None,
             spinner: 0,
             quit: false,
+            demo: None,
             next_generation: 0,
             epoch: Instant::now(),
         }
@@ -278,6 +291,18 @@ impl Model {
 
     pub fn embedded(&self) -> bool {
         self.live.as_ref().is_some_and(|l| l.sandbox.is_some())
+    }
+
+    /// The embedded sandbox's merchant portal (the demo banner's link).
+    pub fn portal_url(&self) -> Option<String> {
+        let sb = self.live.as_ref()?.sandbox.as_ref()?;
+        Some(sb.portal_url(None))
+    }
+
+    /// Demo mode: the kiosk's next move and how long until it, for the banner.
+    pub fn demo_countdown(&self) -> Option<(&DemoDue, Duration)> {
+        let (due, at) = self.demo.as_ref()?.next.as_ref()?;
+        Some((due, at.saturating_duration_since(Instant::now())))
     }
 
     pub fn wide(&self) -> bool {
@@ -316,6 +341,7 @@ impl Model {
         } else if self
             .device()
             .is_some_and(|d| matches!(d.phase, Phase::Pairing | Phase::Step(_)))
+            || self.demo_countdown().is_some()
         {
             Some(SECOND)
         } else {

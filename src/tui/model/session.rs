@@ -69,6 +69,7 @@ impl Model {
             self.log(Level::Warn, problem.clone());
             self.toast_(Level::Warn, problem);
         }
+        self.demo_notice();
         self.device_event(DeviceEvent::Start);
     }
 
@@ -87,6 +88,7 @@ impl Model {
     }
 
     fn on_note(&mut self, note: Note) {
+        self.demo_note(&note);
         match note {
             Note::StepStarted(step) => {
                 if step == Step::Bootstrap {

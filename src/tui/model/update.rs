@@ -4,6 +4,7 @@ use crossterm::event::KeyEvent;
 use tokio::time::Instant;
 use tui_input::Input;
 
+use super::demo::on_due;
 use super::effects::{code_action, export, restart};
 use super::format::fmt_took;
 use super::popups::{on_popup_key, open_profiles};
@@ -61,6 +62,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
                     m.device_event(DeviceEvent::Restart);
                     m.toast_(Level::Info, "Restarted from scratch");
                 }
+                (SandboxAction::AutoClaim, Err(e)) => {
+                    m.log(Level::Warn, format!("auto-claim: {e}"))
+                }
                 (_, Ok(text)) => m.toast_(Level::Good, text),
                 (_, Err(e)) => {
                     m.log(Level::Bad, e.clone());
@@ -87,6 +91,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             Err(e) => m.toast_(Level::Bad, format!("HAR export failed: {e}")),
         },
+        Msg::Demo {
+            generation,
+            seq,
+            due,
+        } => return on_due(m, generation, seq, due),
     }
     Vec::new()
 }
@@ -107,6 +116,15 @@ fn on_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
 }
 
 fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
+    if m.demo.is_some() && !keys::in_demo(action) {
+        // the banner's portal URL belongs to this demo's sandbox and terminal
+        let why = match action {
+            Action::Server => "Demo mode runs the embedded sandbox only",
+            _ => "Demo mode: for another terminal, quit and run posemu demo --profile NAME",
+        };
+        m.toast_(Level::Info, why);
+        return Vec::new();
+    }
     match action {
         Action::Quit => {
             m.quit = true;

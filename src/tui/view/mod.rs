@@ -2,6 +2,7 @@
 //! the debug side on the right when the terminal is wide enough, the hint bar at the bottom,
 //! popups on top. Pure: it reads the model and draws, nothing else.
 
+mod banner;
 mod debug;
 mod device;
 mod pairing;
@@ -15,7 +16,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 use ratatui::Frame;
 
-use super::keys::{When, BINDINGS};
+use super::keys::{in_demo, When, BINDINGS};
 use super::model::{Focus, Model};
 use crate::device::Phase;
 
@@ -23,7 +24,13 @@ use crate::device::Phase;
 pub const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 pub fn view(m: &Model, f: &mut Frame) {
-    let area = f.area();
+    let mut area = f.area();
+    // demo mode: the portal banner on top of everything, popups included
+    if m.demo.is_some() && area.height >= 3 {
+        let [top, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        banner::render(m, top, f.buffer_mut());
+        area = rest;
+    }
     let [body, hints] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
     let buf = f.buffer_mut();
     match (m.device_visible(), m.debug_visible()) {
@@ -71,7 +78,11 @@ fn hint_bar(m: &Model, area: Rect, buf: &mut Buffer) {
     if m.debug_visible() && m.focus != Focus::Device {
         hints.push(("↑↓", "select"));
     }
-    for b in BINDINGS.iter().filter(|b| applies(b.when)) {
+    let works = |a| m.demo.is_none() || in_demo(a);
+    for b in BINDINGS
+        .iter()
+        .filter(|b| applies(b.when) && works(b.action))
+    {
         hints.push((b.shown.split(' ').next().unwrap_or(b.shown), b.hint));
     }
     let width = |(k, h): &(&str, &str)| k.chars().count() + h.chars().count() + 3;

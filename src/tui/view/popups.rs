@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
 use ratatui::Frame;
 
 use super::centered;
-use crate::tui::keys::{Section, BINDINGS};
+use crate::tui::keys::{in_demo, Section, BINDINGS};
 use crate::tui::model::{Model, Popup};
 
 pub fn render(m: &Model, area: Rect, f: &mut Frame) {
@@ -150,6 +150,7 @@ fn help(m: &Model, area: Rect, buf: &mut Buffer) {
         for b in BINDINGS
             .iter()
             .filter(|b| b.section == section && !b.help.is_empty())
+            .filter(|b| m.demo.is_none() || in_demo(b.action))
         {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<11}", b.shown), t.key()),

@@ -1,0 +1,176 @@
+//! `posemu demo`: the POS screen and the embedded sandbox on one laptop with no network, for
+//! sales demos. The sandbox listens on a stable address (`127.0.0.1:8765`) so the merchant
+//! portal's URL, shown on a banner on every screen, can be bookmarked; the merchant's portal
+//! session lasts the day. Kiosk flags claim each code and start over by themselves.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::device_args::{parse_duration, DeviceArgs, OpenDevice};
+use crate::clock::{Clock, SystemClock};
+use crate::protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use crate::runtime::{DeviceSession, Home};
+use crate::sandbox::{Sandbox, SandboxError};
+use crate::tui::DemoMode;
+
+/// How long `--pace slow` holds each call (but status polls) so its step can be explained.
+pub const SLOW_PACE: Duration = Duration::from_millis(1800);
+/// The merchant's portal session lasts a working day; attestation tokens keep the spec's 300 s.
+pub const MERCHANT_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Demo progress is saved apart from the POS screen's, so a demo never disturbs it.
+const PROGRESS_KEY: &str = "demo-sandbox";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Device profile: a name (user profiles, then shipped ones) or a path to a .toml file.
+    #[arg(long, value_name = "NAME|PATH", default_value = crate::profile::DEFAULT_PROFILE)]
+    pub profile: String,
+    /// Unattended kiosk: claim each code shown, through the sandbox, after this long (e.g. 20s).
+    #[arg(long, value_name = "AFTER", value_parser = parse_duration)]
+    pub auto_claim: Option<Duration>,
+    /// slow: each setup step stays on screen about 2 s, long enough to explain; normal: as fast
+    /// as the sandbox answers.
+    #[arg(long, value_enum, default_value_t = Pace::Normal)]
+    pub pace: Pace,
+    /// Kiosk: this long after the ready screen shows, reset the device and start over from
+    /// power-on, forever (e.g. 30s).
+    #[arg(long = "loop", value_name = "AFTER", value_parser = parse_duration)]
+    pub loop_after: Option<Duration>,
+    /// The sandbox's address, so the portal URL is stable; a busy port falls back to a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
+    pub listen: SocketAddr,
+    /// Pairing-code lifetime in seconds (300).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub code_ttl: Option<u64>,
+    /// Seed of the sandbox's codes, tokens and keys: the same demo every run (tests).
+    #[arg(long, value_name = "N", hide = true)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pace {
+    Slow,
+    Normal,
+}
+
+impl Pace {
+    /// How long the driver holds each call.
+    pub fn hold(self) -> Duration {
+        match self {
+            Pace::Slow => SLOW_PACE,
+            Pace::Normal => Duration::ZERO,
+        }
+    }
+}
+
+/// A demo ready to show: the device (fresh, on the demo's sandbox) and the screen's options.
+pub struct Opened {
+    pub args: DeviceArgs,
+    pub open: OpenDevice,
+    pub mode: DemoMode,
+}
+
+#[derive(clap::Parser)]
+struct Defaults {
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+impl Args {
+    /// The POS screen's flags for this demo: the profile, the code lifetime, always fresh, never
+    /// a `--server`.
+    pub fn device_args(&self) -> Result<DeviceArgs, String> {
+        use clap::Parser;
+        let mut d = Defaults::try_parse_from(["posemu"])
+            .map_err(|e| e.to_string())?
+            .device;
+        d.profile = self.profile.clone();
+        d.code_ttl = self.code_ttl;
+        d.fresh = true;
+        Ok(d)
+    }
+
+    /// Starts the sandbox on `--listen` (a free port on the same address if that one is busy,
+    /// said in the answer's notice) and opens the device against it from power-on. Errors are
+    /// ready to show as they are.
+    pub async fn open(&self, home: &Home, clock: Arc<dyn Clock>) -> Result<Opened, String> {
+        let profile = home
+            .find_profile(&self.profile)
+            .map_err(|e| format!("--profile: {e}"))?;
+        let args = self.device_args()?;
+        let mut cfg = args.sandbox_config(&profile, clock.clone());
+        cfg.listen = self.listen;
+        cfg.merchant_token_ttl = Some(MERCHANT_TOKEN_TTL);
+        cfg.seed = self.seed;
+        let listen_error = |e: SandboxError| match e {
+            SandboxError::Bind { .. } => format!("--listen: {e}"),
+            other => format!("embedded sandbox: {other}"),
+        };
+        let (sandbox, notice) = match Sandbox::start(cfg.clone()).await {
+            Ok(sb) => (sb, None),
+            Err(SandboxError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse && self.listen.port() != 0 =>
+            {
+                cfg.listen.set_port(0);
+                let sb = Sandbox::start(cfg).await.map_err(listen_error)?;
+                let notice = format!(
+                    "Port {} is busy: the merchant portal is at {} instead",
+                    self.listen.port(),
+                    sb.portal_url(None)
+                );
+                (sb, Some(notice))
+            }
+            Err(e) => return Err(listen_error(e)),
+        };
+        let server = sandbox.url();
+        let mut opts = args.session_options(&server, Some(PROGRESS_KEY.into()));
+        opts.pace = self.pace.hold();
+        let session =
+            DeviceSession::open(home, profile, &opts, clock).map_err(|e| e.to_string())?;
+        Ok(Opened {
+            args,
+            open: OpenDevice {
+                session,
+                sandbox: Some(sandbox),
+                server,
+            },
+            mode: DemoMode {
+                auto_claim: self.auto_claim,
+                loop_after: self.loop_after,
+                notice,
+            },
+        })
+    }
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let _log = crate::tui::init_logging();
+    let home = match Home::discover() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("posemu demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Opened before taking the terminal, so a bad flag is a plain message on stderr.
+    let opened = match args.open(&home, Arc::new(SystemClock)).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("posemu demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Left on the main screen for after the demo (the banner shows it meanwhile).
+    if let Some(sb) = &opened.open.sandbox {
+        eprintln!(
+            "posemu demo: merchant portal {} (sign in as {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET})",
+            sb.portal_url(None)
+        );
+    }
+    if let Some(notice) = &opened.mode.notice {
+        eprintln!("posemu demo: {notice}");
+    }
+    crate::tui::run_demo(opened.args, opened.open, opened.mode).await
+}
