@@ -293,10 +293,9 @@ fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
                 },
             );
             let n = h.0.count_between(lo, hi.min(h.0.high()));
-            Bar::default().value(n).label(Line::from(format!(
-                "<{:.0}s",
-                ((i + 1) * width) as f64 / 1e6
-            )))
+            Bar::default()
+                .value(n)
+                .label(Line::from(bucket_label((i + 1) * width)))
         })
         .collect();
     let bar_width = (area.width.saturating_sub(2) / BUCKETS as u16)
@@ -311,6 +310,16 @@ fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
             .bar_style(Style::default().fg(Color::Green)),
         area,
     );
+}
+
+/// `<0.6s`, `<12s`: the upper bound of a time-to-activate bucket (µs).
+fn bucket_label(us: u64) -> String {
+    let s = us as f64 / 1e6;
+    if s < 10.0 {
+        format!("<{s:.1}s")
+    } else {
+        format!("<{s:.0}s")
+    }
 }
 
 #[cfg(test)]
