@@ -165,6 +165,7 @@ async fn a_devices_file_fleet_claims_as_a_merchant() {
         transport: TransportConfig::default(),
         seed: 1,
         code_ttl: None,
+        faults: Vec::new(),
         user_agent: "Viopay-POS/1.4.2 (Android 12; PAX-A920)".into(),
         app_version: "1.4.2".into(),
     };
@@ -180,4 +181,42 @@ async fn a_devices_file_fleet_claims_as_a_merchant() {
         .unwrap()
         .contains("POST /pos/claim"));
     assert!(r.config.connection_per_device);
+}
+
+#[test]
+fn fleet_wide_device_faults_are_rejected_by_the_server_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = report_path(dir.path(), "faulty.json");
+    let out = fleet(&[
+        "--devices",
+        "6",
+        "--poll",
+        "100ms",
+        "--faulty",
+        "100%:bad-secret",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    // without thresholds a run passes only when no device failed
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("FAIL  failed==0"), "{}", text(&out));
+    let r = load(&path);
+    assert_counts_add_up(&r);
+    assert_eq!(r.devices.failed, 6, "{:?}", r.devices.by_state);
+    assert_eq!(
+        r.errors_by_code.get("4001"),
+        Some(&6),
+        "{:?}",
+        r.errors_by_code
+    );
+    assert_eq!(
+        r.failures.get("attest: HTTP 401 4001 Invalid signature"),
+        Some(&6),
+        "{:?}",
+        r.failures
+    );
+    assert_eq!(r.config.device_faults, ["100%:bad-secret"]);
+    let bad = fleet(&["--devices", "1", "--faulty", "1%:sneeze"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("--faulty"), "{}", text(&bad));
 }

@@ -11,6 +11,7 @@ use crate::client::{MerchantCredentials, TransportConfig};
 use crate::device::api::Secret;
 use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
 use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
+use crate::fleet::faults::FaultRule;
 use crate::fleet::threshold::{Outcome, Threshold};
 use crate::fleet::{FleetConfig, Report, ServerChoice, Ui};
 use crate::protocol::provision::is_valid_fleet_prefix;
@@ -136,6 +137,11 @@ pub struct RunArgs {
     /// Seed of the fleet's own randomness (poll phases, claim delays).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Device faults as fleet-wide shares (repeatable): SHARE:FAULT, e.g. 1%:bad-secret,
+    /// 0.5%:clock-skew=10m, 2%:drop-header=X-Client-Type, reuse-nonce, malform-header=NAME,
+    /// timeout=DURATION.
+    #[arg(long = "faulty", value_name = "SHARE:FAULT")]
+    pub faulty: Vec<String>,
     /// Tests only: accept a --poll range below the spec's 3–5 s.
     #[arg(long, hide = true)]
     pub unsafe_fast_poll: bool,
@@ -311,6 +317,11 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
     if a.max_in_flight == 0 {
         return Err("--max-in-flight: must be at least 1".into());
     }
+    let faults = a
+        .faulty
+        .iter()
+        .map(|f| FaultRule::parse(f).map_err(|e| format!("--faulty {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let profile = crate::profile::builtin_named(crate::profile::DEFAULT_PROFILE)
         .ok_or("the default profile is missing from this build")?;
     Ok(FleetConfig {
@@ -335,6 +346,7 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
         },
         seed: a.seed.unwrap_or_else(rand::random),
         code_ttl: a.code_ttl.map(Duration::from_secs),
+        faults,
         user_agent: profile.user_agent(),
         app_version: profile.app_version.clone(),
     })

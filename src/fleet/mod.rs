@@ -11,6 +11,7 @@
 pub mod dashboard;
 pub mod devices;
 pub mod dist;
+pub mod faults;
 pub mod live;
 pub mod procstat;
 pub mod report;
@@ -68,6 +69,8 @@ pub struct FleetConfig {
     pub seed: u64,
     /// Embedded or process sandbox: pairing-code lifetime.
     pub code_ttl: Option<Duration>,
+    /// Device faults as fleet-wide shares (`--faulty`).
+    pub faults: Vec<faults::FaultRule>,
     /// The User-Agent every device sends, and the app version in it.
     pub user_agent: String,
     pub app_version: String,
@@ -149,6 +152,7 @@ impl FleetConfig {
             }),
             duration_seconds: self.duration.map(|d| d.as_secs_f64()),
             connection_per_device: self.connection_per_device,
+            device_faults: self.faults.iter().map(|f| f.to_string()).collect(),
             max_in_flight: self.max_in_flight,
             workers,
         }
@@ -217,6 +221,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         poll: cfg.poll,
         unclamped_poll: cfg.unclamped_poll,
         spread_first_poll: cfg.spread_first_poll,
+        faults: cfg.faults.clone(),
         claim,
         ramp_per_sec: cfg.ramp_per_sec,
         connection_per_device: cfg.connection_per_device,

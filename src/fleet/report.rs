@@ -29,6 +29,9 @@ pub struct RunConfig {
     pub claim: Option<String>,
     pub duration_seconds: Option<f64>,
     pub connection_per_device: bool,
+    /// `--faulty` rules, `1%:bad-secret`.
+    #[serde(default)]
+    pub device_faults: Vec<String>,
     pub max_in_flight: usize,
     pub workers: usize,
 }

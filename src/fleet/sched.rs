@@ -56,6 +56,7 @@ pub struct Plan {
     /// Test knob: keep poll intervals below the spec's 3 s (set past the machine's clamp).
     pub unclamped_poll: bool,
     pub spread_first_poll: bool,
+    pub faults: Vec<super::faults::FaultRule>,
     pub claim: Option<(ClaimMode, Dist)>,
     /// Devices started per second; 0 starts them all at once.
     pub ramp_per_sec: f64,
@@ -101,6 +102,8 @@ struct Dev {
     identity: DeviceIdentity,
     /// Its own connection pool with `--connection-per-device`.
     transport: Option<Transport>,
+    /// How it misbehaves (`--faulty`); usually not at all.
+    faults: DeviceFaults,
     due: [u64; 4],
     st: State,
 }
@@ -349,6 +352,7 @@ impl Worker {
             state,
             identity,
             transport,
+            faults: super::faults::draw(&self.plan.faults, || self.rng.random::<f64>()),
             due: [NO_DEADLINE; 4],
             st: State::Waiting,
         }));
@@ -512,7 +516,7 @@ impl Worker {
         let transport = dev.transport.as_ref().unwrap_or(&self.transport);
         let fut = transport.call(
             &dev.identity,
-            &DeviceFaults::NONE,
+            &dev.faults,
             &call,
             Utc::now(),
             &mut self.rng,
