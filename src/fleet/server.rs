@@ -76,7 +76,9 @@ impl Server {
         let mut cmd = Command::new(exe);
         cmd.args(["sandbox", "--listen", "127.0.0.1:0", "--quiet"]);
         if let Some(f) = &setup.fleet {
-            cmd.args(["--fleet-seed", &f.seed, "--fleet-prefix", &f.prefix]);
+            // the seed goes by environment, never on a command line `ps` shows
+            cmd.env("POSEMU_FLEET_SEED", &f.seed)
+                .args(["--fleet-prefix", &f.prefix]);
         }
         if let Some(t) = setup.code_ttl {
             cmd.args(["--code-ttl", &t.as_secs().max(1).to_string()]);
