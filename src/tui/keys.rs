@@ -279,7 +279,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Char('q'), NONE), (KeyCode::Char('c'), CTRL)],
         shown: "q Ctrl-C",
         hint: "quit",
-        help: "Quit (progress is saved: reopening resumes)",
+        help: "Quit (progress is saved, except in a demo)",
         action: Action::Quit,
         when: When::Always,
         section: Section::General,
