@@ -2,7 +2,7 @@
 //! it, turn the answer into an [`ApiAnswer`] or a [`CallError`], and record the exchange.
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use rand::distr::{Alphanumeric, Distribution};
@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
-use super::exchange::{canonical_name, logged_headers, Captured, Exchange, ExchangeLog};
+use super::exchange::{canonical_name, Captured, Exchange, ExchangeLog};
 use super::faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::identity::DeviceIdentity;
 use super::transport::{Incoming, Outgoing, Transport};
@@ -265,23 +265,9 @@ impl Transport {
                 return decode(&expect, step, &inc, now, false).0;
             };
             let mut entry = Exchange {
-                id: 0,
-                step,
-                started_at: now,
-                method: out.method.to_string(),
-                url: out.url.clone(),
-                request_headers: logged_headers(&out.headers),
-                request_body: out.body.as_deref().map(Captured::body),
                 request_plaintext: request_plaintext.as_deref().map(Captured::preview),
                 signing_string,
-                status: None,
-                http_version: String::new(),
-                response_headers: Vec::new(),
-                response_body: None,
-                response_plaintext: None,
-                latency: Duration::ZERO,
-                trace_id: None,
-                error: None,
+                ..Exchange::sent(step, now, &out)
             };
             let started = Instant::now();
             let sent = transport.send(out).await;

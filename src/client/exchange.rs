@@ -224,6 +224,35 @@ fn redact_value(v: &mut Value) -> bool {
 }
 
 /// Request headers as logged: `Authorization` redacted, the rest as sent.
+impl Exchange {
+    /// The exchange of a request about to be sent: no answer yet.
+    pub(crate) fn sent(
+        step: &'static str,
+        now: DateTime<Utc>,
+        out: &super::transport::Outgoing,
+    ) -> Exchange {
+        Exchange {
+            id: 0,
+            step,
+            started_at: now,
+            method: out.method.to_string(),
+            url: out.url.clone(),
+            request_headers: logged_headers(&out.headers),
+            request_body: out.body.as_deref().map(Captured::body),
+            request_plaintext: None,
+            signing_string: None,
+            status: None,
+            http_version: String::new(),
+            response_headers: Vec::new(),
+            response_body: None,
+            response_plaintext: None,
+            latency: Duration::ZERO,
+            trace_id: None,
+            error: None,
+        }
+    }
+}
+
 pub(crate) fn logged_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .map(|(n, v)| {

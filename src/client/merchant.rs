@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::call::{fill_response, json};
-use super::exchange::{Captured, Exchange, ExchangeLog};
+use super::exchange::{Exchange, ExchangeLog};
 use super::transport::{Outgoing, Transport};
 use crate::device::api::{CallError, Secret};
 use crate::protocol::wire::{
@@ -136,25 +136,7 @@ async fn exchange<T: DeserializeOwned>(
         timeout: None,
     };
     let now = Utc::now();
-    let mut entry = log.map(|_| Exchange {
-        id: 0,
-        step: action.step(),
-        started_at: now,
-        method: out.method.to_string(),
-        url: out.url.clone(),
-        request_headers: super::exchange::logged_headers(&out.headers),
-        request_body: out.body.as_deref().map(Captured::body),
-        request_plaintext: None,
-        signing_string: None,
-        status: None,
-        http_version: String::new(),
-        response_headers: Vec::new(),
-        response_body: None,
-        response_plaintext: None,
-        latency: Duration::ZERO,
-        trace_id: None,
-        error: None,
-    });
+    let mut entry = log.map(|_| Exchange::sent(action.step(), now, &out));
     let started = Instant::now();
     let result = match transport.send(out).await {
         Ok(inc) => {
