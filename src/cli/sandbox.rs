@@ -22,7 +22,12 @@ pub struct Args {
     pub profiles: Vec<PathBuf>,
     /// Serve every POS-{prefix}xxxxxx device with secrets derived from this seed (spec section 5);
     /// from the environment it stays out of `ps`.
-    #[arg(long, value_name = "SEED", env = "POSEMU_FLEET_SEED", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "SEED",
+        env = "POSEMU_FLEET_SEED",
+        hide_env_values = true
+    )]
     pub fleet_seed: Option<String>,
     /// Two uppercase hex digits of derived device ids.
     #[arg(long, default_value = "F0", value_name = "HH", value_parser = parse_prefix)]

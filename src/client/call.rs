@@ -396,6 +396,7 @@ mod tests {
     use crate::protocol::wire::ActivationChecks;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
+    use std::time::Duration;
 
     fn setup() -> (Transport, DeviceIdentity) {
         let t = Transport::new("http://127.0.0.1:9", TransportConfig::default()).unwrap();
