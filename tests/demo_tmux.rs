@@ -7,49 +7,10 @@
 //! real time for the real binary (its first poll comes 3 s after the code), bounded by timeouts.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run tmux ({e}): install it (apt-get install tmux; .ci/run does)")
-            })
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "demo"]).stdout).into()
-    }
-
-    fn wait_for<T>(&self, what: &str, limit: Duration, find: impl Fn(&str) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if let Some(v) = find(&screen) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "no {what} on the screen within {limit:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
+mod tmux_support;
+use tmux_support::{shell, Tmux};
 
 /// The portal URL on the banner (the first line).
 fn banner_url(screen: &str) -> Option<String> {
@@ -63,9 +24,7 @@ fn banner_url(screen: &str) -> Option<String> {
 async fn the_real_demo_claims_by_itself_and_shows_the_portal() {
     let bin = env!("CARGO_BIN_EXE_posemu");
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("posemu-demo-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("demo-test", "demo");
     let cmd = format!(
         "env POSEMU_HOME={} {} demo --auto-claim 1s --listen 127.0.0.1:0; \
          echo \"posemu exited $?\"; sleep 600",
@@ -130,8 +89,4 @@ async fn the_real_demo_claims_by_itself_and_shows_the_portal() {
         after.contains(&format!("merchant portal {portal}")),
         "the portal URL is left on the main screen:\n{after}"
     );
-}
-
-fn shell(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }

@@ -7,57 +7,12 @@
 //! in real time for the real binary (its poll is 3 s), bounded by timeouts.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod tmux_support;
+use tmux_support::{shell, Tmux};
 
 const DEVICE: &str = "POS-8F3A2C91";
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run tmux ({e}): install it (apt-get install tmux; .ci/run does)")
-            })
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "pos"]).stdout).into()
-    }
-
-    fn format(&self, f: &str) -> String {
-        let out = self.run(&["display-message", "-p", "-t", "pos", f]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// Polls the screen until `find` answers something.
-    fn wait_for<T>(&self, what: &str, limit: Duration, find: impl Fn(&str) -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if let Some(v) = find(&screen) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "no {what} on the screen within {limit:?}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 /// `http://127.0.0.1:PORT` and the code, from the portal link on the pairing screen.
 fn portal_link(screen: &str) -> Option<(String, String)> {
@@ -76,9 +31,7 @@ fn portal_link(screen: &str) -> Option<(String, String)> {
 async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
     let bin = env!("CARGO_BIN_EXE_posemu");
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("posemu-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("test", "pos");
     // As from a shell, which then stays (a dead tmux pane no longer reports its cursor).
     let cmd = format!(
         "env POSEMU_HOME={} {} --fresh; echo \"posemu exited $?\"; sleep 600",
@@ -156,8 +109,4 @@ async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
     // the progress was saved: reopening would resume as ready
     let state = home.path().join("data/state");
     assert!(std::fs::read_dir(&state).unwrap().count() >= 1);
-}
-
-fn shell(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
