@@ -26,4 +26,6 @@ pub use merchant::{
     sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantCredentials, MerchantError,
     MerchantSession,
 };
+/// Header values a fleet shares between devices (see [`DeviceIdentity::with_shared`]).
+pub use reqwest::header::HeaderValue;
 pub use transport::{Transport, TransportConfig, TransportError};

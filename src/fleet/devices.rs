@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use reqwest::header::HeaderValue;
+use crate::client::HeaderValue;
 use serde::Deserialize;
 
 use crate::client::{DeviceIdentity, IdentityError};

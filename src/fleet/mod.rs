@@ -23,8 +23,8 @@ pub mod threshold;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::HeaderValue;
 use parking_lot::Mutex;
-use reqwest::header::HeaderValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 

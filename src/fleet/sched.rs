@@ -17,13 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::HeaderValue;
 use chrono::Utc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::header::HeaderValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
