@@ -396,3 +396,50 @@ async fn every_device_fault_gets_the_documented_rejection() {
         f.message()
     );
 }
+
+#[tokio::test]
+async fn an_old_app_shows_update_required_even_when_told_to_ignore_the_minimum() {
+    let clock = WarpClock::new(WARP);
+    let sb = sandbox(&clock, |c| {
+        c.min_version = "1.5.0".into();
+        c.enforce_min_version = true;
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::at(tmp.path());
+    let mut dev = Device::open(&home, pax(), &sb.url(), &clock, WARP);
+    let n = dev
+        .until("update required", |n, _| {
+            matches!(n, Note::UpdateRequired { .. })
+        })
+        .await;
+    assert_eq!(
+        n,
+        Note::UpdateRequired {
+            version: "1.4.2".into(),
+            min: "1.5.0".into()
+        }
+    );
+
+    // ignoring the bootstrap's minimum, the enforcing server's 426 stops it at the next step
+    let mut opts = SessionOptions::new(&sb.url());
+    opts.time_warp = WARP;
+    opts.ignore_min_version = true;
+    let session = DeviceSession::open(&home, pax(), &opts, Arc::new(clock.clone())).unwrap();
+    let _ = session.driver.sender().send(DeviceEvent::Start);
+    let mut dev = Device {
+        session,
+        notes: Vec::new(),
+        claim: false,
+    };
+    dev.until(
+        "update required",
+        |n, _| matches!(n, Note::UpdateRequired { min, .. } if min == "1.5.0"),
+    )
+    .await;
+    assert!(matches!(
+        dev.session.driver.state().phase,
+        Phase::UpdateRequired { .. }
+    ));
+    assert_eq!(dev.session.log.last().unwrap().status, Some(426));
+}

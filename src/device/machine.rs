@@ -653,9 +653,12 @@ impl Run<'_> {
         }
         match (step, status) {
             (_, Some(426)) => {
-                let min = e
-                    .error_body()
-                    .and_then(|b| b.message.rsplit(' ').next().map(str::to_string))
+                // `details.min_supported_version` if given, else the message's last word
+                let body = e.error_body();
+                let min = body
+                    .and_then(|b| b.details.as_ref()?.get("min_supported_version")?.as_str())
+                    .map(str::to_string)
+                    .or_else(|| body.and_then(|b| b.message.rsplit(' ').next().map(str::to_string)))
                     .unwrap_or_else(|| "a newer version".into());
                 self.update_required(self.s.config.app_version.clone(), min);
             }

@@ -489,6 +489,16 @@ fn an_app_below_the_minimum_version_stops_unless_told_to_ignore_it() {
     assert!(matches!(&sim.s.phase, Phase::UpdateRequired { min, .. } if min == "1.5.0"));
     sim.ev(DeviceEvent::Retry);
     assert_eq!(sim.step(), "bootstrap");
+
+    // a 426 on a later step, with the minimum in its details
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    let mut e = http(426, None);
+    if let CallError::Http { error: Some(b), .. } = &mut e {
+        let details = serde_json::json!({ "min_supported_version": "1.6.0" });
+        b.details = details.as_object().cloned();
+    }
+    sim.error(e);
+    assert!(matches!(&sim.s.phase, Phase::UpdateRequired { min, .. } if min == "1.6.0"));
 }
 
 #[test]
