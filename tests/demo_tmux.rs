@@ -6,11 +6,10 @@
 //! Needs tmux (`.ci/run` installs it); without it this test fails and says so. It waits in
 //! real time for the real binary (its first poll comes 3 s after the code), bounded by timeouts.
 
-use std::path::Path;
 use std::time::Duration;
 
 mod tmux_support;
-use tmux_support::{shell, Tmux};
+use tmux_support::Tmux;
 
 /// The portal URL on the banner (the first line).
 fn banner_url(screen: &str) -> Option<String> {
@@ -22,30 +21,13 @@ fn banner_url(screen: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_real_demo_claims_by_itself_and_shows_the_portal() {
-    let bin = env!("CARGO_BIN_EXE_posemu");
     let home = tempfile::tempdir().unwrap();
     let tmux = Tmux::new("demo-test", "demo");
-    let cmd = format!(
-        "env POSEMU_HOME={} {} demo --auto-claim 1s --listen 127.0.0.1:0; \
-         echo \"posemu exited $?\"; sleep 600",
-        shell(home.path()),
-        shell(Path::new(bin))
-    );
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "-s",
-        "demo",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&out.stderr)
+    tmux.start_posemu(
+        home.path(),
+        "demo --auto-claim 1s --listen 127.0.0.1:0",
+        80,
+        24,
     );
 
     let portal = tmux.wait_for("portal banner", Duration::from_secs(30), banner_url);
@@ -77,13 +59,7 @@ async fn the_real_demo_claims_by_itself_and_shows_the_portal() {
         "{page}"
     );
 
-    tmux.run(&["send-keys", "-t", "demo", "q"]);
-    let status = tmux.wait_for("exit status", Duration::from_secs(10), |s| {
-        s.lines()
-            .find_map(|l| l.trim().strip_prefix("posemu exited "))
-            .map(str::to_string)
-    });
-    assert_eq!(status, "0", "exit status");
+    assert_eq!(tmux.quit(), "0", "exit status");
     let after = tmux.screen();
     assert!(
         after.contains(&format!("merchant portal {portal}")),

@@ -6,11 +6,10 @@
 //! Needs tmux (`.ci/run` installs it); without it this test fails and says so. This test waits
 //! in real time for the real binary (its poll is 3 s), bounded by timeouts.
 
-use std::path::Path;
 use std::time::Duration;
 
 mod tmux_support;
-use tmux_support::{shell, Tmux};
+use tmux_support::Tmux;
 
 const DEVICE: &str = "POS-8F3A2C91";
 
@@ -29,31 +28,9 @@ fn portal_link(screen: &str) -> Option<(String, String)> {
 
 #[tokio::test]
 async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
-    let bin = env!("CARGO_BIN_EXE_posemu");
     let home = tempfile::tempdir().unwrap();
     let tmux = Tmux::new("test", "pos");
-    // As from a shell, which then stays (a dead tmux pane no longer reports its cursor).
-    let cmd = format!(
-        "env POSEMU_HOME={} {} --fresh; echo \"posemu exited $?\"; sleep 600",
-        shell(home.path()),
-        shell(Path::new(bin))
-    );
-    let out = tmux.run(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        "pos",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tmux.start_posemu(home.path(), "--fresh", 120, 40);
 
     let (url, code) = tmux.wait_for("pairing code", Duration::from_secs(30), portal_link);
     let screen = tmux.screen();
@@ -84,13 +61,7 @@ async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
         "{screen}"
     );
 
-    tmux.run(&["send-keys", "-t", "pos", "q"]);
-    let status = tmux.wait_for("exit status", Duration::from_secs(10), |s| {
-        s.lines()
-            .find_map(|l| l.trim().strip_prefix("posemu exited "))
-            .map(str::to_string)
-    });
-    assert_eq!(status, "0", "exit status");
+    assert_eq!(tmux.quit(), "0", "exit status");
     assert_eq!(
         tmux.format("#{alternate_on}"),
         "0",

@@ -30,6 +30,44 @@ impl Tmux {
             })
     }
 
+    /// Starts `posemu ARGS` with `POSEMU_HOME=home` on a `width`×`height` terminal, from a shell
+    /// that stays open afterwards (a dead pane no longer reports its cursor) and prints
+    /// `posemu exited N`.
+    pub fn start_posemu(&self, home: &Path, args: &str, width: u16, height: u16) {
+        let cmd = format!(
+            "env POSEMU_HOME={} {} {args}; echo \"posemu exited $?\"; sleep 600",
+            shell(home),
+            shell(Path::new(env!("CARGO_BIN_EXE_posemu")))
+        );
+        let (w, h) = (width.to_string(), height.to_string());
+        let out = self.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            &w,
+            "-y",
+            &h,
+            "-s",
+            self.session,
+            &cmd,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Presses `q` and answers posemu's exit status.
+    pub fn quit(&self) -> String {
+        self.run(&["send-keys", "-t", self.session, "q"]);
+        self.wait_for("exit status", Duration::from_secs(10), |s| {
+            s.lines()
+                .find_map(|l| l.trim().strip_prefix("posemu exited "))
+                .map(str::to_string)
+        })
+    }
+
     pub fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", self.session]).stdout)
             .into()
