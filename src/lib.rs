@@ -1,15 +1,9 @@
 //! posemu: an emulator of a Viopay POS payment terminal, with an embedded Viopay sandbox.
 //!
-//! Layers, arrows pointing down only (see README "Architecture"):
-//! `cli`/`tui`/`fleet` → `device` (pure) → `client` (HTTP) → `protocol`; `sandbox` → `protocol`.
+//! The root package holds the binary's front ends: `cli` (clap, one module per subcommand),
+//! `tui` (the POS screen) and `fleet` (thousands of terminals). Everything below them lives in
+//! the workspace crates (see README "Architecture"); nothing depends on this package.
 
 pub mod cli;
-pub mod client;
-pub mod clock;
-pub mod device;
 pub mod fleet;
-pub mod profile;
-pub mod protocol;
-pub mod runtime;
-pub mod sandbox;
 pub mod tui;

@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::device_args::{parse_duration, DeviceArgs};
-use crate::client::merchant::sandbox_claim;
-use crate::device::{DeviceEvent, Note, Phase, Step};
+use posemu_client::merchant::sandbox_claim;
+use posemu_device::{DeviceEvent, Note, Phase, Step};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

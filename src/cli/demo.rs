@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::device_args::{parse_duration, DeviceArgs, OpenDevice};
-use crate::clock::{Clock, SystemClock};
-use crate::protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use crate::runtime::{DeviceSession, Home};
-use crate::sandbox::{Sandbox, SandboxError};
 use crate::tui::DemoMode;
+use posemu_protocol::clock::{Clock, SystemClock};
+use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+use posemu_runtime::{DeviceSession, Home};
+use posemu_sandbox::{Sandbox, SandboxError};
 
 /// How long `--pace slow` holds each call (but status polls) so its step can be explained.
 pub const SLOW_PACE: Duration = Duration::from_millis(1800);
@@ -25,7 +25,7 @@ const PROGRESS_KEY: &str = "demo-sandbox";
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Device profile: a name (user profiles, then shipped ones) or a path to a .toml file.
-    #[arg(long, value_name = "NAME|PATH", default_value = crate::profile::DEFAULT_PROFILE)]
+    #[arg(long, value_name = "NAME|PATH", default_value = posemu_profile::DEFAULT_PROFILE)]
     pub profile: String,
     /// Unattended kiosk: claim each code shown, through the sandbox, after this long (e.g. 20s).
     #[arg(long, value_name = "AFTER", value_parser = parse_duration)]

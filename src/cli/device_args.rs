@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{DeviceFaults, FaultHeader, TransportConfig};
-use crate::clock::{Clock, SystemClock};
-use crate::profile::Profile;
-use crate::runtime::{DeviceSession, Home, SessionOptions};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use posemu_client::{DeviceFaults, FaultHeader, TransportConfig};
+use posemu_profile::Profile;
+use posemu_protocol::clock::{Clock, SystemClock};
+use posemu_runtime::{DeviceSession, Home, SessionOptions};
+use posemu_sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArgs {
     /// Device profile: a name (user profiles, then shipped ones) or a path to a .toml file.
-    #[arg(long, value_name = "NAME|PATH", default_value = crate::profile::DEFAULT_PROFILE)]
+    #[arg(long, value_name = "NAME|PATH", default_value = posemu_profile::DEFAULT_PROFILE)]
     pub profile: String,
     /// Viopay server base URL; without it posemu starts its embedded sandbox in-process.
     #[arg(long, value_name = "URL")]
@@ -116,7 +116,7 @@ impl DeviceArgs {
     /// The wall clock: the system's, or one running `--time-warp` times faster.
     pub fn clock(&self) -> Arc<dyn Clock> {
         if self.time_warp > 1 {
-            Arc::new(crate::clock::WarpClock::new(self.time_warp))
+            Arc::new(posemu_protocol::clock::WarpClock::new(self.time_warp))
         } else {
             Arc::new(SystemClock)
         }

@@ -7,14 +7,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{MerchantCredentials, TransportConfig};
-use crate::device::api::Secret;
 use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
 use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
 use crate::fleet::faults::FaultRule;
 use crate::fleet::threshold::{Outcome, Threshold};
 use crate::fleet::{FleetConfig, Report, ServerChoice, Ui};
-use crate::protocol::provision::is_valid_fleet_prefix;
+use posemu_client::{MerchantCredentials, TransportConfig};
+use posemu_protocol::api::Secret;
+use posemu_protocol::provision::is_valid_fleet_prefix;
 
 use super::device_args::parse_duration;
 
@@ -322,7 +322,7 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
         .iter()
         .map(|f| FaultRule::parse(f).map_err(|e| format!("--faulty {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let profile = crate::profile::builtin_named(crate::profile::DEFAULT_PROFILE)
+    let profile = posemu_profile::builtin_named(posemu_profile::DEFAULT_PROFILE)
         .ok_or("the default profile is missing from this build")?;
     Ok(FleetConfig {
         source,

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use rand::RngCore;
 
-use crate::profile::{self, FormFactor, Profile};
-use crate::runtime::home::{write_private, Home};
+use posemu_profile::{self as profile, FormFactor, Profile};
+use posemu_runtime::home::{write_private, Home};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::protocol::provision::is_valid_fleet_prefix;
-use crate::protocol::version::Version;
-use crate::sandbox::{FaultConfig, FleetSeed, Sandbox, SandboxConfig, SandboxError};
+use posemu_protocol::provision::is_valid_fleet_prefix;
+use posemu_protocol::version::Version;
+use posemu_sandbox::{FaultConfig, FleetSeed, Sandbox, SandboxConfig, SandboxError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -78,10 +78,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 pub fn config(args: &Args) -> Result<SandboxConfig, String> {
     let mut profiles = Vec::new();
     if args.profiles.is_empty() {
-        profiles = crate::profile::builtin();
+        profiles = posemu_profile::builtin();
     }
     for dir in &args.profiles {
-        profiles.extend(crate::profile::load_dir(dir).map_err(|e| format!("--profiles: {e}"))?);
+        profiles.extend(posemu_profile::load_dir(dir).map_err(|e| format!("--profiles: {e}"))?);
     }
     let faults = match &args.faults {
         Some(path) => {

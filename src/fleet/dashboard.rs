@@ -334,9 +334,9 @@ mod tests {
         s.states[State::Waiting as usize] = 10;
         s.moved(State::Waiting, State::Ready);
         s.moved(State::Waiting, State::Polling);
-        s.request(Endpoint::Step(crate::device::Step::Status), 1500, None);
+        s.request(Endpoint::Step(posemu_device::Step::Status), 1500, None);
         s.request(
-            Endpoint::Step(crate::device::Step::Status),
+            Endpoint::Step(posemu_device::Step::Status),
             2500,
             Some("4029".into()),
         );

@@ -6,14 +6,14 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::client::HeaderValue;
+use posemu_client::HeaderValue;
 use serde::Deserialize;
 
-use crate::client::{DeviceIdentity, IdentityError};
-use crate::device::api::Secret;
-use crate::protocol::crypto::{key_from_hex, Key};
-use crate::protocol::headers::is_valid_device_id;
-use crate::protocol::provision::{derive_zmk, fleet_device_id};
+use posemu_client::{DeviceIdentity, IdentityError};
+use posemu_protocol::api::Secret;
+use posemu_protocol::crypto::{key_from_hex, Key};
+use posemu_protocol::headers::is_valid_device_id;
+use posemu_protocol::provision::{derive_zmk, fleet_device_id};
 
 /// The highest derived index: ids carry 6 hex digits.
 pub const MAX_DERIVED_INDEX: u32 = 0xFF_FFFF;

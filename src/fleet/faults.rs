@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::cli::device_args::{parse_duration, parse_signed_duration};
-use crate::client::{DeviceFaults, FaultHeader};
+use posemu_client::{DeviceFaults, FaultHeader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

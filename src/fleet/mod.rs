@@ -23,8 +23,8 @@ pub mod threshold;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::HeaderValue;
 use parking_lot::Mutex;
+use posemu_client::HeaderValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -35,9 +35,9 @@ pub use server::ServerChoice;
 pub use stats::{State, Stats};
 pub use threshold::Threshold;
 
-use crate::client::{MerchantCredentials, MerchantSession, Transport, TransportConfig};
-use crate::sandbox::FleetSeed;
 use live::{Live, StopReason};
+use posemu_client::{MerchantCredentials, MerchantSession, Transport, TransportConfig};
+use posemu_sandbox::FleetSeed;
 use sched::{ClaimMode, Plan, Worker};
 
 /// Everything a fleet run needs; the CLI builds it from flags, tests build it directly.
@@ -112,8 +112,8 @@ impl FleetConfig {
             } => (
                 format!(
                     "derived {}…{}",
-                    crate::protocol::provision::fleet_device_id(prefix, *first),
-                    crate::protocol::provision::fleet_device_id(
+                    posemu_protocol::provision::fleet_device_id(prefix, *first),
+                    posemu_protocol::provision::fleet_device_id(
                         prefix,
                         first + self.fleet_devices.saturating_sub(1)
                     )
@@ -212,7 +212,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
     let positions = cfg.shard.range(cfg.fleet_devices);
     let devices = positions.len() as u64;
     let epoch = tokio::time::Instant::now();
-    let started_at = crate::clock::rfc3339(chrono::Utc::now());
+    let started_at = posemu_protocol::clock::rfc3339(chrono::Utc::now());
     let plan = Arc::new(Plan {
         transport,
         server: server.url.clone(),

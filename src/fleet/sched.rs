@@ -17,11 +17,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::HeaderValue;
 use chrono::Utc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
+use posemu_client::HeaderValue;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -30,12 +30,12 @@ use tokio::time::Instant;
 use super::devices::DeviceSource;
 use super::dist::Dist;
 use super::stats::{error_key, Endpoint, State, Stats};
-use crate::client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
-use crate::device::api::{ApiAnswer, ApiCall, CallError};
-use crate::device::poll::uniform_between;
-use crate::device::{
+use posemu_client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
+use posemu_device::poll::uniform_between;
+use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
 };
+use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
 
 /// How a fleet claims codes, unattended.
 pub enum ClaimMode {
@@ -587,8 +587,8 @@ fn step_of(call: &ApiCall) -> Step {
 
 /// One line per kind of failure, without per-request detail (ports, trace ids), so that a
 /// thousand devices failing the same way are counted together.
-pub fn failure_reason(f: &crate::device::Failure) -> String {
-    use crate::device::FailureKind;
+pub fn failure_reason(f: &posemu_device::Failure) -> String {
+    use posemu_device::FailureKind;
     match &f.kind {
         FailureKind::Call { step, error } => match error {
             CallError::Http {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::procstat::{self, Usage};
-use crate::sandbox::{FleetSeed, Sandbox, SandboxConfig};
+use posemu_sandbox::{FleetSeed, Sandbox, SandboxConfig};
 
 #[derive(Debug, Clone)]
 pub enum ServerChoice {

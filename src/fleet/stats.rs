@@ -14,8 +14,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::device::api::CallError;
-use crate::device::{Phase, Step};
+use posemu_device::{Phase, Step};
+use posemu_protocol::api::CallError;
 
 /// An HDR histogram of `u64` values (µs everywhere in fleet reports) that
 /// serializes to a base64 string and merges exactly.

@@ -7,8 +7,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::theme::Theme;
-use crate::client::exchange::pretty_json;
-use crate::client::{Captured, Exchange};
+use posemu_client::exchange::pretty_json;
+use posemu_client::{Captured, Exchange};
 
 /// Longest line kept: hex ciphertexts run to tens of kilobytes on one line.
 const MAX_LINE_CHARS: usize = 240;

@@ -28,8 +28,8 @@ pub use model::{update, Cmd, Demo, DemoMode, Model, Msg};
 pub use theme::Theme;
 
 use crate::cli::device_args::{DeviceArgs, OpenDevice};
-use crate::clock::{Clock, SystemClock};
-use crate::runtime::Home;
+use posemu_protocol::clock::{Clock, SystemClock};
+use posemu_runtime::Home;
 
 /// The model and its message channel: what the real loop and the tests both drive.
 pub struct App {
@@ -175,7 +175,7 @@ async fn run_loop<B: Backend + Write>(
                 match cmd {
                     Cmd::Quit => return Ok(()),
                     Cmd::Clipboard(text) => {
-                        let seq = crate::client::export::osc52(&text);
+                        let seq = posemu_client::export::osc52(&text);
                         let w = terminal.backend_mut();
                         let _ = w.write_all(seq.as_bytes()).and_then(|_| Write::flush(w));
                     }

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use super::effects::{auto_claim, restart};
 use super::format::fmt_took;
 use super::{Cmd, Model, Msg};
-use crate::device::{Note, Phase, Step};
 use crate::tui::theme::Level;
+use posemu_device::{Note, Phase, Step};
 
 /// What `posemu demo` asks of the screen.
 #[derive(Debug, Clone, Default)]

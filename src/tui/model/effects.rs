@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use super::{Cmd, Model, Msg, SandboxAction};
 use crate::cli::device_args::DeviceArgs;
-use crate::client::MerchantError;
-use crate::device::Phase;
-use crate::runtime::Home;
 use crate::tui::keys::Action;
 use crate::tui::theme::Level;
+use posemu_client::MerchantError;
+use posemu_device::Phase;
+use posemu_runtime::Home;
 
 pub(super) fn restart(m: &mut Model) -> Vec<Cmd> {
     let Some(live) = m.live.as_ref() else {
@@ -25,7 +25,7 @@ pub(super) fn restart(m: &mut Model) -> Vec<Cmd> {
     m.toast_(Level::Info, "Restarting…");
     vec![Cmd::Spawn(Box::pin(async move {
         let result =
-            crate::client::merchant::sandbox_reset(&transport, &device_id, Some(&log)).await;
+            posemu_client::merchant::sandbox_reset(&transport, &device_id, Some(&log)).await;
         let result = match result {
             Ok(_) => Ok("device reset on the sandbox".to_string()),
             // A real server has no /sandbox/ helpers: restarting the device alone is all we can.
@@ -87,9 +87,9 @@ fn code_call(m: &mut Model, what: SandboxAction) -> Vec<Cmd> {
     );
     vec![Cmd::Spawn(Box::pin(async move {
         let result = if claim {
-            crate::client::sandbox_claim(&transport, &device_id, Some(&log)).await
+            posemu_client::sandbox_claim(&transport, &device_id, Some(&log)).await
         } else {
-            crate::client::sandbox_expire_code(&transport, &device_id, Some(&log)).await
+            posemu_client::sandbox_expire_code(&transport, &device_id, Some(&log)).await
         };
         let result = match result {
             Ok(a) if claim => Ok(format!(
@@ -153,7 +153,7 @@ pub(super) fn export(m: &mut Model) -> Vec<Cmd> {
     };
     vec![Cmd::Spawn(Box::pin(async move {
         let result = tokio::task::spawn_blocking(move || {
-            let text = crate::client::export::har_string(exchanges.iter().map(|e| e.as_ref()));
+            let text = posemu_client::export::har_string(exchanges.iter().map(|e| e.as_ref()));
             let mut last = String::from("no directory to write to");
             for dir in dirs {
                 let path = dir.join(&name);

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use super::Model;
-use crate::client::Exchange;
 use crate::tui::debug_lines::detail_lines;
+use posemu_client::Exchange;
 
 impl Model {
     pub(super) fn on_exchange(&mut self, e: Arc<Exchange>) {
         self.exchanges.push(e);
-        let cap = crate::runtime::session::EXCHANGE_LOG_CAPACITY;
+        let cap = posemu_runtime::session::EXCHANGE_LOG_CAPACITY;
         if self.exchanges.len() > cap {
             self.exchanges.remove(0);
             self.selected = self.selected.map(|s| s.saturating_sub(1));

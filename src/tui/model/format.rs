@@ -24,8 +24,8 @@ pub fn fmt_mmss(d: Duration) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-pub(super) fn status_word(s: crate::protocol::wire::PairingCodeStatus) -> &'static str {
-    use crate::protocol::wire::PairingCodeStatus as P;
+pub(super) fn status_word(s: posemu_protocol::wire::PairingCodeStatus) -> &'static str {
+    use posemu_protocol::wire::PairingCodeStatus as P;
     match s {
         P::None => "none",
         P::Pending => "pending",

@@ -34,12 +34,12 @@ use tui_input::Input;
 use super::qr::QrMatrix;
 use super::theme::{Level, Theme};
 use crate::cli::device_args::{DeviceArgs, OpenDevice};
-use crate::client::Exchange;
-use crate::clock::Clock;
-use crate::device::{DeviceEvent, DeviceState, Phase, Step};
-use crate::profile::Profile;
-use crate::runtime::{DeviceSession, Home};
-use crate::sandbox::Sandbox;
+use posemu_client::Exchange;
+use posemu_device::{DeviceEvent, DeviceState, Phase, Step};
+use posemu_profile::Profile;
+use posemu_protocol::clock::Clock;
+use posemu_runtime::{DeviceSession, Home};
+use posemu_sandbox::Sandbox;
 
 pub use demo::{Demo, DemoDue, DemoMode};
 pub use format::{fmt_mmss, fmt_took};

@@ -5,8 +5,8 @@ use crossterm::event::KeyEvent;
 
 use super::effects::reopen;
 use super::{Cmd, Model, Popup, ProfileItem};
-use crate::runtime::Home;
 use crate::tui::theme::Level;
+use posemu_runtime::Home;
 
 pub(super) fn open_profiles(m: &mut Model) {
     let current = m.profile().map(|p| p.name.clone());

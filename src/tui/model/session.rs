@@ -8,9 +8,9 @@ use tokio::time::Instant;
 use super::format::{fmt_mmss, fmt_took, status_word};
 use super::{Live, Model, Msg, Trouble};
 use crate::cli::device_args::OpenDevice;
-use crate::device::{DeviceEvent, Note, Step};
 use crate::tui::qr::QrMatrix;
 use crate::tui::theme::Level;
+use posemu_device::{DeviceEvent, Note, Step};
 
 impl Model {
     /// Makes `open` the running device and powers it on.

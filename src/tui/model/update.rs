@@ -9,9 +9,9 @@ use super::effects::{code_action, export, restart};
 use super::format::fmt_took;
 use super::popups::{on_popup_key, open_profiles};
 use super::{Cmd, Focus, Model, Msg, Popup, SandboxAction, SECOND};
-use crate::device::{DeviceEvent, Phase};
 use crate::tui::keys::{self, Action};
 use crate::tui::theme::Level;
+use posemu_device::{DeviceEvent, Phase};
 
 /// Advances the model by one message.
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
@@ -185,7 +185,7 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Export => return export(m),
         Action::CopyCurl => {
             if let Some(e) = m.selected_exchange() {
-                let text = crate::client::export::curl(e);
+                let text = posemu_client::export::curl(e);
                 m.popup = Some(Popup::Curl(text.clone()));
                 return vec![Cmd::Clipboard(text)];
             }
@@ -209,7 +209,7 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
             } else {
                 cur.saturating_sub(SECOND)
             };
-            let next = crate::device::poll::clamp_interval(next);
+            let next = posemu_device::poll::clamp_interval(next);
             m.device_event(DeviceEvent::SetPollInterval(next));
             let text = if next == cur {
                 format!("Poll interval stays {} (spec: 3–5 s)", fmt_took(next))

@@ -7,8 +7,8 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 use crate::tui::model::{fmt_mmss, DemoDue, Model};
+use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let t = m.theme;

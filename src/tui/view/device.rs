@@ -9,9 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Widget};
 
 use super::screens;
-use crate::profile::FormFactor;
 use crate::tui::model::Model;
 use crate::tui::theme::{Level, PosKey};
+use posemu_profile::FormFactor;
 
 /// The device's width beside the debug side.
 pub fn wide_width(form: FormFactor) -> u16 {

@@ -18,7 +18,7 @@ use ratatui::Frame;
 
 use super::keys::{in_demo, When, BINDINGS};
 use super::model::{Focus, Model};
-use crate::device::Phase;
+use posemu_device::Phase;
 
 /// Spinner frames; the spinner turns only while something is happening.
 pub const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];

@@ -10,9 +10,9 @@ use tui_big_text::PixelSize;
 use super::device::wrap;
 use super::parts::{big, big_height, gauge, item, para, spin, stack, styled, text, Item};
 use super::screens::booting;
-use crate::device::{DeviceState, Step};
 use crate::tui::model::{fmt_mmss, Model};
 use crate::tui::qr::{QrMatrix, QrWidget};
+use posemu_device::{DeviceState, Step};
 
 pub(super) fn pairing(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     let t = m.theme;

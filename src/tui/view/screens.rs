@@ -9,8 +9,8 @@ use tui_big_text::PixelSize;
 
 use super::pairing::pairing;
 use super::parts::{big, big_height, gauge, item, para, spin, stack, styled, text};
-use crate::device::{DeviceState, Failure, Phase, Step};
 use crate::tui::model::{fmt_mmss, fmt_took, Model};
+use posemu_device::{DeviceState, Failure, Phase, Step};
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let area = Rect {

@@ -1,0 +1,617 @@
+//! One device call: build the request for an [`ApiCall`] (headers, signature, envelope), send
+//! it, turn the answer into an [`ApiAnswer`] or a [`CallError`], and record the exchange.
+
+use std::future::Future;
+use std::time::{Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use rand::distr::{Alphanumeric, Distribution};
+use rand::RngCore;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+
+use super::exchange::{canonical_name, Captured, Exchange, ExchangeLog};
+use super::faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
+use super::identity::DeviceIdentity;
+use super::transport::{Incoming, Outgoing, Transport};
+use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
+use posemu_protocol::attest::{sign_v1, string_to_sign};
+use posemu_protocol::clock::rfc3339;
+use posemu_protocol::crypto::{sha256_hex, Key};
+use posemu_protocol::envelope::{open, seal_single, Envelope};
+use posemu_protocol::error::ErrorEnvelope;
+use posemu_protocol::headers::{ATTESTATION_SCHEME, CLIENT_TYPE_POS, X_TRACE_ID};
+use posemu_protocol::wire::paths;
+
+/// Length of the nonces the device draws (the spec allows 12–64 alphanumerics).
+pub const NONCE_LEN: usize = 24;
+
+/// A fresh alphanumeric nonce.
+pub fn new_nonce(rng: &mut dyn RngCore) -> String {
+    Alphanumeric
+        .sample_iter(rng)
+        .take(NONCE_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// What answer a call expects, with the key to open it: all the future needs of the call.
+enum Expect {
+    Bootstrap,
+    PairingCode,
+    Status,
+    Attest,
+    Keys,
+    Config(Key),
+    TerminalParameters(Key),
+    Activate(Key),
+}
+
+impl Expect {
+    fn of(call: &ApiCall) -> Expect {
+        match call {
+            ApiCall::Bootstrap => Expect::Bootstrap,
+            ApiCall::PairingCode => Expect::PairingCode,
+            ApiCall::Status => Expect::Status,
+            ApiCall::Attest { .. } => Expect::Attest,
+            ApiCall::Keys { .. } => Expect::Keys,
+            ApiCall::Config { msk, .. } => Expect::Config(*msk.expose()),
+            ApiCall::TerminalParameters { msk, .. } => Expect::TerminalParameters(*msk.expose()),
+            ApiCall::Activate { msk, .. } => Expect::Activate(*msk.expose()),
+        }
+    }
+}
+
+/// A request ready to go, with what the log shows about how it was made.
+struct Prepared {
+    step: &'static str,
+    expect: Expect,
+    out: Outgoing,
+    signing_string: Option<String>,
+    request_plaintext: Option<Vec<u8>>,
+}
+
+fn put(
+    headers: &mut HeaderMap,
+    faults: &DeviceFaults,
+    which: FaultHeader,
+    name: HeaderName,
+    value: HeaderValue,
+) {
+    if faults.drop_headers.contains(which) {
+        return;
+    }
+    let value = if faults.malform_headers.contains(which) {
+        HeaderValue::from_static(which.malformed_value())
+    } else {
+        value
+    };
+    headers.insert(name, value);
+}
+
+fn device_headers(id: &DeviceIdentity, faults: &DeviceFaults) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    put(
+        &mut h,
+        faults,
+        FaultHeader::DeviceId,
+        HeaderName::from_static("x-device-id"),
+        id.device_id_header().clone(),
+    );
+    put(
+        &mut h,
+        faults,
+        FaultHeader::UserAgent,
+        reqwest::header::USER_AGENT,
+        id.user_agent_header().clone(),
+    );
+    put(
+        &mut h,
+        faults,
+        FaultHeader::ClientType,
+        HeaderName::from_static("x-client-type"),
+        HeaderValue::from_static(CLIENT_TYPE_POS),
+    );
+    h
+}
+
+fn authorize(h: &mut HeaderMap, faults: &DeviceFaults, token: &Secret<String>) {
+    let mut value = format!("{ATTESTATION_SCHEME} {}", token.expose())
+        .parse::<HeaderValue>()
+        // A token the server sent that cannot be a header value: send the scheme alone, so the
+        // server answers its documented 401 instead of the device failing locally.
+        .unwrap_or_else(|_| HeaderValue::from_static(ATTESTATION_SCHEME));
+    value.set_sensitive(true);
+    put(
+        h,
+        faults,
+        FaultHeader::Authorization,
+        reqwest::header::AUTHORIZATION,
+        value,
+    );
+}
+
+/// The `X-Timestamp` a device sends: its wall clock, corrected by the offset it learned, plus
+/// any injected skew.
+fn attest_timestamp(now: DateTime<Utc>, offset_ms: i64, faults: &DeviceFaults) -> String {
+    let shift = chrono::Duration::milliseconds(offset_ms.saturating_add(faults.clock_skew_ms));
+    rfc3339(now.checked_add_signed(shift).unwrap_or(now))
+}
+
+fn prepare(
+    transport: &Transport,
+    id: &DeviceIdentity,
+    faults: &DeviceFaults,
+    call: &ApiCall,
+    now: DateTime<Utc>,
+    rng: &mut dyn RngCore,
+    logging: bool,
+) -> Prepared {
+    let mut headers = device_headers(id, faults);
+    let mut signing_string = None;
+    let mut body = None;
+    let mut request_plaintext = None;
+    let (method, path) = match call {
+        ApiCall::Bootstrap => (Method::POST, paths::BOOTSTRAP),
+        ApiCall::PairingCode => (Method::POST, paths::PAIRING_CODE),
+        ApiCall::Status => (Method::GET, paths::STATUS),
+        ApiCall::Attest { clock_offset_ms } => {
+            let timestamp = attest_timestamp(now, *clock_offset_ms, faults);
+            let nonce = if faults.reuse_nonce {
+                REUSED_NONCE.to_string()
+            } else {
+                new_nonce(rng)
+            };
+            let s = string_to_sign(id.device_id(), id.key_id(), &timestamp, &nonce);
+            let signature = if faults.wrong_secret {
+                // Any other key will do; flipping bits keeps it deterministic.
+                let wrong: Key = id.identity_secret().expose().map(|b| b ^ 0x5A);
+                sign_v1(&wrong, &s)
+            } else {
+                sign_v1(id.identity_secret().expose(), &s)
+            };
+            let hv = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
+            let pairs = [
+                (FaultHeader::KeyId, "x-key-id", id.key_id_header().clone()),
+                (FaultHeader::Timestamp, "x-timestamp", hv(&timestamp)),
+                (FaultHeader::Nonce, "x-nonce", hv(&nonce)),
+                (FaultHeader::Signature, "x-signature", hv(&signature)),
+            ];
+            for (which, name, value) in pairs {
+                put(
+                    &mut headers,
+                    faults,
+                    which,
+                    HeaderName::from_static(name),
+                    value,
+                );
+            }
+            if logging {
+                signing_string = Some(s);
+            }
+            (Method::POST, paths::ATTEST)
+        }
+        ApiCall::Keys { token } => {
+            authorize(&mut headers, faults, token);
+            (Method::POST, paths::KEYS)
+        }
+        ApiCall::Config { token, .. } => {
+            authorize(&mut headers, faults, token);
+            (Method::POST, paths::CONFIG)
+        }
+        ApiCall::TerminalParameters { token, .. } => {
+            authorize(&mut headers, faults, token);
+            (Method::POST, paths::TERMINAL_PARAMETERS)
+        }
+        ApiCall::Activate { token, msk, checks } => {
+            authorize(&mut headers, faults, token);
+            let plain = serde_json::to_vec(checks).unwrap_or_default();
+            let env = seal_single(msk.expose(), &plain, &mut &mut *rng);
+            body = Some(serde_json::to_vec(&env).unwrap_or_default());
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if logging {
+                request_plaintext = Some(plain);
+            }
+            (Method::POST, paths::ACTIVATE)
+        }
+    };
+    Prepared {
+        step: call.step(),
+        expect: Expect::of(call),
+        out: Outgoing {
+            method,
+            url: transport.url(path),
+            headers,
+            body,
+            timeout: faults.request_timeout,
+        },
+        signing_string,
+        request_plaintext,
+    }
+}
+
+impl Transport {
+    /// Makes one device call and returns its decoded (and decrypted) answer.
+    ///
+    /// `now` is the device's wall clock (for `X-Timestamp` and the log); `rng` draws the nonce
+    /// and envelope IVs. The request is built before this returns, so the future borrows
+    /// nothing (it holds a clone of the transport and log, two reference counts): spawn it, box
+    /// it, and call it with `&mut rand::rng()` inline — but do not hold a `ThreadRng` in a
+    /// variable across its `.await`. With a `log`, the exchange is recorded (redacted);
+    /// without one, nothing beyond the request itself is allocated.
+    pub fn call(
+        &self,
+        identity: &DeviceIdentity,
+        faults: &DeviceFaults,
+        call: &ApiCall,
+        now: DateTime<Utc>,
+        rng: &mut dyn RngCore,
+        log: Option<&ExchangeLog>,
+    ) -> impl Future<Output = Result<ApiAnswer, CallError>> + Send + 'static {
+        let prepared = prepare(self, identity, faults, call, now, rng, log.is_some());
+        let transport = self.clone();
+        let log = log.cloned();
+        async move {
+            let Prepared {
+                step,
+                expect,
+                out,
+                signing_string,
+                request_plaintext,
+            } = prepared;
+            let Some(log) = log else {
+                let inc = transport.send(out).await?;
+                return decode(&expect, step, &inc, now, false).0;
+            };
+            let mut entry = Exchange {
+                request_plaintext: request_plaintext.as_deref().map(Captured::preview),
+                signing_string,
+                ..Exchange::sent(step, now, &out)
+            };
+            let started = Instant::now();
+            let sent = transport.send(out).await;
+            entry.latency = started.elapsed();
+            let result = match sent {
+                Ok(inc) => {
+                    let (result, plaintext) = decode(&expect, step, &inc, now, true);
+                    fill_response(&mut entry, &inc);
+                    entry.response_plaintext = plaintext;
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                entry.error = Some(e.to_string());
+            }
+            log.record(entry);
+            result
+        }
+    }
+}
+
+/// Copies status, headers, body and trace id of an answer into a log entry.
+pub(crate) fn fill_response(entry: &mut Exchange, inc: &Incoming) {
+    entry.status = Some(inc.status.as_u16());
+    entry.http_version = format!("{:?}", inc.version);
+    entry.response_headers = inc
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                canonical_name(n.as_str()),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    entry.response_body = (!inc.body.is_empty()).then(|| Captured::body(&inc.body));
+    entry.trace_id = trace_id(inc);
+}
+
+/// `X-Trace-Id`, else the error body's `trace_id`.
+pub(crate) fn trace_id(inc: &Incoming) -> Option<String> {
+    inc.headers
+        .get(X_TRACE_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            serde_json::from_slice::<ErrorEnvelope>(&inc.body)
+                .ok()
+                .map(|e| e.error.trace_id)
+                .filter(|t| !t.is_empty())
+        })
+}
+
+fn system_time(t: DateTime<Utc>) -> SystemTime {
+    SystemTime::from(t)
+}
+
+/// The JSON body of a 2xx answer as `T`, or `Decode` naming the step.
+pub(crate) fn json<T: DeserializeOwned>(step: &str, body: &[u8]) -> Result<T, CallError> {
+    serde_json::from_slice(body)
+        .map_err(|e| CallError::Decode(format!("{step}: answer is not the documented JSON: {e}")))
+}
+
+fn open_envelope(step: &str, msk: &Key, body: &[u8]) -> Result<Vec<u8>, CallError> {
+    Envelope::from_json(body)
+        .and_then(|env| open(msk, &env))
+        .map_err(|e| CallError::Decode(format!("{step}: answer envelope: {e}")))
+}
+
+/// The answer of a call, and (when `logging`) its decrypted plaintext for the log.
+fn decode(
+    expect: &Expect,
+    step: &str,
+    inc: &Incoming,
+    now: DateTime<Utc>,
+    logging: bool,
+) -> (Result<ApiAnswer, CallError>, Option<Captured>) {
+    if !inc.status.is_success() {
+        return (Err(inc.to_http_error(system_time(now))), None);
+    }
+    let body = &inc.body[..];
+    let mut plaintext = None;
+    let result = (|| match expect {
+        Expect::Bootstrap => json(step, body).map(ApiAnswer::Bootstrap),
+        Expect::PairingCode => json(step, body).map(ApiAnswer::PairingCode),
+        Expect::Status => json(step, body).map(ApiAnswer::Status),
+        Expect::Attest => json(step, body).map(ApiAnswer::Attest),
+        Expect::Keys => json(step, body).map(|k| ApiAnswer::Keys(Box::new(k))),
+        Expect::Config(msk) => {
+            let plain = open_envelope(step, msk, body)?;
+            if logging {
+                plaintext = Some(Captured::new(&plain, super::exchange::MAX_BODY_CHARS));
+            }
+            json(step, &plain).map(ApiAnswer::Config)
+        }
+        Expect::TerminalParameters(msk) => {
+            let plain = open_envelope(step, msk, body)?;
+            if logging {
+                plaintext = Some(Captured::preview(&plain));
+            }
+            // Checked to be JSON without building it: the device only keeps its digest.
+            json::<serde::de::IgnoredAny>(step, &plain)?;
+            Ok(ApiAnswer::TerminalParameters {
+                sha256_hex: sha256_hex(&plain),
+                bytes: plain.len(),
+            })
+        }
+        Expect::Activate(msk) => {
+            let plain = open_envelope(step, msk, body)?;
+            if logging {
+                plaintext = Some(Captured::new(&plain, super::exchange::MAX_BODY_CHARS));
+            }
+            json(step, &plain).map(ApiAnswer::Activate)
+        }
+    })();
+    (result, plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::HeaderSet;
+    use crate::transport::TransportConfig;
+    use posemu_protocol::attest::{is_valid_nonce, parse_signature, verify_v1};
+    use posemu_protocol::wire::ActivationChecks;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::time::Duration;
+
+    fn setup() -> (Transport, DeviceIdentity) {
+        let t = Transport::new("http://127.0.0.1:9", TransportConfig::default()).unwrap();
+        let id = DeviceIdentity::new(
+            "POS-8F3A2C91",
+            "Viopay-POS/1.4.2 (Android 12; PAX-A920)",
+            "device-id-key-2025-01",
+            hex::decode("8F3A2C91".repeat(8))
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+        .unwrap();
+        (t, id)
+    }
+
+    fn now() -> DateTime<Utc> {
+        posemu_protocol::clock::parse_rfc3339("2025-12-13T14:25:30Z").unwrap()
+    }
+
+    fn header<'a>(p: &'a Prepared, name: &str) -> Option<&'a str> {
+        p.out.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn attest_is_signed_as_the_spec_says() {
+        let (t, id) = setup();
+        let mut rng = StdRng::seed_from_u64(1);
+        let call = ApiCall::Attest {
+            clock_offset_ms: -30_000,
+        };
+        let p = prepare(&t, &id, &DeviceFaults::NONE, &call, now(), &mut rng, true);
+        assert_eq!(p.out.url, "http://127.0.0.1:9/pos/attest");
+        assert_eq!(p.out.method, Method::POST);
+        assert_eq!(header(&p, "x-client-type"), Some("pos"));
+        assert_eq!(header(&p, "x-timestamp"), Some("2025-12-13T14:25:00Z"));
+        let nonce = header(&p, "x-nonce").unwrap();
+        assert!(is_valid_nonce(nonce) && nonce.len() == NONCE_LEN);
+        let s = p.signing_string.as_deref().unwrap();
+        assert_eq!(
+            s,
+            format!("POS-8F3A2C91\ndevice-id-key-2025-01\n2025-12-13T14:25:00Z\n{nonce}")
+        );
+        let sig = parse_signature(header(&p, "x-signature").unwrap()).unwrap();
+        assert!(verify_v1(id.identity_secret().expose(), s, &sig));
+        assert!(p.out.body.is_none() && header(&p, "authorization").is_none());
+        // two calls, two nonces
+        let p2 = prepare(&t, &id, &DeviceFaults::NONE, &call, now(), &mut rng, false);
+        assert_ne!(header(&p2, "x-nonce"), Some(nonce));
+        assert!(p2.signing_string.is_none(), "not kept without a log");
+    }
+
+    #[test]
+    fn faults_shape_the_request() {
+        let (t, id) = setup();
+        let mut rng = StdRng::seed_from_u64(1);
+        let call = ApiCall::Attest { clock_offset_ms: 0 };
+        let f = DeviceFaults {
+            clock_skew_ms: 600_000,
+            wrong_secret: true,
+            reuse_nonce: true,
+            drop_headers: HeaderSet::EMPTY.with(FaultHeader::ClientType),
+            malform_headers: HeaderSet::EMPTY
+                .with(FaultHeader::UserAgent)
+                .with(FaultHeader::ClientType),
+            request_timeout: Some(Duration::from_millis(5)),
+        };
+        let p = prepare(&t, &id, &f, &call, now(), &mut rng, true);
+        assert_eq!(header(&p, "x-timestamp"), Some("2025-12-13T14:35:30Z"));
+        assert_eq!(header(&p, "x-nonce"), Some(REUSED_NONCE));
+        assert_eq!(header(&p, "x-client-type"), None, "drop wins");
+        assert_eq!(header(&p, "user-agent"), Some("posemu-malformed/1.0"));
+        let sig = parse_signature(header(&p, "x-signature").unwrap()).unwrap();
+        let s = p.signing_string.as_deref().unwrap();
+        assert!(!verify_v1(id.identity_secret().expose(), s, &sig));
+        assert_eq!(p.out.timeout, Some(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn activate_seals_the_checks_under_the_msk() {
+        let (t, id) = setup();
+        let mut rng = StdRng::seed_from_u64(1);
+        let msk: Key = core::array::from_fn(|i| i as u8);
+        let call = ApiCall::Activate {
+            token: Secret("att_abcdefghijklmnopqrstuvwx".into()),
+            msk: Secret(msk),
+            checks: ActivationChecks::ALL_OK,
+        };
+        let p = prepare(&t, &id, &DeviceFaults::NONE, &call, now(), &mut rng, true);
+        assert_eq!(
+            header(&p, "authorization"),
+            Some("Attestation att_abcdefghijklmnopqrstuvwx")
+        );
+        assert!(p.out.headers["authorization"].is_sensitive());
+        assert_eq!(header(&p, "content-type"), Some("application/json"));
+        let env = Envelope::from_json(p.out.body.as_deref().unwrap()).unwrap();
+        assert_eq!(env.key_kcv(), Some("377822"));
+        let plain = open(&msk, &env).unwrap();
+        assert_eq!(
+            plain,
+            br#"{"emv_ready":true,"keys_installed":true,"network_ok":true}"#
+        );
+        assert_eq!(p.request_plaintext.as_deref(), Some(&plain[..]));
+    }
+
+    fn incoming(status: u16, body: &[u8]) -> Incoming {
+        Incoming {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            version: reqwest::Version::HTTP_11,
+            headers: HeaderMap::new(),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn unusable_2xx_answers_are_decode_errors() {
+        let msk = Secret([7u8; 32]);
+        let token = Secret(String::from("att_x"));
+        let calls = [
+            ApiCall::Bootstrap,
+            ApiCall::PairingCode,
+            ApiCall::Status,
+            ApiCall::Attest { clock_offset_ms: 0 },
+            ApiCall::Keys {
+                token: token.clone(),
+            },
+            ApiCall::Config {
+                token: token.clone(),
+                msk: msk.clone(),
+            },
+            ApiCall::TerminalParameters {
+                token: token.clone(),
+                msk: msk.clone(),
+            },
+            ApiCall::Activate {
+                token,
+                msk,
+                checks: ActivationChecks::ALL_OK,
+            },
+        ];
+        for call in &calls {
+            for body in [
+                &b""[..],
+                b"garbage",
+                b"{}",
+                b"[1,2]",
+                b"{\"format\":\"TR31-DATA\"}",
+            ] {
+                let (r, _) = decode(
+                    &Expect::of(call),
+                    call.step(),
+                    &incoming(200, body),
+                    now(),
+                    true,
+                );
+                match r {
+                    Err(CallError::Decode(m)) => assert!(m.starts_with(call.step()), "{m}"),
+                    other => panic!("{} {:?}: {other:?}", call.step(), body),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn envelopes_under_another_key_are_decode_errors() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let env = seal_single(&[1u8; 32], b"{\"a\":1}", &mut rng);
+        let body = serde_json::to_vec(&env).unwrap();
+        let call = ApiCall::Config {
+            token: Secret("t".into()),
+            msk: Secret([2u8; 32]),
+        };
+        let (r, p) = decode(
+            &Expect::of(&call),
+            "config",
+            &incoming(200, &body),
+            now(),
+            true,
+        );
+        assert!(
+            matches!(r, Err(CallError::Decode(ref m)) if m.contains("key_kcv")),
+            "{r:?}"
+        );
+        assert!(p.is_none());
+        let call = ApiCall::Config {
+            token: Secret("t".into()),
+            msk: Secret([1u8; 32]),
+        };
+        let (r, p) = decode(
+            &Expect::of(&call),
+            "config",
+            &incoming(200, &body),
+            now(),
+            true,
+        );
+        assert_eq!(r, Ok(ApiAnswer::Config(serde_json::json!({"a": 1}))));
+        assert_eq!(p.unwrap().text, "{\"a\":1}");
+    }
+
+    #[test]
+    fn non_2xx_is_http_even_with_a_garbage_body() {
+        let (r, _) = decode(
+            &Expect::Status,
+            "status",
+            &incoming(503, b"\xff\xfe"),
+            now(),
+            true,
+        );
+        assert_eq!(
+            r,
+            Err(CallError::Http {
+                status: 503,
+                retry_after: None,
+                error: None
+            })
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! The only place that talks HTTP for a device (reqwest): headers, signing, envelopes,
+//! timeouts, and the exchange log.
+//!
+//! - [`Transport`]: a connection pool, a server and timeouts; clone it freely (a fleet shares
+//!   one), or give a device its own pool with [`Transport::separate_pool`].
+//! - [`DeviceIdentity`]: who the device is on the wire.
+//! - [`DeviceFaults`]: how it misbehaves on purpose (spec 6).
+//! - [`Transport::call`]: one [`ApiCall`](posemu_protocol::api::ApiCall) →
+//!   [`ApiAnswer`](posemu_protocol::api::ApiAnswer) or [`CallError`](posemu_protocol::api::CallError),
+//!   recorded in an optional [`ExchangeLog`].
+//! - [`export`]: HAR 1.2, copy as curl, OSC 52; [`merchant`]: claiming for unattended runs.
+
+// `CallError` carries the server's error envelope by value: a failed call is rare, and the
+// envelope is what every caller shows.
+#![allow(clippy::result_large_err)]
+
+pub mod call;
+pub mod exchange;
+pub mod export;
+pub mod faults;
+pub mod identity;
+pub mod merchant;
+pub mod transport;
+
+pub use call::new_nonce;
+pub use exchange::{Captured, Exchange, ExchangeLog};
+pub use faults::{DeviceFaults, FaultHeader, HeaderSet};
+pub use identity::{DeviceIdentity, IdentityError};
+pub use merchant::{
+    sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantCredentials, MerchantError,
+    MerchantSession,
+};
+/// Header values a fleet shares between devices (see [`DeviceIdentity::with_shared`]).
+pub use reqwest::header::HeaderValue;
+pub use transport::{Transport, TransportConfig, TransportError};

@@ -1,0 +1,457 @@
+//! The merchant's side of step 4, so that a device can be claimed unattended: the sandbox
+//! helpers (`/sandbox/devices/{id}/claim`, `…/expire-code`) and, for real servers, a merchant
+//! session (`/client/session` → `/session/initiate` → `POST /pos/claim`).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::call::{fill_response, json};
+use super::exchange::{Exchange, ExchangeLog};
+use super::transport::{Outgoing, Transport};
+use posemu_protocol::api::{CallError, Secret};
+use posemu_protocol::wire::{
+    paths, ClaimRequest, ClaimResponse, ClientSessionRequest, ClientSessionResponse,
+    SessionInitiateRequest, SessionInitiateResponse,
+};
+
+/// What the merchant side was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MerchantAction {
+    SandboxClaim,
+    SandboxExpireCode,
+    SandboxReset,
+    Login,
+    InitiateSession,
+    Claim,
+}
+
+impl MerchantAction {
+    /// The step name used in the exchange log.
+    pub fn step(self) -> &'static str {
+        match self {
+            MerchantAction::SandboxClaim => "sandbox-claim",
+            MerchantAction::SandboxExpireCode => "sandbox-expire-code",
+            MerchantAction::SandboxReset => "sandbox-reset",
+            MerchantAction::Login => "merchant-login",
+            MerchantAction::InitiateSession => "merchant-session",
+            MerchantAction::Claim => "claim",
+        }
+    }
+}
+
+impl fmt::Display for MerchantAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MerchantAction::SandboxClaim => "claiming through the sandbox helper",
+            MerchantAction::SandboxExpireCode => "expiring the code through the sandbox helper",
+            MerchantAction::SandboxReset => "resetting the device through the sandbox helper",
+            MerchantAction::Login => "merchant sign-in (POST /client/session)",
+            MerchantAction::InitiateSession => "merchant session (POST /session/initiate)",
+            MerchantAction::Claim => "claiming the code (POST /pos/claim)",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{action} failed: {source}")]
+pub struct MerchantError {
+    pub action: MerchantAction,
+    #[source]
+    pub source: CallError,
+}
+
+impl MerchantError {
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        self.source.status()
+    }
+
+    /// The error envelope's message, if the server sent one (`Pairing code expired`, …).
+    pub fn message(&self) -> Option<&str> {
+        match &self.source {
+            CallError::Http { error: Some(e), .. } => Some(&e.message),
+            _ => None,
+        }
+    }
+}
+
+/// The answer of the sandbox's claim and expire-code helpers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxCodeAction {
+    /// `claimed` or `expired`.
+    pub status: String,
+    pub device_id: String,
+    pub pairing_code: String,
+}
+
+/// A path segment with everything but `[A-Za-z0-9-_.]` percent-encoded, so that an odd device
+/// id cannot walk to another route.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') && s != "." && s != ".." {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Sends a JSON request and decodes a 2xx JSON answer; records the exchange if `log`.
+async fn exchange<T: DeserializeOwned>(
+    transport: &Transport,
+    action: MerchantAction,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+    log: Option<&ExchangeLog>,
+) -> Result<T, MerchantError> {
+    let err = |source| MerchantError { action, source };
+    let mut headers = HeaderMap::new();
+    if body.is_some() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(token) = bearer {
+        let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            err(CallError::Decode(
+                "the server's access token cannot be sent as a header".into(),
+            ))
+        })?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
+    }
+    let out = Outgoing {
+        method: Method::POST,
+        url: transport.url(path),
+        headers,
+        body,
+        timeout: None,
+    };
+    let now = Utc::now();
+    let mut entry = log.map(|_| Exchange::sent(action.step(), now, &out));
+    let started = Instant::now();
+    let result = match transport.send(out).await {
+        Ok(inc) => {
+            if let Some(e) = entry.as_mut() {
+                e.latency = started.elapsed();
+                fill_response(e, &inc);
+            }
+            if inc.status.is_success() {
+                json(action.step(), &inc.body)
+            } else {
+                Err(inc.to_http_error(now.into()))
+            }
+        }
+        Err(e) => {
+            if let Some(en) = entry.as_mut() {
+                en.latency = started.elapsed();
+            }
+            Err(e)
+        }
+    };
+    if let (Some(log), Some(mut e)) = (log, entry) {
+        if let Err(err) = &result {
+            e.error = Some(err.to_string());
+        }
+        log.record(e);
+    }
+    result.map_err(err)
+}
+
+/// Claims the device's pending code as its merchant would (sandbox only).
+pub async fn sandbox_claim(
+    transport: &Transport,
+    device_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<SandboxCodeAction, MerchantError> {
+    let path = format!("/sandbox/devices/{}/claim", path_segment(device_id));
+    exchange(
+        transport,
+        MerchantAction::SandboxClaim,
+        &path,
+        None,
+        None,
+        log,
+    )
+    .await
+}
+
+/// Expires the device's pending code now (sandbox only).
+pub async fn sandbox_expire_code(
+    transport: &Transport,
+    device_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<SandboxCodeAction, MerchantError> {
+    let path = format!("/sandbox/devices/{}/expire-code", path_segment(device_id));
+    exchange(
+        transport,
+        MerchantAction::SandboxExpireCode,
+        &path,
+        None,
+        None,
+        log,
+    )
+    .await
+}
+
+/// Puts the device back to `inactive` with no code and no keys (sandbox only), so that a
+/// device restarted from scratch and the server agree.
+pub async fn sandbox_reset(
+    transport: &Transport,
+    device_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<serde_json::Value, MerchantError> {
+    let path = format!("/sandbox/devices/{}/reset", path_segment(device_id));
+    exchange(
+        transport,
+        MerchantAction::SandboxReset,
+        &path,
+        None,
+        None,
+        log,
+    )
+    .await
+}
+
+/// Merchant API credentials (spec 4.5).
+#[derive(Clone)]
+pub struct MerchantCredentials {
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    /// The `host` sent to `/session/initiate`.
+    pub host: String,
+}
+
+impl MerchantCredentials {
+    pub const DEFAULT_HOST: &'static str = "merchant.viopay.io";
+
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        MerchantCredentials {
+            client_id: client_id.into(),
+            client_secret: Secret(client_secret.into()),
+            host: Self::DEFAULT_HOST.into(),
+        }
+    }
+
+    /// The sandbox's demo merchant.
+    pub fn demo() -> Self {
+        use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+        Self::new(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    }
+}
+
+impl fmt::Debug for MerchantCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MerchantCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("host", &self.host)
+            .finish()
+    }
+}
+
+/// Who the session signed in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantInfo {
+    pub merchant_id: String,
+    pub merchant_name: String,
+}
+
+#[derive(Clone)]
+struct Session {
+    token: Secret<String>,
+    /// Renew before this (the token's lifetime less a margin).
+    renew_at: Instant,
+    info: MerchantInfo,
+}
+
+/// A merchant's signed-in session. Shared by reference (`&self`), so one session serves every
+/// claim of a fleet; it signs in on first use, again shortly before the token expires, and
+/// again once if the server answers 401 anyway.
+pub struct MerchantSession {
+    transport: Transport,
+    credentials: MerchantCredentials,
+    session: Mutex<Option<Session>>,
+    log: Option<ExchangeLog>,
+}
+
+impl fmt::Debug for MerchantSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MerchantSession")
+            .field("server", &self.transport.base_url())
+            .field("credentials", &self.credentials)
+            .field("signed_in", &self.session.lock().is_some())
+            .finish()
+    }
+}
+
+/// Renew the token when less than this much of its life is left.
+const RENEW_MARGIN: Duration = Duration::from_secs(10);
+
+impl MerchantSession {
+    pub fn new(transport: Transport, credentials: MerchantCredentials) -> Self {
+        MerchantSession {
+            transport,
+            credentials,
+            session: Mutex::new(None),
+            log: None,
+        }
+    }
+
+    /// Records the session's exchanges (tokens and the client secret redacted).
+    pub fn with_log(mut self, log: ExchangeLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// The merchant signed in as, if signed in.
+    pub fn merchant(&self) -> Option<MerchantInfo> {
+        self.session.lock().as_ref().map(|s| s.info.clone())
+    }
+
+    /// Signs in and initiates a session now (also done by [`Self::claim`] when needed).
+    pub async fn login(&self) -> Result<MerchantInfo, MerchantError> {
+        let log = self.log.as_ref();
+        let req = ClientSessionRequest {
+            client_id: self.credentials.client_id.clone(),
+            client_secret: self.credentials.client_secret.expose().clone(),
+        };
+        let started = Instant::now();
+        let tok: ClientSessionResponse = exchange(
+            &self.transport,
+            MerchantAction::Login,
+            paths::CLIENT_SESSION,
+            None,
+            Some(serde_json::to_vec(&req).unwrap_or_default()),
+            log,
+        )
+        .await?;
+        let init = SessionInitiateRequest {
+            host: self.credentials.host.clone(),
+        };
+        let info: SessionInitiateResponse = exchange(
+            &self.transport,
+            MerchantAction::InitiateSession,
+            paths::SESSION_INITIATE,
+            Some(&tok.access_token),
+            Some(serde_json::to_vec(&init).unwrap_or_default()),
+            log,
+        )
+        .await?;
+        let info = MerchantInfo {
+            merchant_id: info.merchant_id,
+            merchant_name: info.merchant_name,
+        };
+        let life = Duration::from_secs(tok.expires_in).saturating_sub(RENEW_MARGIN);
+        *self.session.lock() = Some(Session {
+            token: Secret(tok.access_token),
+            renew_at: started + life,
+            info: info.clone(),
+        });
+        Ok(info)
+    }
+
+    async fn token(&self) -> Result<Secret<String>, MerchantError> {
+        let current = self
+            .session
+            .lock()
+            .as_ref()
+            .filter(|s| Instant::now() < s.renew_at)
+            .map(|s| s.token.clone());
+        match current {
+            Some(t) => Ok(t),
+            None => {
+                self.login().await?;
+                self.session
+                    .lock()
+                    .as_ref()
+                    .map(|s| s.token.clone())
+                    .ok_or_else(|| MerchantError {
+                        action: MerchantAction::Login,
+                        source: CallError::Decode("no session after signing in".into()),
+                    })
+            }
+        }
+    }
+
+    /// Claims `pairing_code` (optionally naming the device, as the documented example does).
+    pub async fn claim(
+        &self,
+        pairing_code: &str,
+        device_id: Option<&str>,
+    ) -> Result<ClaimResponse, MerchantError> {
+        let body = serde_json::to_vec(&ClaimRequest {
+            pairing_code: pairing_code.to_string(),
+            device_id: device_id.map(str::to_string),
+        })
+        .unwrap_or_default();
+        let send = |token: Secret<String>| {
+            let body = body.clone();
+            async move {
+                exchange::<ClaimResponse>(
+                    &self.transport,
+                    MerchantAction::Claim,
+                    paths::CLAIM,
+                    Some(token.expose()),
+                    Some(body),
+                    self.log.as_ref(),
+                )
+                .await
+            }
+        };
+        match send(self.token().await?).await {
+            // The token died early (server restarted, clocks disagree): sign in once more.
+            Err(e) if e.status() == Some(401) => {
+                *self.session.lock() = None;
+                send(self.token().await?).await
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_cannot_escape() {
+        assert_eq!(path_segment("POS-8F3A2C91"), "POS-8F3A2C91");
+        assert_eq!(path_segment("../x"), "..%2Fx");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
+    }
+
+    #[test]
+    fn errors_say_what_failed() {
+        let e = MerchantError {
+            action: MerchantAction::Claim,
+            source: CallError::Http {
+                status: 410,
+                retry_after: None,
+                error: Some(posemu_protocol::ErrorBody {
+                    code: "4010".into(),
+                    message: "Pairing code expired".into(),
+                    details: None,
+                    trace_id: String::new(),
+                }),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "claiming the code (POST /pos/claim) failed: HTTP 410 4010 Pairing code expired"
+        );
+        assert_eq!(e.message(), Some("Pairing code expired"));
+        assert_eq!(e.status(), Some(410));
+        let c = MerchantCredentials::demo();
+        assert!(!format!("{c:?}").contains("demo-secret"));
+    }
+}

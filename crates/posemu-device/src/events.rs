@@ -1,0 +1,197 @@
+//! The machine's vocabulary: steps, phases, events in, effects out, notes for people.
+
+use std::time::Duration;
+
+use super::failure::Failure;
+use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
+use posemu_protocol::wire::PairingCodeStatus;
+
+/// The API steps of the flow, in order (status is the poll of step 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    Bootstrap,
+    PairingCode,
+    Status,
+    Attest,
+    Keys,
+    Config,
+    TerminalParameters,
+    Activate,
+}
+
+impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::Bootstrap,
+        Step::PairingCode,
+        Step::Status,
+        Step::Attest,
+        Step::Keys,
+        Step::Config,
+        Step::TerminalParameters,
+        Step::Activate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Bootstrap => "bootstrap",
+            Step::PairingCode => "pairing-code",
+            Step::Status => "status",
+            Step::Attest => "attest",
+            Step::Keys => "keys",
+            Step::Config => "config",
+            Step::TerminalParameters => "terminal-parameters",
+            Step::Activate => "activate",
+        }
+    }
+
+    /// A human title, as the POS screen and `posemu activate` show it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Bootstrap => "Connecting to Viopay",
+            Step::PairingCode => "Requesting pairing code",
+            Step::Status => "Waiting for merchant",
+            Step::Attest => "Proving device identity",
+            Step::Keys => "Installing keys",
+            Step::Config => "Downloading configuration",
+            Step::TerminalParameters => "Downloading terminal parameters",
+            Step::Activate => "Activating",
+        }
+    }
+
+    pub(crate) fn needs_token(self) -> bool {
+        matches!(
+            self,
+            Step::Keys | Step::Config | Step::TerminalParameters | Step::Activate
+        )
+    }
+}
+
+/// Where the device is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Not started.
+    Off,
+    /// Working on a step: its call is in flight or waiting to be retried.
+    Step(Step),
+    /// Showing the pairing code and polling `GET /pos/status`.
+    Pairing,
+    /// The app is older than the server's `min_supported_version`.
+    UpdateRequired {
+        version: String,
+        min: String,
+    },
+    /// Activated: ready for payments.
+    Ready,
+    Failed(Box<Failure>),
+}
+
+/// The time and a random number that come with every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// A monotonic clock in ms (timers, latencies).
+    pub mono_ms: u64,
+    /// The device's wall clock, Unix ms (clock offset, saved code expiry).
+    pub wall_ms: i64,
+    /// A uniformly random value (backoff jitter, first-poll phase).
+    pub random: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    Poll,
+    CodeExpiry,
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceEvent {
+    /// Power on.
+    Start,
+    /// Forget all progress and start over.
+    Restart,
+    /// After a failure or "update required": try again from the step that stopped.
+    Retry,
+    /// The answer to call `call`.
+    Answer {
+        call: u32,
+        result: Result<ApiAnswer, CallError>,
+    },
+    Timer(Timer),
+    SetPollInterval(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Make this call; answer with `DeviceEvent::Answer { call: id, .. }`.
+    Call {
+        id: u32,
+        call: ApiCall,
+    },
+    /// Fire `DeviceEvent::Timer(timer)` after `after`, replacing any pending timer of that kind.
+    Wait {
+        timer: Timer,
+        after: Duration,
+    },
+    Cancel(Timer),
+    /// Persist `state.progress`.
+    Save,
+    /// Something a person or a report wants to know.
+    Note(Note),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    StepStarted(Step),
+    StepDone {
+        step: Step,
+        took: Duration,
+    },
+    ClockOffset {
+        offset_ms: i64,
+    },
+    CodeShown {
+        code: String,
+        expires_in: Duration,
+        resumed: bool,
+    },
+    Polled {
+        count: u32,
+        status: PairingCodeStatus,
+    },
+    /// The code expired: `by_device_clock` when the device's own timer said so first.
+    CodeExpired {
+        code: String,
+        by_device_clock: bool,
+    },
+    /// A 429: waiting `wait`, the poll interval is now `interval`.
+    SlowDown {
+        wait: Duration,
+        interval: Duration,
+    },
+    Backoff {
+        step: Step,
+        attempt: u32,
+        delay: Duration,
+        error: CallError,
+    },
+    Claimed,
+    ReAttest {
+        step: Step,
+    },
+    KeysInstalled {
+        key_set_id: String,
+    },
+    Activated {
+        terminal_id: String,
+        activated_at: String,
+        /// From `Start` (or `Restart`) to activated.
+        total: Duration,
+    },
+    /// Resumed from saved progress already activated.
+    ReadyFromSaved,
+    UpdateRequired {
+        version: String,
+        min: String,
+    },
+    Failed(Failure),
+}

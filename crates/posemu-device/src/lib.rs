@@ -1,0 +1,16 @@
+//! The terminal's brain, with no I/O: the activation state machine, its poll policy and the
+//! key-set handling. The TUI, `activate` and the fleet all run this same machine.
+
+pub mod describe;
+pub mod events;
+pub mod failure;
+pub mod keyset;
+pub mod machine;
+pub mod poll;
+pub mod progress;
+
+pub use failure::{Failure, FailureKind};
+pub use machine::{
+    update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Phase, Step, Timer,
+};
+pub use progress::Progress;

@@ -1,0 +1,739 @@
+//! The activation state machine (spec sections 1 and 4.1–4.11): `update(state, now, event)`
+//! returns the effects the runtime must carry out. No I/O, no clock reads, no randomness:
+//! time and a random number arrive in [`Now`] with every event.
+//!
+//! One call is in flight at a time. Timers are deadlines the machine keeps itself, so a timer
+//! that fires late or stale is simply ignored.
+
+use std::time::Duration;
+
+pub use super::events::{DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
+use super::failure::{Failure, FailureKind};
+use super::keyset::unwrap_key_set;
+use super::poll::{backoff_delay, clamp_interval, POLL_DEFAULT, SLOW_DOWN};
+use super::progress::{Progress, SavedCode, SavedParameters};
+use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
+use posemu_protocol::crypto::Key;
+use posemu_protocol::version::is_below;
+use posemu_protocol::wire::{ActivationChecks, ConfigSummary, DeviceStatus, PairingCodeStatus};
+
+/// What the device is, beyond its state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub device_id: String,
+    /// The server URL (saved progress belongs to one server).
+    pub server: String,
+    pub app_version: String,
+    pub zmk: Secret<Key>,
+    /// Poll interval, clamped to 3–5 s.
+    pub poll_interval: Duration,
+    /// Go on even when the app is below `min_supported_version`.
+    pub ignore_min_version: bool,
+    /// The first poll of each code comes at a random point within one interval (fleets), not
+    /// after exactly one interval.
+    pub spread_first_poll: bool,
+    /// What the device reports at activation (spec 4.11); all true unless a fault says otherwise.
+    pub checks: ActivationChecks,
+}
+
+impl DeviceConfig {
+    pub fn new(device_id: &str, server: &str, app_version: &str, zmk: Key) -> DeviceConfig {
+        DeviceConfig {
+            device_id: device_id.to_string(),
+            server: server.to_string(),
+            app_version: app_version.to_string(),
+            zmk: Secret(zmk),
+            poll_interval: POLL_DEFAULT,
+            ignore_min_version: false,
+            spread_first_poll: false,
+            checks: ActivationChecks::ALL_OK,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PairingCode {
+    pub code: String,
+    pub expires_at_ms: u64,
+    pub lifetime: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    id: u32,
+    step: Step,
+}
+
+/// The device's whole state. The runtime reads it for display; only [`update`] changes it.
+#[derive(Debug, Clone)]
+pub struct DeviceState {
+    pub config: DeviceConfig,
+    pub phase: Phase,
+    /// What is saved to disk; also the source of status, terminal id, merchant and config.
+    pub progress: Progress,
+    pub code: Option<PairingCode>,
+    pub polls: u32,
+    pub last_poll_ms: Option<u64>,
+    pub poll_due_ms: Option<u64>,
+    /// Added to the interval by 429 answers, for the rest of this code's life.
+    pub slow_down: Duration,
+    pub clock_offset_ms: i64,
+    /// Consecutive transient failures of the current step.
+    pub attempt: u32,
+    pub retry_due_ms: Option<u64>,
+    token: Option<(Secret<String>, u64)>,
+    msk: Option<Secret<Key>>,
+    in_flight: Option<InFlight>,
+    next_call_id: u32,
+    reattested: bool,
+    need_new_code: bool,
+    step_started_ms: u64,
+    flow_started_ms: u64,
+}
+
+impl DeviceState {
+    pub fn new(config: DeviceConfig) -> DeviceState {
+        let progress = Progress::new(&config.device_id, &config.server);
+        DeviceState::resume(config, progress)
+    }
+
+    /// A device that remembers `progress` (from disk); `Start` picks up from there.
+    pub fn resume(mut config: DeviceConfig, progress: Progress) -> DeviceState {
+        config.poll_interval = clamp_interval(config.poll_interval);
+        DeviceState {
+            config,
+            phase: Phase::Off,
+            progress,
+            code: None,
+            polls: 0,
+            last_poll_ms: None,
+            poll_due_ms: None,
+            slow_down: Duration::ZERO,
+            clock_offset_ms: 0,
+            attempt: 0,
+            retry_due_ms: None,
+            token: None,
+            msk: None,
+            in_flight: None,
+            next_call_id: 0,
+            reattested: false,
+            need_new_code: false,
+            step_started_ms: 0,
+            flow_started_ms: 0,
+        }
+    }
+
+    pub fn status(&self) -> DeviceStatus {
+        self.progress.status
+    }
+
+    /// The poll interval now in force (configured plus any slow-down).
+    pub fn effective_interval(&self) -> Duration {
+        self.config.poll_interval + self.slow_down
+    }
+
+    /// Time left on the pairing code by the device's own clock.
+    pub fn code_remaining(&self, now_ms: u64) -> Option<Duration> {
+        self.code
+            .as_ref()
+            .map(|c| Duration::from_millis(c.expires_at_ms.saturating_sub(now_ms)))
+    }
+
+    /// The step whose call is in flight, if any.
+    pub fn in_flight(&self) -> Option<Step> {
+        self.in_flight.map(|f| f.step)
+    }
+
+    /// Whether the device is done (ready) or stopped and waiting for a person.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Ready | Phase::Failed(_) | Phase::UpdateRequired { .. }
+        )
+    }
+}
+
+/// Advances the machine by one event.
+pub fn update(state: &mut DeviceState, now: Now, event: DeviceEvent) -> Vec<Effect> {
+    let mut m = Run {
+        s: state,
+        now,
+        fx: Vec::new(),
+    };
+    m.handle(event);
+    m.fx
+}
+
+struct Run<'a> {
+    s: &'a mut DeviceState,
+    now: Now,
+    fx: Vec<Effect>,
+}
+
+impl Run<'_> {
+    fn handle(&mut self, event: DeviceEvent) {
+        match event {
+            DeviceEvent::Start => self.start(),
+            DeviceEvent::Restart => self.restart(),
+            DeviceEvent::Retry => self.retry(),
+            DeviceEvent::Answer { call, result } => {
+                let Some(f) = self.s.in_flight.filter(|f| f.id == call) else {
+                    return; // an answer to a call abandoned by a restart
+                };
+                self.s.in_flight = None;
+                match result {
+                    Ok(answer) => self.on_answer(f.step, answer),
+                    Err(e) => self.on_error(f.step, e),
+                }
+            }
+            DeviceEvent::Timer(t) => self.on_timer(t),
+            DeviceEvent::SetPollInterval(d) => self.set_interval(d),
+        }
+    }
+
+    fn note(&mut self, n: Note) {
+        self.fx.push(Effect::Note(n));
+    }
+
+    fn wait(&mut self, timer: Timer, after: Duration) {
+        self.fx.push(Effect::Wait { timer, after });
+    }
+
+    fn start(&mut self) {
+        if self.s.phase != Phase::Off {
+            return;
+        }
+        self.s.flow_started_ms = self.now.mono_ms;
+        if self.s.progress.status == DeviceStatus::Activated {
+            self.s.phase = Phase::Ready;
+            self.note(Note::ReadyFromSaved);
+            return;
+        }
+        self.begin(Step::Bootstrap);
+    }
+
+    fn restart(&mut self) {
+        let config = self.s.config.clone();
+        let fresh = Progress::new(&config.device_id, &config.server);
+        let next_id = self.s.next_call_id;
+        *self.s = DeviceState::resume(config, fresh);
+        self.s.next_call_id = next_id; // answers to abandoned calls must not match
+        for t in [Timer::Poll, Timer::CodeExpiry, Timer::Retry] {
+            self.fx.push(Effect::Cancel(t));
+        }
+        self.fx.push(Effect::Save);
+        self.start();
+    }
+
+    fn retry(&mut self) {
+        match self.s.phase.clone() {
+            Phase::Failed(f) => {
+                if f.step == Step::Status && self.s.code.is_some() {
+                    self.s.phase = Phase::Pairing;
+                    self.s.attempt = 0;
+                    self.issue(Step::Status);
+                } else {
+                    self.begin(f.step);
+                }
+            }
+            Phase::UpdateRequired { .. } => self.begin(Step::Bootstrap),
+            _ => {}
+        }
+    }
+
+    fn set_interval(&mut self, d: Duration) {
+        self.s.config.poll_interval = clamp_interval(d);
+        if self.s.phase != Phase::Pairing || self.s.in_flight.is_some() {
+            return;
+        }
+        if let (Some(last), Some(_)) = (self.s.last_poll_ms, self.s.poll_due_ms) {
+            let due = (last + self.s.effective_interval().as_millis() as u64).max(self.now.mono_ms);
+            self.schedule_poll_at(due);
+        }
+    }
+
+    fn schedule_poll_at(&mut self, due_ms: u64) {
+        self.s.poll_due_ms = Some(due_ms);
+        self.wait(
+            Timer::Poll,
+            Duration::from_millis(due_ms.saturating_sub(self.now.mono_ms)),
+        );
+    }
+
+    /// Enters `step` afresh: new attempt count, its timing starts now.
+    fn begin(&mut self, step: Step) {
+        self.s.phase = if step == Step::Status {
+            Phase::Pairing
+        } else {
+            Phase::Step(step)
+        };
+        self.s.attempt = 0;
+        self.s.retry_due_ms = None;
+        self.s.reattested = false;
+        self.s.step_started_ms = self.now.mono_ms;
+        if step != Step::Status {
+            self.note(Note::StepStarted(step));
+        }
+        self.issue(step);
+    }
+
+    fn done(&mut self, step: Step) {
+        let took = Duration::from_millis(self.now.mono_ms.saturating_sub(self.s.step_started_ms));
+        self.note(Note::StepDone { step, took });
+    }
+
+    /// Sends the call of `step` (attesting first if the step needs a token we lack).
+    fn issue(&mut self, step: Step) {
+        if step.needs_token() {
+            let valid = matches!(&self.s.token, Some((_, exp)) if *exp > self.now.mono_ms);
+            if !valid {
+                if self.s.token.is_some() {
+                    // expired mid-way: attest again, then carry on with `step`
+                    if self.s.reattested {
+                        return self.fail(step, FailureKind::TokenExpiredTwice);
+                    }
+                    self.s.reattested = true;
+                    self.note(Note::ReAttest { step });
+                }
+                return self.send(Step::Attest);
+            }
+        }
+        if matches!(
+            step,
+            Step::Config | Step::TerminalParameters | Step::Activate
+        ) && self.s.msk.is_none()
+        {
+            return self.begin(Step::Keys);
+        }
+        self.send(step)
+    }
+
+    fn send(&mut self, step: Step) {
+        let token = || {
+            Secret(
+                self.s
+                    .token
+                    .as_ref()
+                    .map(|t| t.0 .0.clone())
+                    .unwrap_or_default(),
+            )
+        };
+        let msk = || self.s.msk.clone().unwrap_or(Secret([0; 32]));
+        let call = match step {
+            Step::Bootstrap => ApiCall::Bootstrap,
+            Step::PairingCode => ApiCall::PairingCode,
+            Step::Status => ApiCall::Status,
+            Step::Attest => ApiCall::Attest {
+                clock_offset_ms: self.s.clock_offset_ms,
+            },
+            Step::Keys => ApiCall::Keys { token: token() },
+            Step::Config => ApiCall::Config {
+                token: token(),
+                msk: msk(),
+            },
+            Step::TerminalParameters => ApiCall::TerminalParameters {
+                token: token(),
+                msk: msk(),
+            },
+            Step::Activate => ApiCall::Activate {
+                token: token(),
+                msk: msk(),
+                checks: self.s.config.checks,
+            },
+        };
+        self.s.next_call_id = self.s.next_call_id.wrapping_add(1);
+        let id = self.s.next_call_id;
+        self.s.in_flight = Some(InFlight { id, step });
+        self.s.retry_due_ms = None;
+        if step == Step::Status {
+            self.s.poll_due_ms = None;
+        }
+        self.fx.push(Effect::Call { id, call });
+    }
+
+    fn fail(&mut self, step: Step, kind: FailureKind) {
+        let f = Failure { step, kind };
+        self.s.phase = Phase::Failed(Box::new(f.clone()));
+        self.s.retry_due_ms = None;
+        self.s.poll_due_ms = None;
+        for t in [Timer::Poll, Timer::Retry] {
+            self.fx.push(Effect::Cancel(t));
+        }
+        self.note(Note::Failed(f));
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        if self.s.in_flight.is_some() {
+            if timer == Timer::CodeExpiry && self.code_expired() {
+                self.s.need_new_code = true;
+            }
+            return;
+        }
+        let now = self.now.mono_ms;
+        match timer {
+            Timer::Poll => {
+                if self.s.phase == Phase::Pairing && self.s.poll_due_ms.is_some_and(|d| d <= now) {
+                    self.issue(Step::Status);
+                }
+            }
+            Timer::CodeExpiry => {
+                if self.s.phase == Phase::Pairing && self.code_expired() {
+                    self.new_code(true);
+                }
+            }
+            Timer::Retry => {
+                if self.s.retry_due_ms.is_some_and(|d| d <= now) {
+                    match self.s.phase {
+                        Phase::Pairing => self.issue(Step::Status),
+                        Phase::Step(step) => self.issue(step),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn code_expired(&self) -> bool {
+        self.s
+            .code
+            .as_ref()
+            .is_some_and(|c| c.expires_at_ms <= self.now.mono_ms)
+    }
+
+    /// The code is gone (expired by either clock, or replaced): ask for a new one.
+    fn new_code(&mut self, by_device_clock: bool) {
+        if let Some(c) = self.s.code.take() {
+            self.note(Note::CodeExpired {
+                code: c.code,
+                by_device_clock,
+            });
+        }
+        self.s.need_new_code = false;
+        self.s.poll_due_ms = None;
+        self.fx.push(Effect::Cancel(Timer::Poll));
+        self.begin(Step::PairingCode);
+    }
+
+    fn on_answer(&mut self, step: Step, answer: ApiAnswer) {
+        self.s.attempt = 0;
+        match (step, answer) {
+            (Step::Bootstrap, ApiAnswer::Bootstrap(b)) => self.bootstrapped(b),
+            (Step::PairingCode, ApiAnswer::PairingCode(p)) => self.code_issued(p),
+            (Step::Status, ApiAnswer::Status(st)) => self.polled(st),
+            (Step::Attest, ApiAnswer::Attest(a)) => {
+                let exp = self.now.mono_ms + a.expires_in_sec.saturating_mul(1000);
+                self.s.token = Some((Secret(a.attestation_token), exp));
+                match self.s.phase {
+                    // attested on the way to a later step (first time or again): carry on
+                    Phase::Step(s) if s.needs_token() => self.issue(s),
+                    _ => {
+                        self.done(Step::Attest);
+                        self.begin(Step::Keys);
+                    }
+                }
+            }
+            (Step::Keys, ApiAnswer::Keys(k)) => {
+                match unwrap_key_set(self.s.config.zmk.expose(), &k) {
+                    Ok(keys) => {
+                        self.s.msk = Some(Secret(*keys.msk.expose()));
+                        self.s.progress.key_set = Some(keys.summary());
+                        self.done(Step::Keys);
+                        self.note(Note::KeysInstalled {
+                            key_set_id: k.key_set.key_set_id.clone(),
+                        });
+                        self.fx.push(Effect::Save);
+                        self.begin(Step::Config);
+                    }
+                    Err(e) => self.fail(Step::Keys, FailureKind::KeySet(e.to_string())),
+                }
+            }
+            (Step::Config, ApiAnswer::Config(v)) => {
+                match serde_json::from_value::<ConfigSummary>(v.clone()) {
+                    Ok(c) => {
+                        self.s.progress.terminal_id = Some(c.terminal_id);
+                        self.s.progress.merchant_name = Some(c.merchant.name);
+                        self.s.progress.config = Some(v);
+                        self.done(Step::Config);
+                        self.fx.push(Effect::Save);
+                        self.begin(Step::TerminalParameters);
+                    }
+                    Err(e) => self.fail(
+                        Step::Config,
+                        FailureKind::BadAnswer(format!(
+                            "the config lacks what a terminal needs: {e}"
+                        )),
+                    ),
+                }
+            }
+            (Step::TerminalParameters, ApiAnswer::TerminalParameters { sha256_hex, bytes }) => {
+                self.s.progress.parameters = Some(SavedParameters { sha256_hex, bytes });
+                self.done(Step::TerminalParameters);
+                self.fx.push(Effect::Save);
+                self.begin(Step::Activate);
+            }
+            (Step::Activate, ApiAnswer::Activate(r)) => {
+                let p = &mut self.s.progress;
+                p.status = DeviceStatus::Activated;
+                p.terminal_id = Some(r.terminal_id.clone());
+                p.activated_at = Some(r.activated_at.clone());
+                p.pending_code = None;
+                self.done(Step::Activate);
+                self.s.phase = Phase::Ready;
+                self.fx.push(Effect::Save);
+                let total = Duration::from_millis(self.now.mono_ms - self.s.flow_started_ms);
+                self.note(Note::Activated {
+                    terminal_id: r.terminal_id,
+                    activated_at: r.activated_at,
+                    total,
+                });
+            }
+            (step, other) => self.fail(
+                step,
+                FailureKind::BadAnswer(format!(
+                    "expected the answer of {}, got one of {}",
+                    step.name(),
+                    answer_name(&other)
+                )),
+            ),
+        }
+    }
+
+    fn bootstrapped(&mut self, b: posemu_protocol::wire::BootstrapResponse) {
+        let Some(server) = posemu_protocol::clock::parse_rfc3339(&b.server_time) else {
+            return self.fail(
+                Step::Bootstrap,
+                FailureKind::BadAnswer(format!(
+                    "server_time {:?} is not an RFC 3339 time",
+                    b.server_time
+                )),
+            );
+        };
+        self.s.clock_offset_ms = server.timestamp_millis() - self.now.wall_ms;
+        self.note(Note::ClockOffset {
+            offset_ms: self.s.clock_offset_ms,
+        });
+        let version = self.s.config.app_version.clone();
+        match is_below(&version, &b.min_supported_version) {
+            Some(true) if !self.s.config.ignore_min_version => {
+                return self.update_required(version, b.min_supported_version);
+            }
+            None => {
+                return self.fail(
+                    Step::Bootstrap,
+                    FailureKind::BadAnswer(format!(
+                        "min_supported_version {:?} or app version {version:?} is not a version",
+                        b.min_supported_version
+                    )),
+                )
+            }
+            _ => {}
+        }
+        self.done(Step::Bootstrap);
+        if self.s.progress.status != DeviceStatus::Inactive {
+            return self.begin(Step::Attest);
+        }
+        match self.s.progress.pending_code.clone() {
+            Some(saved) if saved.expires_at_ms > self.now.wall_ms => {
+                let left = (saved.expires_at_ms - self.now.wall_ms) as u64;
+                self.show_code(saved.code, Duration::from_millis(left), true);
+                // a resumed code is polled at once: the merchant may have claimed it meanwhile
+                self.s.phase = Phase::Pairing;
+                self.issue(Step::Status);
+            }
+            _ => self.begin(Step::PairingCode),
+        }
+    }
+
+    fn update_required(&mut self, version: String, min: String) {
+        self.s.phase = Phase::UpdateRequired {
+            version: version.clone(),
+            min: min.clone(),
+        };
+        self.note(Note::UpdateRequired { version, min });
+    }
+
+    fn show_code(&mut self, code: String, lifetime: Duration, resumed: bool) {
+        let expires_at_ms = self.now.mono_ms + lifetime.as_millis() as u64;
+        self.s.progress.pending_code = Some(SavedCode {
+            code: code.clone(),
+            expires_at_ms: self.now.wall_ms + lifetime.as_millis() as i64,
+        });
+        self.s.code = Some(PairingCode {
+            code: code.clone(),
+            expires_at_ms,
+            lifetime,
+        });
+        self.s.polls = 0;
+        self.s.last_poll_ms = None;
+        self.s.slow_down = Duration::ZERO;
+        self.s.need_new_code = false;
+        self.note(Note::CodeShown {
+            code,
+            expires_in: lifetime,
+            resumed,
+        });
+        self.wait(Timer::CodeExpiry, lifetime);
+        self.fx.push(Effect::Save);
+    }
+
+    fn code_issued(&mut self, p: posemu_protocol::wire::PairingCodeResponse) {
+        if p.pairing_code.trim().is_empty() || p.expires_in_sec == 0 {
+            return self.fail(
+                Step::PairingCode,
+                FailureKind::BadAnswer(format!(
+                    "pairing code {:?} with expires_in_sec {} cannot be shown",
+                    p.pairing_code, p.expires_in_sec
+                )),
+            );
+        }
+        self.done(Step::PairingCode);
+        self.show_code(p.pairing_code, Duration::from_secs(p.expires_in_sec), false);
+        self.s.phase = Phase::Pairing;
+        let interval = self.s.effective_interval();
+        let first = if self.s.config.spread_first_poll {
+            Duration::from_millis(self.now.random % (interval.as_millis() as u64 + 1))
+        } else {
+            interval
+        };
+        self.schedule_poll_at(self.now.mono_ms + first.as_millis() as u64);
+    }
+
+    fn polled(&mut self, st: posemu_protocol::wire::StatusResponse) {
+        self.s.polls += 1;
+        self.s.last_poll_ms = Some(self.now.mono_ms);
+        self.note(Note::Polled {
+            count: self.s.polls,
+            status: st.pairing_code_status,
+        });
+        if st.is_claimed || st.pairing_code_status == PairingCodeStatus::Used {
+            self.s.code = None;
+            self.s.progress.status = if st.device_status == DeviceStatus::Activated {
+                DeviceStatus::Activated
+            } else {
+                DeviceStatus::Claimed
+            };
+            self.s.progress.pending_code = None;
+            self.s.poll_due_ms = None;
+            self.fx.push(Effect::Cancel(Timer::Poll));
+            self.fx.push(Effect::Cancel(Timer::CodeExpiry));
+            self.note(Note::Claimed);
+            self.fx.push(Effect::Save);
+            return self.begin(Step::Attest);
+        }
+        match st.pairing_code_status {
+            PairingCodeStatus::Expired | PairingCodeStatus::None => self.new_code(false),
+            _ if self.s.need_new_code || self.code_expired() => self.new_code(true),
+            _ => {
+                let due = self.now.mono_ms + self.s.effective_interval().as_millis() as u64;
+                self.schedule_poll_at(due);
+            }
+        }
+    }
+
+    fn on_error(&mut self, step: Step, e: CallError) {
+        let status = e.status();
+        if status == Some(429) {
+            return self.slow_down(step, e);
+        }
+        if e.is_transient() {
+            if step == Step::Status && (self.s.need_new_code || self.code_expired()) {
+                return self.new_code(true);
+            }
+            self.s.attempt += 1;
+            let delay = backoff_delay(self.s.attempt, self.now.random);
+            self.s.retry_due_ms = Some(self.now.mono_ms + delay.as_millis() as u64);
+            self.wait(Timer::Retry, delay);
+            self.note(Note::Backoff {
+                step,
+                attempt: self.s.attempt,
+                delay,
+                error: e,
+            });
+            return;
+        }
+        match (step, status) {
+            (_, Some(426)) => {
+                // `details.min_supported_version` if given, else the message's last word
+                let body = e.error_body();
+                let min = body
+                    .and_then(|b| b.details.as_ref()?.get("min_supported_version")?.as_str())
+                    .map(str::to_string)
+                    .or_else(|| body.and_then(|b| b.message.rsplit(' ').next().map(str::to_string)))
+                    .unwrap_or_else(|| "a newer version".into());
+                self.update_required(self.s.config.app_version.clone(), min);
+            }
+            // "Device already claimed": a device that lost its progress picks up at attest
+            (Step::PairingCode, Some(409)) => {
+                self.s.progress.status = DeviceStatus::Claimed;
+                self.s.progress.pending_code = None;
+                self.note(Note::Claimed);
+                self.fx.push(Effect::Save);
+                self.begin(Step::Attest);
+            }
+            // the server forgot the claim (reset, or a new sandbox): pair again
+            (Step::Attest, Some(409)) if self.s.phase == Phase::Step(Step::Attest) => {
+                self.s.progress = Progress::new(&self.s.config.device_id, &self.s.config.server);
+                self.fx.push(Effect::Save);
+                self.begin(Step::PairingCode);
+            }
+            (s, Some(401)) if s.needs_token() && !self.s.reattested => {
+                self.s.reattested = true;
+                self.s.token = None;
+                self.note(Note::ReAttest { step: s });
+                self.send(Step::Attest);
+            }
+            _ => {
+                // a failed attest on the way to a later step belongs to that step's attempt
+                let shown = match self.s.phase {
+                    Phase::Step(s) if s.needs_token() && step == Step::Attest => s,
+                    _ => step,
+                };
+                self.fail(shown, FailureKind::Call { step, error: e });
+            }
+        }
+    }
+
+    fn slow_down(&mut self, step: Step, e: CallError) {
+        let retry_after = match &e {
+            CallError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if step == Step::Status {
+            self.s.slow_down += SLOW_DOWN;
+            let wait = retry_after.unwrap_or_else(|| self.s.effective_interval());
+            self.note(Note::SlowDown {
+                wait,
+                interval: self.s.effective_interval(),
+            });
+            self.schedule_poll_at(self.now.mono_ms + wait.as_millis() as u64);
+            return;
+        }
+        self.s.attempt += 1;
+        let wait = retry_after.unwrap_or_else(|| backoff_delay(self.s.attempt, self.now.random));
+        self.s.retry_due_ms = Some(self.now.mono_ms + wait.as_millis() as u64);
+        self.wait(Timer::Retry, wait);
+        self.note(Note::Backoff {
+            step,
+            attempt: self.s.attempt,
+            delay: wait,
+            error: e,
+        });
+    }
+}
+
+fn answer_name(a: &ApiAnswer) -> &'static str {
+    match a {
+        ApiAnswer::Bootstrap(_) => "bootstrap",
+        ApiAnswer::PairingCode(_) => "pairing-code",
+        ApiAnswer::Status(_) => "status",
+        ApiAnswer::Attest(_) => "attest",
+        ApiAnswer::Keys(_) => "keys",
+        ApiAnswer::Config(_) => "config",
+        ApiAnswer::TerminalParameters { .. } => "terminal-parameters",
+        ApiAnswer::Activate(_) => "activate",
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

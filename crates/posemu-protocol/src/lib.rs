@@ -1,0 +1,19 @@
+//! The contract of `shared/spec/pos-api.md`, used by both the device side and the sandbox:
+//! wire types, headers, the error envelope, signatures, MSK envelopes, TR-31 and KCVs.
+//!
+//! Nothing here does I/O or reads a clock: times and random bytes come in as arguments.
+
+pub mod api;
+pub mod attest;
+pub mod clock;
+pub mod crypto;
+pub mod envelope;
+pub mod error;
+pub mod headers;
+pub mod provision;
+pub mod rules;
+pub mod tr31;
+pub mod version;
+pub mod wire;
+
+pub use error::{error_code_for_status, ErrorBody, ErrorEnvelope};

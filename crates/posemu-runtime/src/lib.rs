@@ -1,0 +1,12 @@
+//! Where the pure device machine meets the world: its files (home, saved progress) and the
+//! driver that carries out its effects for one device.
+
+pub mod driver;
+pub mod home;
+pub mod session;
+pub mod store;
+
+pub use driver::{CallFuture, Caller, Driver};
+pub use home::Home;
+pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};
+pub use store::ProgressStore;

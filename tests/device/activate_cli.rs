@@ -1,0 +1,237 @@
+//! `posemu activate` and `posemu profiles` as a user runs them: the real binary, a temp
+//! POSEMU_HOME, the embedded sandbox or one in this process on 127.0.0.1.
+
+use std::process::{Command, Output};
+
+use posemu_sandbox::{Sandbox, SandboxConfig};
+
+fn posemu(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_posemu"))
+        .args(args)
+        .env("POSEMU_HOME", home)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn activate_auto_claim_activates_the_default_device_then_resumes_ready() {
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let o = posemu(
+        home.path(),
+        &["activate", "--auto-claim", "--time-warp", "1000"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(started.elapsed().as_secs() < 10);
+    for line in [
+        "POS-8F3A2C91 (PAX-A920, Android 12, app 1.4.2)",
+        "✓ pairing code ",
+        "✓ claimed by the merchant",
+        "✓ key set ks-",
+        "✓ terminal-parameters (",
+        "— ready for payments",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let o = posemu(home.path(), &["activate"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(out.contains("already activated (saved progress)"), "{out}");
+}
+
+#[test]
+fn activate_json_prints_one_event_object_per_line() {
+    let home = tempfile::tempdir().unwrap();
+    let o = posemu(
+        home.path(),
+        &[
+            "activate",
+            "--auto-claim",
+            "--json",
+            "--fresh",
+            "--time-warp",
+            "1000",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for k in [
+        "device",
+        "code_shown",
+        "claimed",
+        "keys_installed",
+        "activated",
+    ] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let activated = events.iter().find(|e| e["event"] == "activated").unwrap();
+    assert!(activated["terminal_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("TID-"));
+}
+
+#[tokio::test]
+async fn activate_against_a_server_that_does_not_know_the_device_fails_clearly() {
+    let sb = Sandbox::start(SandboxConfig {
+        profiles: vec![],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let url = sb.url();
+    let o = tokio::task::spawn_blocking(move || {
+        posemu(home.path(), &["activate", "--server", &url, "--json"])
+    })
+    .await
+    .unwrap();
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let failed: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "failed")
+        .expect("a failed event");
+    assert_eq!(failed["status"], 404);
+    assert_eq!(failed["code"], "4004");
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("Device not found"));
+    assert_eq!(failed["trace_id"].as_str().unwrap().len(), 32);
+}
+
+#[test]
+fn bad_flags_and_profiles_exit_2_naming_what_is_wrong() {
+    let home = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["activate", "--poll-interval", "9"], "3–5"),
+        (
+            &["activate", "--profile", "nope"],
+            "no profile named \"nope\"",
+        ),
+        (&["activate", "--clock-skew", "soon"], "not a duration"),
+        (&["activate", "--drop-header", "X-Nothing"], "X-Nothing"),
+    ];
+    for (args, expected) in cases {
+        let o = posemu(home.path(), args);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let bad = home.path().join("bad.toml");
+    std::fs::write(&bad, "[device]\nid = \"POS-1\"\n").unwrap();
+    let o = posemu(
+        home.path(),
+        &["activate", "--profile", bad.to_str().unwrap()],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("bad.toml"), "{err}");
+}
+
+#[test]
+fn profiles_new_list_and_show_keep_secrets_out_of_sight() {
+    let home = tempfile::tempdir().unwrap();
+    let o = posemu(
+        home.path(),
+        &["profiles", "new", "lab-2", "--model", "SUNMI-P2"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let file = home.path().join("config/profiles/lab-2.toml");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let secret = saved
+        .lines()
+        .find(|l| l.starts_with("secret_hex"))
+        .unwrap()
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let (list, _) = text(&posemu(home.path(), &["profiles", "list"]));
+    assert!(list.contains("lab-2") && list.contains("user") && list.contains("pax-a920"));
+    let o = posemu(home.path(), &["profiles", "show", "lab-2"]);
+    let (show, _) = text(&o);
+    assert!(show.contains("SUNMI-P2") && show.contains("<redacted"));
+    assert!(!show.contains(&secret) && !list.contains(&secret));
+    let o = posemu(home.path(), &["profiles", "new", "lab-2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), saved);
+    // the embedded sandbox provisions a user's own profile, so it activates too
+    let o = posemu(
+        home.path(),
+        &[
+            "activate",
+            "--profile",
+            "lab-2",
+            "--auto-claim",
+            "--time-warp",
+            "1000",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+}
+
+#[tokio::test]
+async fn a_crash_mid_flow_resumes_from_saved_progress_on_the_next_run() {
+    // the sandbox runs on a warped clock as fast as the device's (offsets cancel out)
+    let sb = Sandbox::start(SandboxConfig {
+        clock: std::sync::Arc::new(posemu_protocol::clock::WarpClock::new(1000)),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().to_path_buf();
+    let url = sb.url();
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "activate",
+                "--server",
+                &url,
+                "--auto-claim",
+                "--time-warp",
+                "1000",
+            ];
+            args.extend_from_slice(extra);
+            posemu(&path, &args)
+        };
+        (run(&["--crash-at", "keys"]), run(&[]))
+    })
+    .await
+    .unwrap();
+    let (out, _) = text(&first);
+    assert_eq!(first.status.code(), Some(137), "{out}");
+    assert!(
+        out.contains("✓ attest") && out.contains("simulated crash before keys"),
+        "{out}"
+    );
+    let (out, _) = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(
+        !out.contains("pairing code"),
+        "resumed as claimed, no new code:\n{out}"
+    );
+    assert!(
+        out.contains("✓ attest") && out.contains("ready for payments"),
+        "{out}"
+    );
+}

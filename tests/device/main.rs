@@ -1,0 +1,7 @@
+//! Integration tests: device (one binary, a module per file).
+
+mod activate_cli;
+mod client_errors;
+mod client_flow;
+mod engine;
+mod profiles_fixtures;

@@ -1,0 +1,9 @@
+//! Integration tests: e2e (one binary, a module per file).
+
+#[path = "../sandbox/portal_support/mod.rs"]
+mod portal_support;
+mod tmux_support;
+
+mod demo_tmux;
+mod portal_browser;
+mod tui_tmux;

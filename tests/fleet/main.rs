@@ -1,0 +1,7 @@
+//! Integration tests: fleet (one binary, a module per file).
+
+mod fleet_support;
+
+mod run;
+mod shards;
+mod thresholds;

@@ -1,0 +1,15 @@
+//! Integration tests: sandbox (one binary, a module per file).
+
+mod portal_support;
+mod sandbox_common;
+
+mod attest_errors;
+mod attested_errors;
+mod cli;
+mod device_errors;
+mod faults;
+mod flow;
+mod helpers;
+mod merchant_errors;
+mod portal_http;
+mod robustness;

@@ -1,0 +1,8 @@
+//! Integration tests: tui (one binary, a module per file).
+
+mod tui_support;
+
+mod bench;
+mod demo_flow;
+mod flow;
+mod snapshots;

@@ -1,0 +1,238 @@
+//! Drives the real POS screen model against an in-process sandbox on 127.0.0.1, with tokio's
+//! clock paused: timers (polls, code expiry, ticks) fire in order as soon as the runtime is
+//! idle, so nothing sleeps for real, and the loopback calls in between are answered as they
+//! would be. Renders with ratatui's `TestBackend` and reads the screen back as text.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use clap::Parser;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use posemu::cli::device_args::{DeviceArgs, OpenDevice};
+use posemu::tui::theme::{QR_DARK, QR_LIGHT};
+use posemu::tui::{App, Model, Msg, Theme};
+use posemu_profile::{builtin_named, Profile};
+use posemu_protocol::clock::ManualClock;
+use posemu_runtime::{DeviceSession, Home, SessionOptions};
+use posemu_sandbox::{Sandbox, SandboxConfig};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// The flags `posemu` would get with `args` on its command line.
+pub fn flags(args: &[&str]) -> DeviceArgs {
+    let mut all = vec!["posemu"];
+    all.extend_from_slice(args);
+    Flags::parse_from(all).device
+}
+
+pub struct Setup {
+    pub profile: Profile,
+    /// Start no sandbox; point the device at this URL.
+    pub server: Option<String>,
+    pub min_version: Option<String>,
+    pub theme: Theme,
+    pub size: (u16, u16),
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            profile: builtin_named("pax-a920").unwrap(),
+            server: None,
+            min_version: None,
+            theme: Theme { color: true },
+            size: (120, 40),
+        }
+    }
+}
+
+pub struct Harness {
+    pub app: App,
+    pub clock: ManualClock,
+    pub url: String,
+    pub home: Home,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start(setup: Setup) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let clock = ManualClock::at_spec_example();
+        let (sandbox, url) = match &setup.server {
+            Some(url) => (None, url.clone()),
+            None => {
+                let mut cfg = SandboxConfig {
+                    clock: Arc::new(clock.clone()),
+                    seed: Some(4),
+                    ..SandboxConfig::default()
+                };
+                if let Some(v) = &setup.min_version {
+                    cfg.min_version = v.clone();
+                }
+                let sb = Sandbox::start(cfg).await.unwrap();
+                let url = sb.url();
+                (Some(sb), url)
+            }
+        };
+        let mut opts = SessionOptions::new(&url);
+        if sandbox.is_some() {
+            opts.progress_key = Some("embedded-sandbox".into());
+        }
+        let session =
+            DeviceSession::open(&home, setup.profile, &opts, Arc::new(clock.clone())).unwrap();
+        let open = OpenDevice {
+            session,
+            sandbox,
+            server: url.clone(),
+        };
+        let mut app = App::new(flags(&[]), Arc::new(clock.clone()), setup.theme);
+        app.model.home = Some(home.clone());
+        app.model.export_dir = Some(dir.path().join("exports"));
+        app.model.set_size(setup.size.0, setup.size.1);
+        app.attach(open);
+        Harness {
+            app,
+            clock,
+            url,
+            home,
+            dir,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.app.model
+    }
+
+    /// Handles the next message (a device event, an exchange, a tick, a sandbox answer).
+    pub async fn step(&mut self) {
+        let msg = self.app.next().await;
+        self.app.handle(msg);
+    }
+
+    /// Steps until `done` holds; fails with the screen if it never does.
+    pub async fn until(&mut self, what: &str, done: impl Fn(&Model) -> bool) {
+        for _ in 0..5_000 {
+            if done(&self.app.model) {
+                return;
+            }
+            self.step().await;
+        }
+        panic!("never {what}; the screen:\n{}", self.screen());
+    }
+
+    /// Steps until the screen shows `text`.
+    pub async fn until_screen(&mut self, text: &str) {
+        for _ in 0..5_000 {
+            if self.screen().contains(text) {
+                return;
+            }
+            self.step().await;
+        }
+        panic!("the screen never showed {text:?}:\n{}", self.screen());
+    }
+
+    pub fn press(&mut self, code: KeyCode) {
+        self.app
+            .handle(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    pub fn char(&mut self, c: char) {
+        self.press(KeyCode::Char(c));
+    }
+
+    /// The screen at the model's size, as text (the QR code's modules blanked).
+    pub fn screen(&mut self) -> String {
+        let (w, h) = self.app.model.size;
+        self.render(w, h)
+    }
+
+    /// The screen at `w` × `h`, as text.
+    pub fn render(&mut self, w: u16, h: u16) -> String {
+        let old = self.app.model.size;
+        self.app.model.set_size(w, h);
+        let buf = draw(&self.app.model, w, h);
+        self.app.model.size = old;
+        buffer_text(&buf)
+    }
+}
+
+pub fn draw(model: &Model, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| posemu::tui::view::view(model, f)).unwrap();
+    t.backend().buffer().clone()
+}
+
+/// The buffer as lines of text. QR modules (pure black/white cells) become `▒`: the code
+/// encodes the sandbox's port, which differs on every run.
+pub fn buffer_text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        let mut skip = 0;
+        for x in 0..buf.area.width {
+            let cell = &buf[(x, y)];
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let qr = [QR_DARK, QR_LIGHT].contains(&cell.fg)
+                && [QR_DARK, QR_LIGHT].contains(&cell.bg)
+                && cell.fg != Color::Reset;
+            if qr {
+                line.push('▒');
+            } else {
+                let s = cell.symbol();
+                line.push_str(s);
+                skip = unicode_width(s).saturating_sub(1);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn unicode_width(s: &str) -> usize {
+    use ratatui::text::Span;
+    Span::raw(s).width().max(1)
+}
+
+/// insta filters for what differs between runs: ports, trace ids, latencies, times, tokens.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
+        (r"\b[0-9a-f]{32}\b", "TRACE_ID"),
+        // the end of a trace id peeking out beside a popup
+        (r"(?m)│[0-9a-f]{1,31}(\s*│)$", "│…$1"),
+        (r"\b[0-9a-f]{6,}…", "HEX…"),
+        (
+            r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( UTC)?",
+            "DATETIME",
+        ),
+        (
+            r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT",
+            "HTTP-DATE",
+        ),
+        (r"│  \d{2}:\d{2} ", "│  HH:MM "),
+        (r"\s+\d+(\.\d+)? ms", " N ms"),
+        // backoff delays are drawn with full jitter
+        (r"retry (\d+) in \d+:\d{2}", "retry $1 in M:SS"),
+        (r"ks-[0-9a-f]+", "ks-ID"),
+        // timeline times follow backoff jitter and loopback scheduling
+        (r"\d+\.\ds ([·✓⚠✕])", "T.Ts $1"),
+        (r"att_[A-Za-z0-9]+", "att_TOKEN"),
+        (r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "⠿"),
+        // what the filters above shortened leaves a varying gap before a panel's border
+        (r"(?m) +│$", " │"),
+    ]
+}
