@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::device_args::{parse_duration, DeviceArgs};
+use super::device_args::DeviceArgs;
 use posemu_client::merchant::sandbox_claim;
 use posemu_device::{DeviceEvent, Note, Phase, Step};
 
@@ -18,7 +18,7 @@ pub struct Args {
     pub device: DeviceArgs,
     /// Claim the code through the sandbox helper (`/sandbox/devices/{id}/claim`) after DELAY
     /// (default at once), so the command completes unattended.
-    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// One JSON object per event (JSON Lines) instead of text.
     #[arg(long)]

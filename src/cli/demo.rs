@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::device_args::{parse_duration, DeviceArgs, OpenDevice};
+use super::device_args::{DeviceArgs, OpenDevice};
 use crate::tui::DemoMode;
 use posemu_protocol::clock::{Clock, SystemClock};
 use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME|PATH", default_value = posemu_profile::DEFAULT_PROFILE)]
     pub profile: String,
     /// Unattended kiosk: claim each code shown, through the sandbox, after this long (e.g. 20s).
-    #[arg(long, value_name = "AFTER", value_parser = parse_duration)]
+    #[arg(long, value_name = "AFTER", value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// slow: each setup step stays on screen about 2 s, long enough to explain; normal: as fast
     /// as the sandbox answers.
@@ -36,7 +36,7 @@ pub struct Args {
     pub pace: Pace,
     /// Kiosk: this long after the ready screen shows, reset the device and start over from
     /// power-on, forever (e.g. 30s).
-    #[arg(long = "loop", value_name = "AFTER", value_parser = parse_duration)]
+    #[arg(long = "loop", value_name = "AFTER", value_parser = posemu_protocol::duration::parse)]
     pub loop_after: Option<Duration>,
     /// The sandbox's address, so the portal URL is stable; a busy port falls back to a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]

@@ -172,41 +172,7 @@ fn parse_poll(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `500ms`, `3s`, `4.5s`, `10m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let ms = parse_signed_duration(s)?;
-    u64::try_from(ms)
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{s:?} is negative"))
-}
-
-/// Like [`parse_duration`] with an optional sign; answers milliseconds.
-pub fn parse_signed_duration(s: &str) -> Result<i64, String> {
-    let t = s.trim();
-    let (sign, t) = match t.strip_prefix('-') {
-        Some(rest) => (-1.0, rest),
-        None => (1.0, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return Err(format!("{s:?} is not a duration like 500ms, 3s, 10m or 1h")),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 3s, 10m or 1h"))?;
-    let ms = sign * n * scale;
-    if !ms.is_finite() || ms.abs() > 365.0 * 86_400_000.0 {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(ms.round() as i64)
-}
+use posemu_protocol::duration::{parse as parse_duration, parse_signed as parse_signed_duration};
 
 #[cfg(test)]
 mod tests {

@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
 use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
-use crate::fleet::faults::FaultRule;
+use crate::fleet::fault_shares::FaultShare;
 use crate::fleet::threshold::{Outcome, Threshold};
 use crate::fleet::{FleetConfig, Report, ServerChoice, Ui};
 use posemu_client::{MerchantCredentials, TransportConfig};
 use posemu_protocol::api::Secret;
 use posemu_protocol::provision::is_valid_fleet_prefix;
-
-use super::device_args::parse_duration;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -86,7 +84,7 @@ pub struct RunArgs {
     pub no_claim: bool,
     /// Stop after this long (e.g. 60s, 10m); without it the run ends when every device has
     /// activated or failed.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = posemu_protocol::duration::parse)]
     pub duration: Option<Duration>,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
@@ -129,10 +127,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub code_ttl: Option<u64>,
     /// Time allowed to connect to the server.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = posemu_protocol::duration::parse)]
     pub connect_timeout: Duration,
     /// Time allowed for one request.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = posemu_protocol::duration::parse)]
     pub request_timeout: Duration,
     /// Seed of the fleet's own randomness (poll phases, claim delays).
     #[arg(long, value_name = "N")]
@@ -320,7 +318,7 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
     let faults = a
         .faulty
         .iter()
-        .map(|f| FaultRule::parse(f).map_err(|e| format!("--faulty {e}")))
+        .map(|f| FaultShare::parse(f).map_err(|e| format!("--faulty {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let profile = posemu_profile::builtin_named(posemu_profile::DEFAULT_PROFILE)
         .ok_or("the default profile is missing from this build")?;

@@ -16,7 +16,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Paragraph, Row, Spa
 use ratatui::Frame;
 use tokio::sync::mpsc;
 
-use super::live::{Live, Rates, StopReason};
+use super::live::{LiveTally, Rates, StopReason};
 use super::report::{fmt_ms, Percentiles};
 use super::stats::{Endpoint, Hist, State, Stats};
 
@@ -40,7 +40,7 @@ impl Drop for Restore {
 }
 
 /// Runs the dashboard until the run finishes.
-pub async fn run(live: Arc<Live>) {
+pub async fn run(live: Arc<LiveTally>) {
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(e) => {

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::device_args::parse_duration;
-
 /// A delay drawn per device: `0`, `2s` (fixed), `1s-10s` (uniform), `exp:3s` (exponential
 /// with that mean, capped at 20× the mean so one device cannot stall a run forever).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -23,7 +21,7 @@ fn duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    parse_duration(s)
+    posemu_protocol::duration::parse(s)
 }
 
 /// `lo-hi` with units on both ends or only the last (`3-5s`, `3s-5s`, `250ms-1s`).

@@ -33,7 +33,7 @@ impl StopReason {
     }
 }
 
-pub struct Live {
+pub struct LiveTally {
     stats: Vec<Arc<Mutex<Stats>>>,
     pub epoch: Instant,
     /// Devices of this run.
@@ -79,15 +79,15 @@ impl Rates {
     }
 }
 
-impl Live {
+impl LiveTally {
     pub fn new(
         stats: Vec<Arc<Mutex<Stats>>>,
         epoch: Instant,
         devices: u64,
         config: RunConfig,
         stop_tx: watch::Sender<bool>,
-    ) -> Live {
-        Live {
+    ) -> LiveTally {
+        LiveTally {
             stats,
             epoch,
             devices,
@@ -130,7 +130,7 @@ impl Live {
         self.done_tx.subscribe()
     }
 
-    /// Ends the run after `duration` or on Ctrl-C, and shows progress, until [`Live::finish`].
+    /// Ends the run after `duration` or on Ctrl-C, and shows progress, until [`LiveTally::finish`].
     pub fn watch(self: Arc<Self>, duration: Option<Duration>, ui: Ui) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut done = self.finished();

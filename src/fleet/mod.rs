@@ -11,7 +11,7 @@
 pub mod dashboard;
 pub mod devices;
 pub mod dist;
-pub mod faults;
+pub mod fault_shares;
 pub mod live;
 pub mod procstat;
 pub mod report;
@@ -35,7 +35,7 @@ pub use server::ServerChoice;
 pub use stats::{State, Stats};
 pub use threshold::Threshold;
 
-use live::{Live, StopReason};
+use live::{LiveTally, StopReason};
 use posemu_client::{MerchantCredentials, MerchantSession, Transport, TransportConfig};
 use posemu_sandbox::FleetSeed;
 use sched::{ClaimMode, Plan, Worker};
@@ -70,7 +70,7 @@ pub struct FleetConfig {
     /// Embedded or process sandbox: pairing-code lifetime.
     pub code_ttl: Option<Duration>,
     /// Device faults as fleet-wide shares (`--faulty`).
-    pub faults: Vec<faults::FaultRule>,
+    pub faults: Vec<fault_shares::FaultShare>,
     /// The User-Agent every device sends, and the app version in it.
     pub user_agent: String,
     pub app_version: String,
@@ -250,7 +250,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         handles.push(done);
     }
     let run_config = cfg.describe(&server.description, workers);
-    let live = Arc::new(Live::new(
+    let live = Arc::new(LiveTally::new(
         stats.clone(),
         epoch,
         devices,

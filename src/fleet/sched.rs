@@ -56,7 +56,7 @@ pub struct Plan {
     /// Test knob: keep poll intervals below the spec's 3 s (set past the machine's clamp).
     pub unclamped_poll: bool,
     pub spread_first_poll: bool,
-    pub faults: Vec<super::faults::FaultRule>,
+    pub faults: Vec<super::fault_shares::FaultShare>,
     pub claim: Option<(ClaimMode, Dist)>,
     /// Devices started per second; 0 starts them all at once.
     pub ramp_per_sec: f64,
@@ -352,7 +352,7 @@ impl Worker {
             state,
             identity,
             transport,
-            faults: super::faults::draw(&self.plan.faults, || self.rng.random::<f64>()),
+            faults: super::fault_shares::draw(&self.plan.faults, || self.rng.random::<f64>()),
             due: [NO_DEADLINE; 4],
             st: State::Waiting,
         }));

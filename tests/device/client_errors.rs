@@ -359,7 +359,7 @@ async fn a_2xx_the_device_cannot_use_is_decode() {
     let log = ExchangeLog::default();
     for call in [ApiCall::Bootstrap, ApiCall::Status, ATTEST] {
         match call_with(&t, DeviceFaults::NONE, call.clone(), Some(&log)).await {
-            Err(CallError::Decode(m)) => assert!(m.starts_with(call.step()), "{m}"),
+            Err(CallError::Decode(m)) => assert!(m.starts_with(call.step().name()), "{m}"),
             other => panic!("{other:?}"),
         }
     }

@@ -4,7 +4,6 @@ mod portal_support;
 mod sandbox_common;
 
 mod attest_errors;
-mod attested_errors;
 mod cli;
 mod device_errors;
 mod faults;
@@ -13,3 +12,4 @@ mod helpers;
 mod merchant_errors;
 mod portal_http;
 mod robustness;
+mod token_steps_errors;

@@ -11,8 +11,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
+use super::device_faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::exchange::{canonical_name, Captured, Exchange, ExchangeLog};
-use super::faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::identity::DeviceIdentity;
 use super::transport::{Incoming, Outgoing, Transport};
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
@@ -217,7 +217,7 @@ fn prepare(
         }
     };
     Prepared {
-        step: call.step(),
+        step: call.step().name(),
         expect: Expect::of(call),
         out: Outgoing {
             method,
@@ -390,7 +390,7 @@ fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::HeaderSet;
+    use crate::device_faults::HeaderSet;
     use crate::transport::TransportConfig;
     use posemu_protocol::attest::{is_valid_nonce, parse_signature, verify_v1};
     use posemu_protocol::wire::ActivationChecks;
@@ -547,14 +547,14 @@ mod tests {
             ] {
                 let (r, _) = decode(
                     &Expect::of(call),
-                    call.step(),
+                    call.step().name(),
                     &incoming(200, body),
                     now(),
                     true,
                 );
                 match r {
-                    Err(CallError::Decode(m)) => assert!(m.starts_with(call.step()), "{m}"),
-                    other => panic!("{} {:?}: {other:?}", call.step(), body),
+                    Err(CallError::Decode(m)) => assert!(m.starts_with(call.step().name()), "{m}"),
+                    other => panic!("{} {:?}: {other:?}", call.step().name(), body),
                 }
             }
         }

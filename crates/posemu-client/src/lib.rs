@@ -15,16 +15,16 @@
 #![allow(clippy::result_large_err)]
 
 pub mod call;
+pub mod device_faults;
 pub mod exchange;
 pub mod export;
-pub mod faults;
 pub mod identity;
 pub mod merchant;
 pub mod transport;
 
 pub use call::new_nonce;
+pub use device_faults::{DeviceFaults, FaultHeader, HeaderSet};
 pub use exchange::{Captured, Exchange, ExchangeLog};
-pub use faults::{DeviceFaults, FaultHeader, HeaderSet};
 pub use identity::{DeviceIdentity, IdentityError};
 pub use merchant::{
     sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantCredentials, MerchantError,

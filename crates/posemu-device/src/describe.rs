@@ -1,29 +1,9 @@
 //! Notes in words (for `posemu activate`, the POS screen's timeline) and as JSON (for
 //! `--json` and scripts). Pure formatting: no secrets are in notes to begin with.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::events::Note;
-
-/// `1.2 s`, `85 ms`, `4:59`-style for long spans.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1_000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        mm_ss(d)
-    }
-}
-
-/// `5:00`.
-pub fn mm_ss(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}", s / 60, s % 60)
-}
 
 impl Note {
     /// A short machine name of the kind of note.
@@ -51,7 +31,11 @@ impl Note {
     pub fn describe(&self) -> String {
         match self {
             Note::StepStarted(s) => format!("{}…", s.title()),
-            Note::StepDone { step, took } => format!("{} ({})", step.name(), human_duration(*took)),
+            Note::StepDone { step, took } => format!(
+                "{} ({})",
+                step.name(),
+                posemu_protocol::duration::took(*took)
+            ),
             Note::ClockOffset { offset_ms } => format!(
                 "server clock is {:+.1} s from the device's",
                 *offset_ms as f64 / 1000.0
@@ -62,7 +46,7 @@ impl Note {
                 resumed,
             } => format!(
                 "pairing code {code} (expires in {}){}",
-                mm_ss(*expires_in),
+                posemu_protocol::duration::countdown(*expires_in),
                 if *resumed { ", resumed" } else { "" }
             ),
             Note::Polled { count, status } => {
@@ -84,8 +68,8 @@ impl Note {
             ),
             Note::SlowDown { wait, interval } => format!(
                 "server asked to slow down: next poll in {}, interval now {}",
-                human_duration(*wait),
-                human_duration(*interval)
+                posemu_protocol::duration::took(*wait),
+                posemu_protocol::duration::took(*interval)
             ),
             Note::Backoff {
                 step,
@@ -95,7 +79,7 @@ impl Note {
             } => format!(
                 "{} failed ({error}); retry {attempt} in {}",
                 step.name(),
-                human_duration(*delay)
+                posemu_protocol::duration::took(*delay)
             ),
             Note::Claimed => "claimed by the merchant".into(),
             Note::ReAttest { step } => {
@@ -111,7 +95,7 @@ impl Note {
                 terminal_id, total, ..
             } => format!(
                 "activated as {terminal_id} in {} — ready for payments",
-                human_duration(*total)
+                posemu_protocol::duration::took(*total)
             ),
             Note::ReadyFromSaved => {
                 "already activated (saved progress) — ready for payments".into()
@@ -183,6 +167,7 @@ impl Note {
 mod tests {
     use super::*;
     use crate::Step;
+    use std::time::Duration;
 
     #[test]
     fn notes_read_well_and_serialize_with_their_kind() {
@@ -199,7 +184,5 @@ mod tests {
             took: Duration::from_millis(42),
         };
         assert_eq!(d.describe(), "keys (42 ms)");
-        assert_eq!(human_duration(Duration::from_millis(1_540)), "1.5 s");
-        assert_eq!(human_duration(Duration::from_secs(299)), "4:59");
     }
 }

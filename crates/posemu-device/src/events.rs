@@ -3,68 +3,9 @@
 use std::time::Duration;
 
 use super::failure::Failure;
+pub use posemu_protocol::api::Step;
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
 use posemu_protocol::wire::PairingCodeStatus;
-
-/// The API steps of the flow, in order (status is the poll of step 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Step {
-    Bootstrap,
-    PairingCode,
-    Status,
-    Attest,
-    Keys,
-    Config,
-    TerminalParameters,
-    Activate,
-}
-
-impl Step {
-    pub const ALL: [Step; 8] = [
-        Step::Bootstrap,
-        Step::PairingCode,
-        Step::Status,
-        Step::Attest,
-        Step::Keys,
-        Step::Config,
-        Step::TerminalParameters,
-        Step::Activate,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Bootstrap => "bootstrap",
-            Step::PairingCode => "pairing-code",
-            Step::Status => "status",
-            Step::Attest => "attest",
-            Step::Keys => "keys",
-            Step::Config => "config",
-            Step::TerminalParameters => "terminal-parameters",
-            Step::Activate => "activate",
-        }
-    }
-
-    /// A human title, as the POS screen and `posemu activate` show it.
-    pub fn title(self) -> &'static str {
-        match self {
-            Step::Bootstrap => "Connecting to Viopay",
-            Step::PairingCode => "Requesting pairing code",
-            Step::Status => "Waiting for merchant",
-            Step::Attest => "Proving device identity",
-            Step::Keys => "Installing keys",
-            Step::Config => "Downloading configuration",
-            Step::TerminalParameters => "Downloading terminal parameters",
-            Step::Activate => "Activating",
-        }
-    }
-
-    pub(crate) fn needs_token(self) -> bool {
-        matches!(
-            self,
-            Step::Keys | Step::Config | Step::TerminalParameters | Step::Activate
-        )
-    }
-}
 
 /// Where the device is.
 #[derive(Debug, Clone, PartialEq)]

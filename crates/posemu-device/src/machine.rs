@@ -492,7 +492,7 @@ impl Run<'_> {
                 FailureKind::BadAnswer(format!(
                     "expected the answer of {}, got one of {}",
                     step.name(),
-                    answer_name(&other)
+                    other.step().name()
                 )),
             ),
         }
@@ -718,19 +718,6 @@ impl Run<'_> {
             delay: wait,
             error: e,
         });
-    }
-}
-
-fn answer_name(a: &ApiAnswer) -> &'static str {
-    match a {
-        ApiAnswer::Bootstrap(_) => "bootstrap",
-        ApiAnswer::PairingCode(_) => "pairing-code",
-        ApiAnswer::Status(_) => "status",
-        ApiAnswer::Attest(_) => "attest",
-        ApiAnswer::Keys(_) => "keys",
-        ApiAnswer::Config(_) => "config",
-        ApiAnswer::TerminalParameters { .. } => "terminal-parameters",
-        ApiAnswer::Activate(_) => "activate",
     }
 }
 

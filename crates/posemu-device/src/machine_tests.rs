@@ -87,7 +87,7 @@ impl Sim {
     }
 
     fn step(&self) -> &'static str {
-        self.call().1.step()
+        self.call().1.step().name()
     }
 
     fn answer(&mut self, a: ApiAnswer) -> &[Effect] {

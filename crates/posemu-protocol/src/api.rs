@@ -30,6 +30,67 @@ impl<T> Secret<T> {
     }
 }
 
+/// The API steps of the flow, in order (status is the poll of step 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    Bootstrap,
+    PairingCode,
+    Status,
+    Attest,
+    Keys,
+    Config,
+    TerminalParameters,
+    Activate,
+}
+
+impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::Bootstrap,
+        Step::PairingCode,
+        Step::Status,
+        Step::Attest,
+        Step::Keys,
+        Step::Config,
+        Step::TerminalParameters,
+        Step::Activate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Bootstrap => "bootstrap",
+            Step::PairingCode => "pairing-code",
+            Step::Status => "status",
+            Step::Attest => "attest",
+            Step::Keys => "keys",
+            Step::Config => "config",
+            Step::TerminalParameters => "terminal-parameters",
+            Step::Activate => "activate",
+        }
+    }
+
+    /// A human title, as the POS screen and `posemu activate` show it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Bootstrap => "Connecting to Viopay",
+            Step::PairingCode => "Requesting pairing code",
+            Step::Status => "Waiting for merchant",
+            Step::Attest => "Proving device identity",
+            Step::Keys => "Installing keys",
+            Step::Config => "Downloading configuration",
+            Step::TerminalParameters => "Downloading terminal parameters",
+            Step::Activate => "Activating",
+        }
+    }
+
+    /// Steps 6–8 (and 7b) need the attestation token (spec 3.2).
+    pub fn needs_token(self) -> bool {
+        matches!(
+            self,
+            Step::Keys | Step::Config | Step::TerminalParameters | Step::Activate
+        )
+    }
+}
+
 /// One API call of the device (spec steps 1–3, 5–8).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiCall {
@@ -62,17 +123,17 @@ pub enum ApiCall {
 }
 
 impl ApiCall {
-    /// The endpoint's step name, as shown in timelines and reports.
-    pub fn step(&self) -> &'static str {
+    /// The step this call belongs to.
+    pub fn step(&self) -> Step {
         match self {
-            ApiCall::Bootstrap => "bootstrap",
-            ApiCall::PairingCode => "pairing-code",
-            ApiCall::Status => "status",
-            ApiCall::Attest { .. } => "attest",
-            ApiCall::Keys { .. } => "keys",
-            ApiCall::Config { .. } => "config",
-            ApiCall::TerminalParameters { .. } => "terminal-parameters",
-            ApiCall::Activate { .. } => "activate",
+            ApiCall::Bootstrap => Step::Bootstrap,
+            ApiCall::PairingCode => Step::PairingCode,
+            ApiCall::Status => Step::Status,
+            ApiCall::Attest { .. } => Step::Attest,
+            ApiCall::Keys { .. } => Step::Keys,
+            ApiCall::Config { .. } => Step::Config,
+            ApiCall::TerminalParameters { .. } => Step::TerminalParameters,
+            ApiCall::Activate { .. } => Step::Activate,
         }
     }
 }
@@ -93,6 +154,22 @@ pub enum ApiAnswer {
         bytes: usize,
     },
     Activate(ActivationResult),
+}
+
+impl ApiAnswer {
+    /// The step this answer belongs to.
+    pub fn step(&self) -> Step {
+        match self {
+            ApiAnswer::Bootstrap(_) => Step::Bootstrap,
+            ApiAnswer::PairingCode(_) => Step::PairingCode,
+            ApiAnswer::Status(_) => Step::Status,
+            ApiAnswer::Attest(_) => Step::Attest,
+            ApiAnswer::Keys(_) => Step::Keys,
+            ApiAnswer::Config(_) => Step::Config,
+            ApiAnswer::TerminalParameters { .. } => Step::TerminalParameters,
+            ApiAnswer::Activate(_) => Step::Activate,
+        }
+    }
 }
 
 /// Why a call did not produce an answer.

@@ -7,6 +7,7 @@ pub mod api;
 pub mod attest;
 pub mod clock;
 pub mod crypto;
+pub mod duration;
 pub mod envelope;
 pub mod error;
 pub mod headers;

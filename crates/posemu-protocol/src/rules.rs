@@ -2,6 +2,20 @@
 
 /// Pairing-code alphabet: uppercase, no `0 O 1 I` (spec 4.2).
 pub const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// [POSEMU] A code as a person typed it matches after dropping white space and dashes (any
+/// Unicode dash, as the portal does) and upper-casing.
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}'))
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Whether `code` is exactly what a server may issue: 6 characters of [`CODE_ALPHABET`].
+pub fn is_valid_code(code: &str) -> bool {
+    code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))
+}
 /// Pairing-code length (spec 4.2, DOC).
 pub const CODE_LEN: usize = 6;
 /// Default pairing-code lifetime in seconds (spec 4.2, DOC).

@@ -45,9 +45,40 @@ impl Ord for Version {
             (None, None) => Ordering::Equal,
             (None, Some(_)) => Ordering::Greater,
             (Some(_), None) => Ordering::Less,
-            (Some(a), Some(b)) => a.cmp(b),
+            (Some(a), Some(b)) => cmp_pre(a, b),
         }
     }
+}
+
+/// SemVer 2.0 §11: dot-separated identifiers left to right; numeric ones compare as numbers and
+/// sort before alphanumeric ones; a shorter list that is a prefix sorts first.
+fn cmp_pre(a: &str, b: &str) -> Ordering {
+    let mut xs = a.split('.');
+    let mut ys = b.split('.');
+    loop {
+        let o = match (xs.next(), ys.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match (numeric(x), numeric(y)) {
+                (Some(m), Some(n)) => m.cmp(&n),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => x.cmp(y),
+            },
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+}
+
+fn numeric(id: &str) -> Option<u128> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // longer than u128 holds: compare by length, then text (both digits only)
+    id.parse().ok().or(Some(u128::MAX))
 }
 
 /// True if `version` is below `min`; `None` if either does not parse.
@@ -68,6 +99,27 @@ mod tests {
         assert_eq!(is_below("1.3", "1.3.1"), Some(true));
         assert_eq!(is_below("1.3.5-rc1", "1.3.5"), Some(true));
         assert_eq!(is_below("abc", "1.3.5"), None);
+    }
+
+    #[test]
+    fn pre_releases_order_as_semver_says() {
+        // SemVer 2.0 §11's own example, each below the next
+        let chain = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+        ];
+        for w in chain.windows(2) {
+            assert_eq!(is_below(w[0], w[1]), Some(true), "{} < {}", w[0], w[1]);
+            assert_eq!(is_below(w[1], w[0]), Some(false), "{} > {}", w[1], w[0]);
+        }
+        assert_eq!(is_below("1.3.5-rc.2", "1.3.5-rc.10"), Some(true));
+        assert_eq!(is_below("1.3.5-rc.10", "1.3.5-rc.2"), Some(false));
         assert_eq!(is_below("1..2", "1.3.5"), None);
     }
 }

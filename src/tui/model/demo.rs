@@ -9,7 +9,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::effects::{auto_claim, restart};
-use super::format::fmt_took;
 use super::{Cmd, Model, Msg};
 use crate::tui::theme::Level;
 use posemu_device::{Note, Phase, Step};
@@ -155,7 +154,10 @@ pub(super) fn on_due(m: &mut Model, generation: u64, seq: u64, due: DemoDue) -> 
             let after = m.demo.as_ref().and_then(|d| d.mode.auto_claim);
             m.log(
                 Level::Info,
-                format!("auto-claim after {}", fmt_took(after.unwrap_or_default())),
+                format!(
+                    "auto-claim after {}",
+                    posemu_protocol::duration::took(after.unwrap_or_default())
+                ),
             );
             auto_claim(m)
         }

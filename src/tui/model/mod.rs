@@ -42,7 +42,7 @@ use posemu_runtime::{DeviceSession, Home};
 use posemu_sandbox::Sandbox;
 
 pub use demo::{Demo, DemoDue, DemoMode};
-pub use format::{fmt_mmss, fmt_took};
+pub use posemu_protocol::duration::{countdown, took};
 pub use update::update;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -5,7 +5,7 @@
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::format::{fmt_mmss, fmt_took, status_word};
+use super::format::status_word;
 use super::{Live, Model, Msg, Trouble};
 use crate::cli::device_args::OpenDevice;
 use crate::tui::qr::QrMatrix;
@@ -98,7 +98,10 @@ impl Model {
             Note::StepDone { step, took } => {
                 self.trouble = None;
                 self.step_times.insert(step, took);
-                self.log(Level::Good, format!("{} {}", step.name(), fmt_took(took)));
+                self.log(
+                    Level::Good,
+                    format!("{} {}", step.name(), posemu_protocol::duration::took(took)),
+                );
             }
             Note::ClockOffset { offset_ms } => {
                 if offset_ms.abs() >= 1000 {
@@ -123,7 +126,10 @@ impl Model {
                 let how = if resumed { "resumed" } else { "shown" };
                 self.log(
                     Level::Info,
-                    format!("code {code} {how}, expires in {}", fmt_mmss(expires_in)),
+                    format!(
+                        "code {code} {how}, expires in {}",
+                        posemu_protocol::duration::countdown(expires_in)
+                    ),
                 );
                 if let Some(old) = &self.expired_code {
                     let text = format!("Code {old} expired: here is a new one");
@@ -163,8 +169,8 @@ impl Model {
             Note::SlowDown { wait, interval } => {
                 let text = format!(
                     "server asked to slow down: waiting {}, then polling every {}",
-                    fmt_took(wait),
-                    fmt_took(interval)
+                    posemu_protocol::duration::took(wait),
+                    posemu_protocol::duration::took(interval)
                 );
                 self.log(Level::Warn, text.clone());
                 self.toast_(Level::Warn, format!("429: {text}"));
@@ -180,7 +186,7 @@ impl Model {
                     format!(
                         "{} failed ({error}); retry {attempt} in {}",
                         step.name(),
-                        fmt_took(delay)
+                        posemu_protocol::duration::took(delay)
                     ),
                 );
                 self.trouble = Some(Trouble {
@@ -209,7 +215,10 @@ impl Model {
             } => {
                 self.log(
                     Level::Good,
-                    format!("activated as {terminal_id} in {}", fmt_took(total)),
+                    format!(
+                        "activated as {terminal_id} in {}",
+                        posemu_protocol::duration::took(total)
+                    ),
                 );
                 self.toast_(Level::Good, format!("Activated: {terminal_id}"));
             }

@@ -6,7 +6,6 @@ use tui_input::Input;
 
 use super::demo::on_due;
 use super::effects::{code_action, export, restart};
-use super::format::fmt_took;
 use super::popups::{on_popup_key, open_profiles};
 use super::{Cmd, Focus, Model, Msg, Popup, SandboxAction, SECOND};
 use crate::tui::keys::{self, Action};
@@ -212,9 +211,12 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
             let next = posemu_device::poll::clamp_interval(next);
             m.device_event(DeviceEvent::SetPollInterval(next));
             let text = if next == cur {
-                format!("Poll interval stays {} (spec: 3–5 s)", fmt_took(next))
+                format!(
+                    "Poll interval stays {} (spec: 3–5 s)",
+                    posemu_protocol::duration::took(next)
+                )
             } else {
-                format!("Polling every {}", fmt_took(next))
+                format!("Polling every {}", posemu_protocol::duration::took(next))
             };
             m.toast_(Level::Info, text);
         }

@@ -7,7 +7,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::tui::model::{fmt_mmss, DemoDue, Model};
+use crate::tui::model::{DemoDue, Model};
 use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
@@ -45,7 +45,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             DemoDue::Claim { .. } => "auto-claim in",
             DemoDue::Loop => "starts over in",
         };
-        let text = format!("{what} {} ", fmt_mmss(left));
+        let text = format!("{what} {} ", posemu_protocol::duration::countdown(left));
         let w = text.chars().count();
         if used + 1 + 3 + w <= area.width as usize {
             let x = area.right() - w as u16;

@@ -10,7 +10,7 @@ use tui_big_text::PixelSize;
 use super::device::wrap;
 use super::parts::{big, big_height, gauge, item, para, spin, stack, styled, text, Item};
 use super::screens::booting;
-use crate::tui::model::{fmt_mmss, Model};
+use crate::tui::model::Model;
 use crate::tui::qr::{QrMatrix, QrWidget};
 use posemu_device::{DeviceState, Step};
 
@@ -49,7 +49,7 @@ pub(super) fn pairing(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) 
                 true,
                 text(Line::from(vec![
                     Span::styled("Code expires in ", t.muted()),
-                    Span::styled(fmt_mmss(left), t.title()),
+                    Span::styled(posemu_protocol::duration::countdown(left), t.title()),
                 ])),
             ),
             item(1, false, move |r: Rect, buf: &mut Buffer| {

@@ -9,7 +9,7 @@ use tui_big_text::PixelSize;
 
 use super::pairing::pairing;
 use super::parts::{big, big_height, gauge, item, para, spin, stack, styled, text};
-use crate::tui::model::{fmt_mmss, fmt_took, Model};
+use crate::tui::model::Model;
 use posemu_device::{DeviceState, Failure, Phase, Step};
 
 pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
@@ -98,7 +98,11 @@ pub(super) fn booting(m: &Model, area: Rect, buf: &mut Buffer, opening: Option<&
             .retry_due_ms
             .map(|due| {
                 let left = std::time::Duration::from_millis(due.saturating_sub(m.now_ms()));
-                format!("retry {} in {}", tr.attempt, fmt_mmss(left))
+                format!(
+                    "retry {} in {}",
+                    tr.attempt,
+                    posemu_protocol::duration::countdown(left)
+                )
             })
             .unwrap_or_else(|| "retrying".into());
         items.push(item(1, true, text(styled("Cannot reach Viopay", t.warn()))));
@@ -172,7 +176,11 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
                 };
                 (format!("{mark} {}", s.title()), String::new(), style)
             } else if let Some(took) = m.step_times.get(s) {
-                (format!("✓ {}", s.title()), fmt_took(*took), t.ok())
+                (
+                    format!("✓ {}", s.title()),
+                    posemu_protocol::duration::took(*took),
+                    t.ok(),
+                )
             } else {
                 (format!("· {}", s.title()), String::new(), t.muted())
             }

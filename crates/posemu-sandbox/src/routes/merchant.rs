@@ -104,14 +104,6 @@ pub async fn session_initiate(
     }))
 }
 
-/// [POSEMU] codes match after trimming spaces and dashes and upper-casing.
-pub fn normalize_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
-}
-
 pub async fn claim(
     State(s): State<Arc<Shared>>,
     h: HeaderMap,
@@ -133,7 +125,12 @@ pub async fn claim(
         return Err(ApiError::new(403, "Session not initiated"));
     }
     let merchant = s.world.merchant_index(&claims.merchant_id);
-    let id = claim_code(&s, &normalize_code(code), device_id, Some(merchant))?;
+    let id = claim_code(
+        &s,
+        &posemu_protocol::rules::normalize_code(code),
+        device_id,
+        Some(merchant),
+    )?;
     Ok(Json(ClaimResponse {
         status: "claimed".into(),
         device_id: id,
@@ -187,11 +184,12 @@ pub fn claim_code(
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_code;
+    use posemu_protocol::rules::normalize_code;
 
     #[test]
     fn codes_are_normalised() {
         assert_eq!(normalize_code(" k7m-3np "), "K7M3NP");
         assert_eq!(normalize_code("K7 M3 NP"), "K7M3NP");
+        assert_eq!(normalize_code("k7m\u{2013}3np"), "K7M3NP");
     }
 }

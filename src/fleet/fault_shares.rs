@@ -5,7 +5,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::cli::device_args::{parse_duration, parse_signed_duration};
 use posemu_client::{DeviceFaults, FaultHeader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub enum Fault {
 
 /// `P:FAULT`: each device carries `fault` with probability `p`, drawn once when it starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaultRule {
+pub struct FaultShare {
     pub probability: f64,
     pub fault: Fault,
 }
@@ -28,9 +27,9 @@ pub struct FaultRule {
 const KINDS: &str = "bad-secret, reuse-nonce, clock-skew=DURATION, drop-header=NAME, \
                      malform-header=NAME, timeout=DURATION";
 
-impl FaultRule {
+impl FaultShare {
     /// `1%:bad-secret`, `0.02:clock-skew=10m`, `50%:drop-header=X-Client-Type`.
-    pub fn parse(s: &str) -> Result<FaultRule, String> {
+    pub fn parse(s: &str) -> Result<FaultShare, String> {
         let err = |why: String| {
             format!("{s:?}: {why} (expected SHARE:FAULT like 1%:bad-secret; faults: {KINDS})")
         };
@@ -57,13 +56,17 @@ impl FaultRule {
         let fault = match (name, arg) {
             ("bad-secret", None) => Fault::BadSecret,
             ("reuse-nonce", None) => Fault::ReuseNonce,
-            ("clock-skew", Some(a)) => Fault::ClockSkew(parse_signed_duration(a).map_err(err)?),
-            ("timeout", Some(a)) => Fault::Timeout(parse_duration(a).map_err(err)?),
+            ("clock-skew", Some(a)) => {
+                Fault::ClockSkew(posemu_protocol::duration::parse_signed(a).map_err(err)?)
+            }
+            ("timeout", Some(a)) => {
+                Fault::Timeout(posemu_protocol::duration::parse(a).map_err(err)?)
+            }
             ("drop-header", a) => Fault::DropHeader(header(a)?),
             ("malform-header", a) => Fault::MalformHeader(header(a)?),
             _ => return Err(err(format!("unknown fault {f:?}"))),
         };
-        Ok(FaultRule { probability, fault })
+        Ok(FaultShare { probability, fault })
     }
 
     pub fn apply(&self, f: &mut DeviceFaults) {
@@ -78,7 +81,7 @@ impl FaultRule {
     }
 }
 
-impl fmt::Display for FaultRule {
+impl fmt::Display for FaultShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}%:", self.probability * 100.0)?;
         match self.fault {
@@ -94,7 +97,7 @@ impl fmt::Display for FaultRule {
 
 /// The faults of one device: each rule applies when its uniform draw (0–1) falls below its
 /// share.
-pub fn draw(rules: &[FaultRule], mut uniform: impl FnMut() -> f64) -> DeviceFaults {
+pub fn draw(rules: &[FaultShare], mut uniform: impl FnMut() -> f64) -> DeviceFaults {
     let mut f = DeviceFaults::NONE;
     for r in rules {
         if uniform() < r.probability {
@@ -110,15 +113,15 @@ mod tests {
 
     #[test]
     fn rules_parse_display_and_apply() {
-        let r = FaultRule::parse("1%:bad-secret").unwrap();
+        let r = FaultShare::parse("1%:bad-secret").unwrap();
         assert_eq!(r.fault, Fault::BadSecret);
         assert!((r.probability - 0.01).abs() < 1e-12);
         assert_eq!(
-            FaultRule::parse("0.5:clock-skew=-10m").unwrap().fault,
+            FaultShare::parse("0.5:clock-skew=-10m").unwrap().fault,
             Fault::ClockSkew(-600_000)
         );
         assert_eq!(
-            FaultRule::parse("100%:drop-header=x-client-type")
+            FaultShare::parse("100%:drop-header=x-client-type")
                 .unwrap()
                 .to_string(),
             "100%:drop-header=X-Client-Type"
@@ -131,13 +134,13 @@ mod tests {
             ("1%:drop-header=X-Foo", "X-Foo"),
             ("1%:timeout=soon", "duration"),
         ] {
-            let e = FaultRule::parse(bad).unwrap_err();
+            let e = FaultShare::parse(bad).unwrap_err();
             assert!(e.contains(why) && e.contains("1%:bad-secret"), "{bad}: {e}");
         }
         let rules = [
-            FaultRule::parse("100%:reuse-nonce").unwrap(),
-            FaultRule::parse("0%:bad-secret").unwrap(),
-            FaultRule::parse("50%:malform-header=X-Nonce").unwrap(),
+            FaultShare::parse("100%:reuse-nonce").unwrap(),
+            FaultShare::parse("0%:bad-secret").unwrap(),
+            FaultShare::parse("50%:malform-header=X-Nonce").unwrap(),
         ];
         let mut draws = [0.3, 0.0, 0.7].into_iter();
         let f = draw(&rules, || draws.next().unwrap());
