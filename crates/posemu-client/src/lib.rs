@@ -9,6 +9,10 @@
 //!   [`ApiAnswer`](posemu_protocol::api::ApiAnswer) or [`CallError`](posemu_protocol::api::CallError),
 //!   recorded in an optional [`ExchangeLog`].
 //! - [`export`]: HAR 1.2, copy as curl, OSC 52; [`merchant`]: claiming for unattended runs.
+//!
+//! In the workspace: depends only on `posemu-protocol`. It never reaches the device machine (a
+//! sibling: the host passes `ApiCall`s in and answers out), the sandbox, the runtime or the
+//! binary.
 
 // `CallError` carries the server's error envelope by value: a failed call is rare, and the
 // envelope is what every caller shows.

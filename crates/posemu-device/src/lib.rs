@@ -1,5 +1,9 @@
 //! The terminal's brain, with no I/O: the activation state machine, its poll policy and the
 //! key-set handling. The TUI, `activate` and the fleet all run this same machine.
+//!
+//! In the workspace: depends only on `posemu-protocol`. It never reaches the client (its calls
+//! leave as `Effect::Call(ApiCall)` and come back as events), the sandbox, the runtime or the
+//! binary.
 
 pub mod describe;
 pub mod events;

@@ -2,6 +2,9 @@
 //!
 //! Shared by the device side (who am I) and the sandbox (whom to provision). Parsing is strict:
 //! every problem names the file, the line, the field, what is wrong and what was expected.
+//!
+//! In the workspace: depends only on `posemu-protocol`; used by the sandbox (whom to
+//! provision) and the runtime (who the device is).
 
 use std::fmt;
 use std::ops::Range;

@@ -2,6 +2,9 @@
 //! wire types, headers, the error envelope, signatures, MSK envelopes, TR-31 and KCVs.
 //!
 //! Nothing here does I/O or reads a clock: times and random bytes come in as arguments.
+//!
+//! In the workspace: the bottom crate. It depends on no other posemu crate; device, client,
+//! sandbox, profile and runtime all build on it, and it is where the two sides of the wire meet.
 
 pub mod api;
 pub mod attest;

@@ -1,5 +1,8 @@
 //! Where the pure device machine meets the world: its files (home, saved progress) and the
 //! driver that carries out its effects for one device.
+//!
+//! In the workspace: the host. Depends on device, client, profile and protocol, and on the
+//! sandbox to start an embedded one; only the root package (cli, tui, fleet) uses it.
 
 pub mod driver;
 pub mod home;

@@ -3,6 +3,9 @@
 //! `Sandbox::start(config)` serves on a loopback port in the current tokio runtime and stops
 //! when the handle is dropped; the TUI, `activate`, the fleet and the tests embed it this way,
 //! and `posemu sandbox` runs it standalone.
+//!
+//! In the workspace: depends only on `posemu-protocol` and `posemu-profile`. It never reaches
+//! the device side (device, client, runtime): the two sides meet in protocol and over HTTP.
 
 use std::fmt;
 use std::net::SocketAddr;
