@@ -5,5 +5,6 @@ mod portal_support;
 mod tmux_support;
 
 mod demo_tmux;
+mod layers;
 mod portal_browser;
 mod tui_tmux;
