@@ -1,5 +1,6 @@
 //! The contract of `shared/spec/pos-api.md`, used by both the device side and the sandbox:
-//! wire types, headers, the error envelope, signatures, MSK envelopes, TR-31 and KCVs.
+//! wire types, headers, the error envelope, signatures, MSK envelopes, TR-31 and KCVs, and
+//! payments (section 7).
 //!
 //! Nothing here does I/O or reads a clock: times and random bytes come in as arguments.
 //!
@@ -14,6 +15,7 @@ pub mod duration;
 pub mod envelope;
 pub mod error;
 pub mod headers;
+pub mod payments;
 pub mod provision;
 pub mod rules;
 pub mod tr31;
