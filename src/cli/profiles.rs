@@ -117,7 +117,7 @@ pub fn show(p: &Profile) -> String {
         .source
         .as_ref()
         .map(|s| s.display().to_string())
-        .unwrap_or_else(|| format!("shipped (profiles/{}.toml)", p.name));
+        .unwrap_or_else(|| format!("shipped with posemu (built in as {:?})", p.name));
     format!(
         "name        {}\nsource      {source}\ndescription {}\ndevice id   {}\nmodel       {}\nos          {}\napp version {}\nform        {:?}\nuser agent  {}\nkey id      {}\nsecret      <redacted: 32 bytes>\nzmk         <redacted: 32 bytes>\nmerchant    {}\n",
         p.name,
@@ -149,6 +149,30 @@ fn new_profile(
         return Err(format!(
             "name {name:?}: use letters, digits, '-' and '_' only"
         ));
+    }
+    // Each flag is checked on its own first, so an error names the flag, not a line of a
+    // file that was never written.
+    if let Some(id) = &device_id {
+        if !posemu_protocol::headers::is_valid_device_id(id) {
+            return Err(format!(
+                "--device-id {id:?}: not \"POS-\" and 8 uppercase hex digits, e.g. POS-8F3A2C91 \
+                 (nothing was written)"
+            ));
+        }
+    }
+    if posemu_protocol::version::Version::parse(app_version).is_none() {
+        return Err(format!(
+            "--app-version {app_version:?}: not a version like 1.4.2 (nothing was written)"
+        ));
+    }
+    for (flag, value) in [("--model", Some(model)), ("--os", os.as_deref())] {
+        if let Some(v) = value {
+            if v.trim().is_empty() || v.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+                return Err(format!(
+                    "{flag} {v:?}: use visible text without quotes or backslashes (nothing was written)"
+                ));
+            }
+        }
     }
     let path = home.profiles_dir().join(format!("{name}.toml"));
     if path.exists() {
@@ -220,7 +244,24 @@ mod tests {
             None,
             "1.4.2",
             Some("POS-1".into()),
-        );
-        assert!(err.unwrap_err().contains("id"));
+        )
+        .unwrap_err();
+        assert!(err.starts_with("--device-id \"POS-1\""), "{err}");
+        assert!(!err.contains(".toml"), "{err}");
+        let err = new_profile(&home, "bad", "PAX-A920", None, "one", None).unwrap_err();
+        assert!(err.starts_with("--app-version"), "{err}");
+        let err = new_profile(&home, "bad", "PAX\"A920", None, "1.4.2", None).unwrap_err();
+        assert!(err.starts_with("--model"), "{err}");
+        let err = new_profile(
+            &home,
+            "bad",
+            "PAX-A920",
+            Some("Android\n12".into()),
+            "1.4.2",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.starts_with("--os"), "{err}");
+        assert!(!home.profiles_dir().join("bad.toml").exists());
     }
 }
