@@ -553,3 +553,66 @@ fn the_payment_flags_reach_the_config() {
         "0 means never"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_apply_to_payment_routes_by_template() {
+    let env = start().await;
+    let t = activate(&env, &pax()).await;
+    let c = t.charge_ok(&env, &plain("1500", VISA)).await;
+    let id = c["charge_id"].as_str().unwrap();
+    let rules = json!({"seed": 1, "rules": [
+        {"route": "/pos/charge/{charge_id}/cancel", "error_status": 503, "error_probability": 1.0, "retry_after_secs": 2}]});
+    ok_json(
+        env.req(Method::PUT, "/sandbox/faults")
+            .json(&rules)
+            .send()
+            .await,
+    )
+    .await;
+    let (h, _) = expect_error(
+        Ok(t.cancel(&env, id).await),
+        503,
+        "Service unavailable",
+        Some(json!({"injected": true})),
+    )
+    .await;
+    assert_eq!(h["retry-after"], "2");
+    // the alias path and the charge route are other routes
+    t.charge_ok(&env, &plain("1600", VISA)).await;
+    let x = t
+        .open_ok(
+            t.signed(&env, &format!("/pos/charge/{id}/reverse"), Vec::new())
+                .send(&env)
+                .await,
+        )
+        .await;
+    assert_eq!(x["status"], "cancelled");
+    let bad = json!({"rules": [{"route": "/pos/charge/ch_1/cancel", "drop_probability": 1.0}]});
+    let r = env
+        .req(Method::PUT, "/sandbox/faults")
+        .json(&bad)
+        .send()
+        .await;
+    assert_eq!(
+        r.unwrap().status(),
+        400,
+        "a concrete charge path is not a route"
+    );
+    let all = json!({"rules": [{"route": "*", "error_status": 500, "error_probability": 1.0}]});
+    ok_json(
+        env.req(Method::PUT, "/sandbox/faults")
+            .json(&all)
+            .send()
+            .await,
+    )
+    .await;
+    expect_error(
+        Ok(t.charge(&env, &plain("1700", VISA), None).await),
+        500,
+        "Internal server error",
+        Some(json!({"injected": true})),
+    )
+    .await;
+    // the helpers are never faulted
+    sandbox_charge(&env, id).await;
+}

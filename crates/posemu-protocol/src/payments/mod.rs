@@ -29,6 +29,28 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 /// The payment paths (spec 7.1).
 pub mod paths {
     pub const CHARGE: &str = "/pos/charge";
+    /// Route templates, as the sandbox's router and fault rules name them.
+    pub const REFUND_ROUTE: &str = "/pos/charge/{charge_id}/refund";
+    pub const CANCEL_ROUTE: &str = "/pos/charge/{charge_id}/cancel";
+    pub const REVERSE_ROUTE: &str = "/pos/charge/{charge_id}/reverse";
+
+    /// The route template of a payment path (`/pos/charge/ch_x/cancel` → [`CANCEL_ROUTE`]).
+    pub fn route_of(path: &str) -> Option<&'static str> {
+        if path == CHARGE {
+            return Some(CHARGE);
+        }
+        let rest = path.strip_prefix("/pos/charge/")?;
+        let (id, verb) = rest.split_once('/')?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        match verb {
+            "refund" => Some(REFUND_ROUTE),
+            "cancel" => Some(CANCEL_ROUTE),
+            "reverse" => Some(REVERSE_ROUTE),
+            _ => None,
+        }
+    }
 
     pub fn refund(charge_id: &str) -> String {
         format!("/pos/charge/{charge_id}/refund")

@@ -434,3 +434,29 @@ fn the_spec_charge_object_parses() {
         serde_json::from_str::<serde_json::Value>(text).unwrap()
     );
 }
+
+#[test]
+fn route_templates() {
+    assert_eq!(paths::route_of("/pos/charge"), Some(paths::CHARGE));
+    assert_eq!(
+        paths::route_of(&paths::refund("ch_1")),
+        Some(paths::REFUND_ROUTE)
+    );
+    assert_eq!(
+        paths::route_of(&paths::cancel("ch_1")),
+        Some(paths::CANCEL_ROUTE)
+    );
+    assert_eq!(
+        paths::route_of(&paths::reverse("ch_1")),
+        Some(paths::REVERSE_ROUTE)
+    );
+    for other in [
+        "/pos/charge/",
+        "/pos/charge//cancel",
+        "/pos/charge/a/b/cancel",
+        "/pos/charge/a/void",
+        "/pos/status",
+    ] {
+        assert_eq!(paths::route_of(other), None, "{other}");
+    }
+}
