@@ -460,3 +460,21 @@ fn route_templates() {
         assert_eq!(paths::route_of(other), None, "{other}");
     }
 }
+
+#[test]
+fn device_helpers() {
+    let mut rng = rand::rng();
+    let k = new_idempotency_key(&mut rng);
+    assert_eq!(k.len(), 36);
+    assert!(is_valid_idempotency_key(&k));
+    assert_eq!(&k[14..15], "4");
+    assert!(matches!(&k[19..20], "8" | "9" | "a" | "b"));
+    assert_eq!(k, k.to_lowercase());
+    let body = seal_body(&key(0), &vector_request(), &mut rng);
+    let plain = open_request_envelope(&key(0), &body).unwrap();
+    assert_eq!(plain, PLAIN.as_bytes());
+    let back: ChargeRequest = open_answer(&key(0), &body).unwrap();
+    assert_eq!(back, vector_request());
+    assert!(open_answer::<Charge>(&key(0), &body).is_err());
+    assert!(open_answer::<Charge>(&key(1), &body).is_err());
+}
