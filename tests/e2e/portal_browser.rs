@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::portal_payments::{amounts_are_exact, payments_are_bounded, payments_loop, Till};
 use crate::portal_support::*;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -25,7 +26,7 @@ const HEIGHT: u32 = 800;
 /// How long the page may take to show a change; it polls the list every 1.5 s.
 const UI_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn find_binary(env: &str, names: &[&str]) -> PathBuf {
+pub fn find_binary(env: &str, names: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
@@ -47,13 +48,13 @@ fn find_binary(env: &str, names: &[&str]) -> PathBuf {
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
-struct ChromeDriver {
+pub struct ChromeDriver {
     child: Child,
     addr: SocketAddr,
 }
 
 impl ChromeDriver {
-    async fn spawn(binary: &Path, log: &Path) -> ChromeDriver {
+    pub async fn spawn(binary: &Path, log: &Path) -> ChromeDriver {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -96,7 +97,7 @@ impl Drop for ChromeDriver {
     }
 }
 
-async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> Client {
+pub async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> Client {
     let args = [
         "--headless",
         "--no-sandbox",
@@ -128,7 +129,7 @@ async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> 
 }
 
 /// Evaluates `expr` in the page until it is truthy; panics with `what` after [`UI_TIMEOUT`].
-async fn wait_until(c: &Client, expr: &str, what: &str) {
+pub async fn wait_until(c: &Client, expr: &str, what: &str) {
     let started = Instant::now();
     loop {
         let v = c
@@ -147,7 +148,7 @@ async fn wait_until(c: &Client, expr: &str, what: &str) {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub async fn text_of(c: &Client, css: &str) -> String {
     let v = c
         .execute(
             "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
@@ -158,7 +159,7 @@ async fn text_of(c: &Client, css: &str) -> String {
     v.as_str().unwrap_or_default().trim().to_string()
 }
 
-async fn js(c: &Client, script: &str) -> Value {
+pub async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![])
         .await
         .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
@@ -318,7 +319,7 @@ async fn scenario(c: &Client, sb_url: &str) {
     .await;
 
     // --- the device finishes by itself: attest, keys, activate. The list turns activated.
-    finish_activation(sb_url, &pax).await;
+    let keys = finish_activation(sb_url, &pax).await;
     wait_until(
         c,
         &format!("{} === 'activated'", row_status(&pax.device_id)),
@@ -339,7 +340,7 @@ async fn scenario(c: &Client, sb_url: &str) {
     .await;
     let listed = js(
         c,
-        "return [...document.querySelectorAll('#terminal-rows tr')].map(r => r.dataset.deviceId);",
+        "return [...document.querySelectorAll('#terminal-rows > tr.terminal-row')].map(r => r.dataset.deviceId);",
     )
     .await;
     assert_eq!(
@@ -352,8 +353,23 @@ async fn scenario(c: &Client, sb_url: &str) {
     assert_eq!(text_of(c, "#count-activated").await, "1");
     assert_eq!(text_of(c, "#count-claimed").await, "1");
     assert_eq!(text_of(c, "#count-inactive").await, "1");
+    // Only the activated terminal has a payments panel.
+    assert_eq!(
+        js(
+            c,
+            "return [...document.querySelectorAll('#terminal-rows > tr.payments-row')].length;"
+        )
+        .await,
+        json!(1)
+    );
 
-    // --- the picture for the README: a good demo state (success message, three terminals).
+    // --- the activated terminal takes payments; the portal shows them and settles them.
+    amounts_are_exact(c).await;
+    let till = Till::open(sb_url, &pax, keys).await;
+    payments_loop(c, &till).await;
+
+    // --- the picture for the README: a good demo state (three terminals, one with payments
+    // settled and refunded, the settle messages).
     js(c, "document.querySelectorAll('.is-changed').forEach(r => r.classList.remove('is-changed')); document.activeElement.blur();").await;
     let png = c.screenshot().await.unwrap();
     assert_eq!(png_size(&png), (WIDTH, HEIGHT));
@@ -364,6 +380,9 @@ async fn scenario(c: &Client, sb_url: &str) {
         std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
         std::fs::write(&docs, &png).unwrap();
     }
+
+    // --- past 20 payments, the panel counts the rest.
+    payments_are_bounded(c, &till).await;
 
     // --- phone width: nothing wider than the screen; the list becomes cards.
     set_viewport(c, 390, 844).await;
@@ -376,7 +395,7 @@ async fn scenario(c: &Client, sb_url: &str) {
     assert_eq!(
         js(
             c,
-            "return getComputedStyle(document.querySelector('.terminals thead')).display;"
+            "return getComputedStyle(document.querySelector('.terminals > thead')).display;"
         )
         .await,
         "none"
