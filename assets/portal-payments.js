@@ -257,10 +257,15 @@ window.ViopayPayments = (function () {
       }
       const total = sumByCurrency(batches.map((b) => b.total));
       const what = count === 1 ? '1 payment' : count.toLocaleString() + ' payments';
-      const where = tid
-        ? 'in batch ' + str(batches[0].batch_id, 40)
-        : 'in ' + batches.length + (batches.length === 1 ? ' batch (one per terminal)' : ' batches (one per terminal)');
-      return ['success', 'Settled ' + what, 'Total ' + total + ', ' + where + '.'];
+      let where;
+      if (tid) {
+        where = 'batch ' + str(batches[0].batch_id, 40);
+      } else {
+        const tids = batches.map((b) => str(b.terminal_id, 64)).filter(Boolean);
+        const named = tids.slice(0, 3).join(', ') + (tids.length > 3 ? ' and ' + (tids.length - 3) + ' more' : '');
+        where = (batches.length === 1 ? '1 batch' : batches.length + ' batches') + (named ? ' (' + named + ')' : '');
+      }
+      return ['success', 'Settled ' + what, 'Total ' + total + ' \u00b7 ' + where];
     }
 
     // POST /sandbox/settle for one terminal (tid) or all (tid null); says what happened in

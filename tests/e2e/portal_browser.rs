@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 800;
+/// The README's picture is taller than the window, so that it shows the payments.
+const SHOT_HEIGHT: u32 = 1080;
 /// How long the page may take to show a change; it polls the list every 1.5 s.
 const UI_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -370,9 +372,17 @@ async fn scenario(c: &Client, sb_url: &str) {
 
     // --- the picture for the README: a good demo state (three terminals, one with payments
     // settled and refunded, the settle messages).
-    js(c, "document.querySelectorAll('.is-changed').forEach(r => r.classList.remove('is-changed')); document.activeElement.blur();").await;
+    js(
+        c,
+        "document.querySelectorAll('.is-changed').forEach(r => r.classList.remove('is-changed')); \
+           document.querySelectorAll('.settle-msg').forEach(m => m.replaceChildren()); \
+           document.activeElement.blur();",
+    )
+    .await;
+    set_viewport(c, WIDTH, SHOT_HEIGHT).await;
     let png = c.screenshot().await.unwrap();
-    assert_eq!(png_size(&png), (WIDTH, HEIGHT));
+    assert_eq!(png_size(&png), (WIDTH, SHOT_HEIGHT));
+    set_viewport(c, WIDTH, HEIGHT).await;
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal.png");
     std::fs::write(&tmp, &png).unwrap();
     if std::env::var_os("POSEMU_UPDATE_SCREENSHOT").is_some() {
@@ -400,9 +410,19 @@ async fn scenario(c: &Client, sb_url: &str) {
         .await,
         "none"
     );
+    assert_eq!(
+        js(
+            c,
+            "return getComputedStyle(document.querySelector('.payments-table thead')).display;"
+        )
+        .await,
+        "none"
+    );
     save_for_review(c, "portal-phone.png").await;
     js(c, "document.querySelector('.list-card').scrollIntoView();").await;
     save_for_review(c, "portal-phone-list.png").await;
+    js(c, "document.querySelector('.payments').scrollIntoView();").await;
+    save_for_review(c, "portal-phone-payments.png").await;
 
     // --- sign out, and the link from a terminal's QR code: the code is filled in.
     c.find(Locator::Id("sign-out"))

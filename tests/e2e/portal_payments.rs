@@ -270,7 +270,7 @@ pub async fn payments_loop(c: &Client, till: &Till) {
         .unwrap();
     let msg = wait_message(c, &format!("{p} .settle-msg"), "Settled 2 payments").await;
     assert!(msg.contains("Total EUR 58.50"), "{msg}");
-    assert!(msg.contains("in batch bat_"), "{msg}");
+    assert!(msg.contains("batch bat_"), "{msg}");
     wait_row(c, tid, &sale_id, "settlement", "settled").await;
     wait_row(c, tid, &big_id, "settlement", "settled").await;
     assert_eq!(
@@ -328,6 +328,7 @@ pub async fn payments_loop(c: &Client, till: &Till) {
         .unwrap();
     let msg = wait_message(c, "#settle-all-msg", "Settled 1 payment").await;
     assert!(msg.contains("Total EUR 9.90"), "{msg}");
+    assert!(msg.contains(&format!("1 batch ({tid})")), "{msg}");
     wait_row(c, tid, &last_id, "settlement", "settled").await;
 
     assert_eq!(
