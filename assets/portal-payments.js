@@ -9,6 +9,9 @@
 window.ViopayPayments = (function () {
   // The newest payments shown per terminal; the rest are counted.
   const SHOWN = 20;
+  // Payments are asked for at most this many terminals per poll (the first of the list given,
+  // i.e. the most recently active): each one is a request every poll.
+  const MAX_PANELS = 10;
   const TID_RE = /^[A-Za-z0-9_-]{1,64}$/;
   const MINOR_RE = /^[0-9]{1,24}$/;
   const CURRENCY_RE = /^[A-Z]{3}$/;
@@ -239,9 +242,10 @@ window.ViopayPayments = (function () {
 
     const reset = () => panels.clear();
 
-    // The charges of every listed activated terminal, asked in parallel: Map tid -> answer.
+    // The charges of the first MAX_PANELS terminals of `tids`, asked in parallel:
+    // Map tid -> answer.
     async function fetchAll(tids) {
-      const list = [...new Set(tids)].filter(isTerminalId);
+      const list = [...new Set(tids)].filter(isTerminalId).slice(0, MAX_PANELS);
       const answers = await Promise.all(
         list.map((tid) => api('GET', '/sandbox/terminals/' + encodeURIComponent(tid) + '/charges')),
       );

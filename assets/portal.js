@@ -376,7 +376,8 @@
     });
   }
 
-  // `charges`: Map terminal id -> answer of the charges helper (see portal-payments.js).
+  // `charges`: Map terminal id -> answer of the charges helper, for the terminals whose
+  // payments are shown (see portal-payments.js).
   function render(data, charges) {
     const list = (data.terminals || []).slice().sort((a, b) => a.device_id.localeCompare(b.device_id));
     const counts = { inactive: 0, claimed: 0, activated: 0 };
@@ -391,7 +392,7 @@
       knownStatus.set(t.device_id, t.device_status);
       rows.push(tr);
       const tid = paymentsTid(t);
-      if (tid && !tids.has(tid)) {
+      if (tid && charges.has(tid) && !tids.has(tid)) {
         tids.add(tid);
         tr.classList.add('has-payments');
         rows.push(payments.panel(tid, charges.get(tid)));
@@ -407,9 +408,10 @@
     $('count-claimed').textContent = counts.claimed;
     $('count-inactive').textContent = counts.inactive;
     const total = data.total || 0;
-    $('list-note').textContent = total > list.length
+    $('list-note').textContent = (total > list.length
       ? 'The ' + list.length + ' most recently active of ' + total.toLocaleString() + ' terminals'
-      : (list.length === 1 ? '1 terminal' : list.length + ' terminals');
+      : (list.length === 1 ? '1 terminal' : list.length + ' terminals'))
+      + (counts.activated > tids.size ? ' \u00b7 payments of the ' + tids.size + ' most recently active' : '');
   }
 
   function setLive(ok) {
@@ -426,6 +428,7 @@
       return;
     }
     if (r.ok && r.data) {
+      // The server lists the most recently active first: those are the ones with payments shown.
       const tids = (Array.isArray(r.data.terminals) ? r.data.terminals : []).map(paymentsTid).filter(Boolean);
       const charges = await payments.fetchAll(tids);
       if (!session || generation !== pollGeneration) return;

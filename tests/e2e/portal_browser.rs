@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::portal_payments::{amounts_are_exact, payments_are_bounded, payments_loop, Till};
+use crate::portal_payments::{
+    amounts_are_exact, payment_panels_are_capped, payments_are_bounded, payments_loop, Till,
+};
 use crate::portal_support::*;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -393,6 +395,7 @@ async fn scenario(c: &Client, sb_url: &str) {
 
     // --- past 20 payments, the panel counts the rest.
     payments_are_bounded(c, &till).await;
+    payment_panels_are_capped(c, sb_url).await;
 
     // --- phone width: nothing wider than the screen; the list becomes cards.
     set_viewport(c, 390, 844).await;

@@ -5,7 +5,7 @@
 //! on the terminal show as refunded, and the list stays bounded.
 
 use crate::portal_browser::{js, text_of, wait_until};
-use crate::portal_support::{ok_json, PaymentKeys};
+use crate::portal_support::{default_device, finish_activation, ok_json, show_code, PaymentKeys};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use posemu_profile::Profile;
@@ -365,4 +365,54 @@ pub async fn payments_are_bounded(c: &Client, till: &Till) {
     assert!(text_of(c, &format!("{p} .payments-note"))
         .await
         .starts_with("22 payments"));
+}
+
+/// With more activated terminals than the page asks payments for (10 per poll), the most
+/// recently active ones get panels and the list says so.
+pub async fn payment_panels_are_capped(c: &Client, url: &str) {
+    let http = reqwest::Client::new();
+    for i in 0..10u32 {
+        let mut p = default_device();
+        p.device_id = format!("POS-0CA9{i:04X}");
+        let r = http
+            .post(format!("{url}/sandbox/devices"))
+            .json(&json!({
+                "device_id": p.device_id,
+                "identity_key_id": p.key_id,
+                "identity_secret_hex": hex::encode_upper(p.identity_secret),
+                "zmk_hex": hex::encode_upper(p.zmk),
+            }))
+            .send()
+            .await
+            .expect("provision request");
+        ok_json(r, "provision").await;
+        show_code(url, &p).await;
+        let r = http
+            .post(format!("{url}/sandbox/devices/{}/claim", p.device_id))
+            .send()
+            .await
+            .expect("claim request");
+        ok_json(r, "claim").await;
+        finish_activation(url, &p).await;
+    }
+    wait_until(
+        c,
+        "document.getElementById('count-activated').textContent === '11'",
+        "eleven activated terminals",
+    )
+    .await;
+    wait_until(
+        c,
+        "document.getElementById('list-note').textContent.endsWith('payments of the 10 most recently active')",
+        "the note on the payments shown",
+    )
+    .await;
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelectorAll('#terminal-rows > tr.payments-row').length;"
+        )
+        .await,
+        json!(10)
+    );
 }
