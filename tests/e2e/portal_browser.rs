@@ -1,5 +1,6 @@
 //! The merchant portal in a real browser: headless Chromium driven over WebDriver
-//! (chromedriver + fantoccini) against an in-process sandbox on 127.0.0.1.
+//! (chromedriver + fantoccini) against an in-process sandbox on 127.0.0.1. One scenario: sign
+//! in, claim a terminal, watch it activate, then its payments (stages in `portal_payments.rs`).
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them). When
 //! they are missing this test FAILS and says so: a skipped browser test would hide a broken
