@@ -13,6 +13,8 @@ mod helpers;
 mod merchant_errors;
 mod payments;
 mod payments_errors;
+mod payments_helpers;
+mod payments_hmac;
 mod payments_outcomes;
 mod portal_http;
 mod robustness;
