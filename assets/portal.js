@@ -1,4 +1,5 @@
-// Viopay Business (sandbox): sign in, add a terminal by its pairing code, watch it activate.
+// Viopay Business (sandbox): sign in, add a terminal by its pairing code, watch it activate,
+// then watch its payments and settle them (portal-payments.js, loaded first).
 // Plain browser JavaScript, no libraries; talks only to the server that served the page.
 'use strict';
 
@@ -36,6 +37,7 @@
   let pollTimer = null;
   const knownStatus = new Map();
   let firstRender = true;
+  let payments = null; // created in start(), with this file's helpers
 
   function loadSession() {
     try {
@@ -181,6 +183,8 @@
     knownStatus.clear();
     firstRender = true;
     $('terminal-rows').replaceChildren();
+    payments.reset();
+    clearMessage($('settle-all-msg'));
     clearMessage($('claim-msg'));
     $('app-view').hidden = true;
     $('account').hidden = true;
@@ -359,28 +363,55 @@
     return tr;
   }
 
-  function render(data) {
+  // An activated terminal's id, when it is one the payment helpers can be asked about.
+  const paymentsTid = (t) => (t.device_status === 'activated' && payments.isTerminalId(t.terminal_id) ? t.terminal_id : null);
+
+  // Puts exactly `nodes` into `parent`, in order, moving only what is out of place: the
+  // payments panels are kept, so a focused "Settle now" button keeps its focus while polling.
+  function reconcile(parent, nodes) {
+    const keep = new Set(nodes);
+    for (const child of [...parent.children]) if (!keep.has(child)) child.remove();
+    nodes.forEach((node, i) => {
+      if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] || null);
+    });
+  }
+
+  // `charges`: Map terminal id -> answer of the charges helper, for the terminals whose
+  // payments are shown (see portal-payments.js).
+  function render(data, charges) {
     const list = (data.terminals || []).slice().sort((a, b) => a.device_id.localeCompare(b.device_id));
     const counts = { inactive: 0, claimed: 0, activated: 0 };
-    const rows = list.map((t) => {
+    const rows = [];
+    const tids = new Set();
+    for (const t of list) {
       counts[t.device_status] = (counts[t.device_status] || 0) + 1;
       const tr = row(t);
+      tr.classList.add('terminal-row');
       const before = knownStatus.get(t.device_id);
       if (!firstRender && before !== t.device_status) tr.classList.add('is-changed');
       knownStatus.set(t.device_id, t.device_status);
-      return tr;
-    });
+      rows.push(tr);
+      const tid = paymentsTid(t);
+      if (tid && charges.has(tid) && !tids.has(tid)) {
+        tids.add(tid);
+        tr.classList.add('has-payments');
+        rows.push(payments.panel(tid, charges.get(tid)));
+      }
+    }
     firstRender = false;
-    $('terminal-rows').replaceChildren(...rows);
+    payments.keepOnly(tids);
+    reconcile($('terminal-rows'), rows);
+    $('settle-all').hidden = tids.size === 0;
     $('terminals').hidden = rows.length === 0;
     $('empty').hidden = rows.length > 0;
     $('count-activated').textContent = counts.activated;
     $('count-claimed').textContent = counts.claimed;
     $('count-inactive').textContent = counts.inactive;
     const total = data.total || 0;
-    $('list-note').textContent = total > list.length
+    $('list-note').textContent = (total > list.length
       ? 'The ' + list.length + ' most recently active of ' + total.toLocaleString() + ' terminals'
-      : (list.length === 1 ? '1 terminal' : list.length + ' terminals');
+      : (list.length === 1 ? '1 terminal' : list.length + ' terminals'))
+      + (counts.activated > tids.size ? ' \u00b7 payments of the ' + tids.size + ' most recently active' : '');
   }
 
   function setLive(ok) {
@@ -396,7 +427,13 @@
       signOut('Your session has expired');
       return;
     }
-    if (r.ok && r.data) render(r.data);
+    if (r.ok && r.data) {
+      // The server lists the most recently active first: those are the ones with payments shown.
+      const tids = (Array.isArray(r.data.terminals) ? r.data.terminals : []).map(paymentsTid).filter(Boolean);
+      const charges = await payments.fetchAll(tids);
+      if (!session || generation !== pollGeneration) return;
+      render(r.data, charges);
+    }
     setLive(r.ok);
     pollTimer = setTimeout(() => poll(generation), POLL_MS);
   }
@@ -411,6 +448,11 @@
   // ---- start ----
 
   function start() {
+    payments = window.ViopayPayments({
+      el, api, showMessage, clearMessage, unexpected, setBusy, isBusy, refresh: () => pollNow(),
+    });
+    const settleAll = $('settle-all');
+    settleAll.addEventListener('click', () => payments.settle(null, settleAll, $('settle-all-msg')));
     $('signin-form').addEventListener('submit', signIn);
     $('claim-form').addEventListener('submit', claim);
     $('sign-out').addEventListener('click', () => signOut(null));

@@ -7,4 +7,5 @@ mod tmux_support;
 mod demo_tmux;
 mod layers;
 mod portal_browser;
+mod portal_payments;
 mod tui_tmux;

@@ -1,5 +1,6 @@
 //! The merchant portal in a real browser: headless Chromium driven over WebDriver
-//! (chromedriver + fantoccini) against an in-process sandbox on 127.0.0.1.
+//! (chromedriver + fantoccini) against an in-process sandbox on 127.0.0.1. One scenario: sign
+//! in, claim a terminal, watch it activate, then its payments (stages in `portal_payments.rs`).
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them). When
 //! they are missing this test FAILS and says so: a skipped browser test would hide a broken
@@ -13,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::portal_payments::{
+    amounts_are_exact, payment_panels_are_capped, payments_are_bounded, payments_loop, Till,
+};
 use crate::portal_support::*;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -22,10 +26,12 @@ use serde_json::{json, Value};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 800;
+/// The README's picture is taller than the window, so that it shows the payments.
+const SHOT_HEIGHT: u32 = 1080;
 /// How long the page may take to show a change; it polls the list every 1.5 s.
 const UI_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn find_binary(env: &str, names: &[&str]) -> PathBuf {
+pub fn find_binary(env: &str, names: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
@@ -47,13 +53,13 @@ fn find_binary(env: &str, names: &[&str]) -> PathBuf {
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
-struct ChromeDriver {
+pub struct ChromeDriver {
     child: Child,
     addr: SocketAddr,
 }
 
 impl ChromeDriver {
-    async fn spawn(binary: &Path, log: &Path) -> ChromeDriver {
+    pub async fn spawn(binary: &Path, log: &Path) -> ChromeDriver {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -96,7 +102,7 @@ impl Drop for ChromeDriver {
     }
 }
 
-async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> Client {
+pub async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> Client {
     let args = [
         "--headless",
         "--no-sandbox",
@@ -128,7 +134,7 @@ async fn browser(driver: &ChromeDriver, chromium: &Path, profile_dir: &Path) -> 
 }
 
 /// Evaluates `expr` in the page until it is truthy; panics with `what` after [`UI_TIMEOUT`].
-async fn wait_until(c: &Client, expr: &str, what: &str) {
+pub async fn wait_until(c: &Client, expr: &str, what: &str) {
     let started = Instant::now();
     loop {
         let v = c
@@ -147,7 +153,7 @@ async fn wait_until(c: &Client, expr: &str, what: &str) {
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub async fn text_of(c: &Client, css: &str) -> String {
     let v = c
         .execute(
             "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
@@ -158,7 +164,7 @@ async fn text_of(c: &Client, css: &str) -> String {
     v.as_str().unwrap_or_default().trim().to_string()
 }
 
-async fn js(c: &Client, script: &str) -> Value {
+pub async fn js(c: &Client, script: &str) -> Value {
     c.execute(script, vec![])
         .await
         .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
@@ -318,7 +324,7 @@ async fn scenario(c: &Client, sb_url: &str) {
     .await;
 
     // --- the device finishes by itself: attest, keys, activate. The list turns activated.
-    finish_activation(sb_url, &pax).await;
+    let keys = finish_activation(sb_url, &pax).await;
     wait_until(
         c,
         &format!("{} === 'activated'", row_status(&pax.device_id)),
@@ -339,7 +345,7 @@ async fn scenario(c: &Client, sb_url: &str) {
     .await;
     let listed = js(
         c,
-        "return [...document.querySelectorAll('#terminal-rows tr')].map(r => r.dataset.deviceId);",
+        "return [...document.querySelectorAll('#terminal-rows > tr.terminal-row')].map(r => r.dataset.deviceId);",
     )
     .await;
     assert_eq!(
@@ -352,11 +358,34 @@ async fn scenario(c: &Client, sb_url: &str) {
     assert_eq!(text_of(c, "#count-activated").await, "1");
     assert_eq!(text_of(c, "#count-claimed").await, "1");
     assert_eq!(text_of(c, "#count-inactive").await, "1");
+    // Only the activated terminal has a payments panel.
+    assert_eq!(
+        js(
+            c,
+            "return [...document.querySelectorAll('#terminal-rows > tr.payments-row')].length;"
+        )
+        .await,
+        json!(1)
+    );
 
-    // --- the picture for the README: a good demo state (success message, three terminals).
-    js(c, "document.querySelectorAll('.is-changed').forEach(r => r.classList.remove('is-changed')); document.activeElement.blur();").await;
+    // --- the activated terminal takes payments; the portal shows them and settles them.
+    amounts_are_exact(c).await;
+    let till = Till::open(sb_url, &pax, keys).await;
+    payments_loop(c, &till).await;
+
+    // --- the picture for the README: a good demo state (three terminals, one with payments
+    // settled and refunded, the settle messages).
+    js(
+        c,
+        "document.querySelectorAll('.is-changed').forEach(r => r.classList.remove('is-changed')); \
+           document.querySelectorAll('.settle-msg').forEach(m => m.replaceChildren()); \
+           document.activeElement.blur();",
+    )
+    .await;
+    set_viewport(c, WIDTH, SHOT_HEIGHT).await;
     let png = c.screenshot().await.unwrap();
-    assert_eq!(png_size(&png), (WIDTH, HEIGHT));
+    assert_eq!(png_size(&png), (WIDTH, SHOT_HEIGHT));
+    set_viewport(c, WIDTH, HEIGHT).await;
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal.png");
     std::fs::write(&tmp, &png).unwrap();
     if std::env::var_os("POSEMU_UPDATE_SCREENSHOT").is_some() {
@@ -364,6 +393,10 @@ async fn scenario(c: &Client, sb_url: &str) {
         std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
         std::fs::write(&docs, &png).unwrap();
     }
+
+    // --- past 20 payments, the panel counts the rest.
+    payments_are_bounded(c, &till).await;
+    payment_panels_are_capped(c, sb_url).await;
 
     // --- phone width: nothing wider than the screen; the list becomes cards.
     set_viewport(c, 390, 844).await;
@@ -376,7 +409,15 @@ async fn scenario(c: &Client, sb_url: &str) {
     assert_eq!(
         js(
             c,
-            "return getComputedStyle(document.querySelector('.terminals thead')).display;"
+            "return getComputedStyle(document.querySelector('.terminals > thead')).display;"
+        )
+        .await,
+        "none"
+    );
+    assert_eq!(
+        js(
+            c,
+            "return getComputedStyle(document.querySelector('.payments-table thead')).display;"
         )
         .await,
         "none"
@@ -384,6 +425,8 @@ async fn scenario(c: &Client, sb_url: &str) {
     save_for_review(c, "portal-phone.png").await;
     js(c, "document.querySelector('.list-card').scrollIntoView();").await;
     save_for_review(c, "portal-phone-list.png").await;
+    js(c, "document.querySelector('.payments').scrollIntoView();").await;
+    save_for_review(c, "portal-phone-payments.png").await;
 
     // --- sign out, and the link from a terminal's QR code: the code is filled in.
     c.find(Locator::Id("sign-out"))

@@ -82,6 +82,11 @@ async fn page_and_assets_are_served_with_their_content_types() {
             "text/javascript; charset=utf-8",
             "assets/portal.js",
         ),
+        (
+            "/portal/portal-payments.js",
+            "text/javascript; charset=utf-8",
+            "assets/portal-payments.js",
+        ),
         ("/portal/favicon.svg", "image/svg+xml", "assets/favicon.svg"),
     ];
     for (path, content_type, file) in assets {
@@ -245,4 +250,45 @@ async fn a_big_fleet_is_capped_to_the_most_recently_seen() {
     assert_eq!(list[49], "POS-F000000B");
     assert_eq!(body["terminals"][0]["last_seen_secs_ago"], 1);
     assert_eq!(body["terminals"][0]["model"], Value::Null);
+}
+
+/// The page's payments script calls exactly the helpers of spec 7.12, as the protocol crate
+/// names them, and the CSP still allows those calls (same origin) and nothing inline.
+#[tokio::test]
+async fn payments_script_calls_the_sandbox_helpers_under_the_pages_csp() {
+    use posemu_protocol::payments::paths as pay;
+    let sb = sandbox().await;
+    let page = get(sb.portal_url(None)).await;
+    let csp = header(&page, "content-security-policy").to_string();
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    let r = get(format!("{}/portal/portal-payments.js", sb.url())).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "cache-control"), "no-cache");
+    let script = r.text().await.unwrap();
+    // The charges path is built in the script around an encoded terminal id.
+    let charges = pay::sandbox_terminal_charges("{tid}");
+    let (before, after) = charges.split_once("{tid}").unwrap();
+    for part in [pay::SANDBOX_SETTLE, before, after] {
+        assert!(
+            script.contains(&format!("'{part}")) || script.contains(&format!("{part}'")),
+            "script does not call {part}"
+        );
+    }
+    assert!(script.contains("encodeURIComponent(tid)"));
+    // Nothing the CSP forbids, and no HTML parsing of server text.
+    for banned in [
+        "eval(",
+        "new Function",
+        "innerHTML",
+        "insertAdjacentHTML",
+        "setAttribute('style'",
+        "http://",
+        "https://",
+    ] {
+        assert!(!script.contains(banned), "script contains {banned}");
+    }
 }

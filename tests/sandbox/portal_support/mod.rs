@@ -42,7 +42,7 @@ fn device_request(
         .header(X_CLIENT_TYPE, "pos")
 }
 
-async fn ok_json(resp: reqwest::Response, what: &str) -> Value {
+pub async fn ok_json(resp: reqwest::Response, what: &str) -> Value {
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     assert!(status.is_success(), "{what}: HTTP {status}: {body}");
@@ -84,8 +84,17 @@ fn unwrap_key(kbpk: &Key, key_block_b64: &str, name: &str) -> Key {
         .unwrap_or_else(|_| panic!("{name} is not 32 bytes"))
 }
 
+/// The keys a device keeps after activation to take payments (spec 7.1): the MSK for the
+/// envelopes, and the MAC key with its key id for the POS signature.
+pub struct PaymentKeys {
+    pub msk: Key,
+    pub mac: Key,
+    pub mac_key_id: String,
+}
+
 /// Steps 5, 6 and 8 for a claimed device: attest, fetch and unwrap its keys, activate.
-pub async fn finish_activation(url: &str, p: &Profile) {
+/// Returns the keys that payments need.
+pub async fn finish_activation(url: &str, p: &Profile) -> PaymentKeys {
     let http = reqwest::Client::new();
     let timestamp = rfc3339(chrono::Utc::now());
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 20);
@@ -120,6 +129,7 @@ pub async fn finish_activation(url: &str, p: &Profile) {
     let tmk = unwrap_key(&p.zmk, &keys.keys.tmk.key_block, "tmk");
     let kek = unwrap_key(&tmk, &keys.keys.kek.key_block, "kek");
     let msk = unwrap_key(&kek, &keys.keys.msk.key_block, "msk");
+    let mac = unwrap_key(&kek, &keys.keys.mac.key_block, "mac");
 
     let plain = serde_json::to_vec(&ActivationChecks::ALL_OK).expect("checks serialize");
     let envelope = seal_single(&msk, &plain, &mut rand::rng());
@@ -132,6 +142,11 @@ pub async fn finish_activation(url: &str, p: &Profile) {
         .await
         .expect("activate request");
     ok_json(r, "activate").await;
+    PaymentKeys {
+        msk,
+        mac,
+        mac_key_id: keys.keys.mac.key_id.clone(),
+    }
 }
 
 /// A merchant Bearer token with an initiated session (spec 4.5), as the portal gets one.

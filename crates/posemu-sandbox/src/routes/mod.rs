@@ -52,6 +52,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(paths::PORTAL, get(portal::page))
         .route(portal::CSS_PATH, get(portal::css))
         .route(portal::JS_PATH, get(portal::js))
+        .route(portal::PAYMENTS_JS_PATH, get(portal::payments_js))
         .route(portal::ICON_PATH, get(portal::icon))
         .route(portal::TERMINALS_PATH, get(portal::terminals))
         .route("/sandbox/devices", get(admin::list).post(admin::provision))

@@ -1,6 +1,8 @@
 //! The merchant portal (issue 6): a self-contained back-office page at `/portal` that signs in
 //! with merchant client credentials, claims pairing codes with `POST /pos/claim`, and lists the
-//! merchant's terminals live from the sandbox-only `GET /sandbox/portal/terminals`.
+//! merchant's terminals live from the sandbox-only `GET /sandbox/portal/terminals`, and under
+//! each activated terminal its payments from the payment helpers of spec 7.12
+//! (`GET /sandbox/terminals/{tid}/charges`, `POST /sandbox/settle`, called by the page itself).
 //!
 //! The page, its style sheet, script and icon are compiled into the binary (no build step,
 //! nothing from the internet). The page is served with a strict Content-Security-Policy, which
@@ -27,6 +29,8 @@ use posemu_protocol::wire::{DeviceStatus, PairingCodeStatus};
 
 pub const CSS_PATH: &str = "/portal/portal.css";
 pub const JS_PATH: &str = "/portal/portal.js";
+/// Each activated terminal's payments and "Settle now" (spec 7.12 helpers), before `JS_PATH`.
+pub const PAYMENTS_JS_PATH: &str = "/portal/portal-payments.js";
 pub const ICON_PATH: &str = "/portal/favicon.svg";
 pub const TERMINALS_PATH: &str = "/sandbox/portal/terminals";
 
@@ -37,6 +41,7 @@ pub const MAX_LISTED_TERMINALS: usize = 50;
 const PAGE: &str = include_str!("../../../../assets/portal.html");
 const CSS: &str = include_str!("../../../../assets/portal.css");
 const JS: &str = include_str!("../../../../assets/portal.js");
+const PAYMENTS_JS: &str = include_str!("../../../../assets/portal-payments.js");
 const ICON: &str = include_str!("../../../../assets/favicon.svg");
 
 /// Where the pre-filled code goes in the page template.
@@ -97,6 +102,10 @@ pub async fn css() -> Response {
 
 pub async fn js() -> Response {
     asset("text/javascript; charset=utf-8", JS.into(), &[])
+}
+
+pub async fn payments_js() -> Response {
+    asset("text/javascript; charset=utf-8", PAYMENTS_JS.into(), &[])
 }
 
 pub async fn icon() -> Response {
@@ -191,7 +200,7 @@ mod tests {
     #[test]
     fn page_has_one_code_slot_and_links_its_assets() {
         assert_eq!(PAGE.matches(CODE_SLOT).count(), 1);
-        for path in [CSS_PATH, JS_PATH, ICON_PATH] {
+        for path in [CSS_PATH, PAYMENTS_JS_PATH, JS_PATH, ICON_PATH] {
             assert!(PAGE.contains(path), "page does not link {path}");
         }
         // CSP forbids inline code: keep the page free of it.
@@ -199,8 +208,22 @@ mod tests {
             !PAGE.contains("<script>") && !PAGE.contains("<style") && !PAGE.contains(" style=")
         );
         assert!(!PAGE.contains(" onclick=") && !PAGE.contains(" onsubmit="));
+        // Payments come from a server: the scripts never parse strings as HTML.
+        for script in [JS, PAYMENTS_JS] {
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
+                assert!(!script.contains(sink), "script uses {sink}");
+            }
+        }
+        // The payments script runs first: portal.js creates it in its start().
+        let at = |p: &str| PAGE.find(p).unwrap();
+        assert!(at(PAYMENTS_JS_PATH) < at(JS_PATH));
         // Nothing from the internet (the SVG namespace is a name, never fetched).
-        for text in [PAGE, CSS, JS, ICON] {
+        for text in [PAGE, CSS, JS, PAYMENTS_JS, ICON] {
             let text = text.replace("http://www.w3.org/2000/svg", "");
             assert!(!text.contains("http://") && !text.contains("https://"));
             assert!(!text.contains("//fonts.") && !text.contains("@import"));
