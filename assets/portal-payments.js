@@ -215,12 +215,15 @@ window.ViopayPayments = (function () {
       p.tbody.replaceChildren(...rows);
       p.table.hidden = rows.length === 0;
       p.empty.hidden = rows.length > 0;
-      const rest = all.length - charges.length;
+      const total = Number.isSafeInteger(answer.data.total) ? answer.data.total : all.length;
+      const rest = Math.max(0, total - charges.length);
       p.more.hidden = rest <= 0;
       p.more.textContent = rest === 1 ? 'and 1 earlier payment' : 'and ' + rest.toLocaleString() + ' earlier payments';
-      const pending = all.filter((c) => obj(obj(c).settlement).status === 'pending').length;
-      const count = all.length === 1 ? '1 payment' : all.length.toLocaleString() + ' payments';
-      p.note.textContent = all.length === 0 ? '' : count + (pending ? ' \u00b7 ' + pending + ' to settle' : '');
+      const pending = Number.isSafeInteger(answer.data.pending)
+        ? answer.data.pending
+        : all.filter((c) => obj(obj(c).settlement).status === 'pending').length;
+      const count = total === 1 ? '1 payment' : total.toLocaleString() + ' payments';
+      p.note.textContent = total === 0 ? '' : count + (pending ? ' \u00b7 ' + pending + ' to settle' : '');
     }
 
     // The persistent panel of `tid` (created once, so that its button keeps the focus and its
@@ -247,7 +250,7 @@ window.ViopayPayments = (function () {
     async function fetchAll(tids) {
       const list = [...new Set(tids)].filter(isTerminalId).slice(0, MAX_PANELS);
       const answers = await Promise.all(
-        list.map((tid) => api('GET', '/sandbox/terminals/' + encodeURIComponent(tid) + '/charges')),
+        list.map((tid) => api('GET', '/sandbox/terminals/' + encodeURIComponent(tid) + '/charges?limit=' + SHOWN)),
       );
       return new Map(list.map((tid, i) => [tid, answers[i]]));
     }

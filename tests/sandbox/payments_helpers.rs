@@ -119,4 +119,20 @@ async fn sandbox_helpers_7_12() {
     let list = ok_json(get(format!("/sandbox/terminals/{}/charges", t.tid)).await).await;
     assert_eq!(list["charges"].as_array().unwrap().len(), 4);
     assert_eq!(list["charges"][0]["charge_id"], p["charge_id"]);
+    assert_eq!(list["total"], 4);
+    assert_eq!(list["pending"], 0, "everything was settled above");
+    // ?limit=N: the newest N, and the total
+    let newest = ok_json(get(format!("/sandbox/terminals/{}/charges?limit=2", t.tid)).await).await;
+    assert_eq!(newest["total"], 4);
+    assert_eq!(newest["charges"].as_array().unwrap().len(), 2);
+    assert_eq!(newest["charges"][0]["charge_id"], p["charge_id"]);
+    for bad in ["0", "10001", "x", ""] {
+        expect_error(
+            get(format!("/sandbox/terminals/{}/charges?limit={bad}", t.tid)).await,
+            400,
+            "Invalid query parameter",
+            Some(json!({"parameter": "limit", "expected": "1-10000"})),
+        )
+        .await;
+    }
 }

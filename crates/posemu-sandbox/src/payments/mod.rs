@@ -86,6 +86,16 @@ pub enum SettleScope {
     Charge(String),
 }
 
+/// What [`Payments::charges_of`] answers.
+#[derive(Debug, Default)]
+pub struct ChargeList {
+    /// Newest first.
+    pub charges: Vec<Charge>,
+    pub total: usize,
+    /// Approved charges whose settlement is pending.
+    pub pending: usize,
+}
+
 struct AutoSettle {
     period_ms: i64,
     next_ms: i64,
@@ -434,15 +444,27 @@ impl Payments {
     }
 
     /// Every charge of these devices, newest first.
-    pub fn charges_of(&self, keys: &[DevKey]) -> Vec<Charge> {
-        let mut all: Vec<Charge> = Vec::new();
+    /// The newest `limit` charges of a terminal (all without a limit), newest first, with how
+    /// many it has in all and how many await settlement. Only the charges returned are cloned.
+    pub fn charges_of(&self, keys: &[DevKey], limit: Option<usize>) -> ChargeList {
+        let take = limit.unwrap_or(usize::MAX);
+        let mut list = ChargeList::default();
         for &k in keys {
-            self.with_ledger(k, |l| all.extend(l.charges().rev().cloned()));
+            self.with_ledger(k, |l| {
+                for c in l.charges() {
+                    list.total = list.total.saturating_add(1);
+                    if c.settlement.status == SettlementStatus::Pending {
+                        list.pending = list.pending.saturating_add(1);
+                    }
+                }
+                list.charges.extend(l.charges().rev().take(take).cloned());
+            });
         }
         if keys.len() > 1 {
-            all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            list.charges.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            list.charges.truncate(take);
         }
-        all
+        list
     }
 
     /// `POST /sandbox/settle` (spec 7.12): one batch per terminal of every charge in scope that

@@ -102,5 +102,13 @@ fn charges_per_terminal_are_bounded_and_ids_follow() {
     let first = first.unwrap_or_default();
     assert!(p.find(&first).is_none(), "the oldest went");
     assert_eq!(p.owners.lock().len(), MAX_CHARGES_PER_TERMINAL);
-    assert_eq!(p.charges_of(&[1]).len(), MAX_CHARGES_PER_TERMINAL);
+    assert_eq!(
+        p.charges_of(&[1], None).charges.len(),
+        MAX_CHARGES_PER_TERMINAL
+    );
+    let newest = p.charges_of(&[1], Some(20));
+    assert_eq!(
+        (newest.charges.len(), newest.total),
+        (20, MAX_CHARGES_PER_TERMINAL)
+    );
 }

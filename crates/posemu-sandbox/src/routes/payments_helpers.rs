@@ -13,19 +13,47 @@ use crate::error::{ApiError, ApiResult};
 use crate::payments::SettleScope;
 use crate::Shared;
 
+/// `?limit=N` (1–10,000) answers only the newest N charges; `total` and `pending` (awaiting
+/// settlement) always count them all
+/// (a posemu addition to 7.12, so that a portal polling a busy terminal does not copy its whole
+/// history every time).
 pub async fn terminal_charges(
     State(s): State<Arc<Shared>>,
     Path(tid): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> ApiResult<Json<Value>> {
+    let limit = match query_param(query.as_deref(), "limit") {
+        None => None,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) => Some(n),
+            _ => {
+                return Err(ApiError::new(400, "Invalid query parameter")
+                    .detail("parameter", "limit")
+                    .detail("expected", "1-10000"))
+            }
+        },
+    };
     s.payments.tick(s.config.clock.now());
     let keys = s.payments.terminals.lookup(&s.world, &tid);
     if keys.is_empty() {
         return Err(terminal_not_found(&tid));
     }
-    let charges = s.payments.charges_of(&keys);
-    Ok(Json(
-        json!({"terminal_id": tid, "charges": to_json(&charges)}),
-    ))
+    let list = s.payments.charges_of(&keys, limit);
+    Ok(Json(json!({
+        "terminal_id": tid,
+        "charges": to_json(&list.charges),
+        "total": list.total,
+        "pending": list.pending,
+    })))
+}
+
+/// One parameter of a query string, if present (others are ignored).
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 pub async fn charge(
