@@ -91,19 +91,6 @@ fn assert_banner(h: &mut Harness, what: &str) {
     }
 }
 
-fn snap(h: &mut Harness, name: &str) {
-    for (w, ht) in [(80, 24), (120, 40)] {
-        let text = h.render(w, ht);
-        insta::with_settings!({
-            filters => filters(),
-            prepend_module_to_snapshot => false,
-            omit_expression => true,
-        }, {
-            insta::assert_snapshot!(format!("{name}_{w}x{ht}"), text);
-        });
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_portal_banner_is_on_every_screen_at_every_size() {
     let mut h = start(&[]).await;

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+mod snap;
+pub use snap::{snap, snap_at};
+
 use std::sync::Arc;
 
 use clap::Parser;
@@ -205,34 +208,4 @@ pub fn buffer_text(buf: &Buffer) -> String {
 fn unicode_width(s: &str) -> usize {
     use ratatui::text::Span;
     Span::raw(s).width().max(1)
-}
-
-/// insta filters for what differs between runs: ports, trace ids, latencies, times, tokens.
-pub fn filters() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
-        (r"\b[0-9a-f]{32}\b", "TRACE_ID"),
-        // the end of a trace id peeking out beside a popup
-        (r"(?m)│[0-9a-f]{1,31}(\s*│)$", "│…$1"),
-        (r"\b[0-9a-f]{6,}…", "HEX…"),
-        (
-            r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( UTC)?",
-            "DATETIME",
-        ),
-        (
-            r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT",
-            "HTTP-DATE",
-        ),
-        (r"│  \d{2}:\d{2} ", "│  HH:MM "),
-        (r"\s+\d+(\.\d+)? ms", " N ms"),
-        // backoff delays are drawn with full jitter
-        (r"retry (\d+) in \d+:\d{2}", "retry $1 in M:SS"),
-        (r"ks-[0-9a-f]+", "ks-ID"),
-        // timeline times follow backoff jitter and loopback scheduling
-        (r"\d+\.\ds ([·✓⚠✕])", "T.Ts $1"),
-        (r"att_[A-Za-z0-9]+", "att_TOKEN"),
-        (r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "⠿"),
-        // what the filters above shortened leaves a varying gap before a panel's border
-        (r"(?m) +│$", " │"),
-    ]
 }
