@@ -28,7 +28,7 @@ async fn the_activation_flow_screen_by_screen() {
 
     h.char('x');
     h.until("the code expired", |m| {
-        m.expired_code.is_some() && phase(m) == Some(Phase::Step(Step::PairingCode))
+        m.expired_code().is_some() && phase(m) == Some(Phase::Step(Step::PairingCode))
     })
     .await;
     snap(&mut h, "code_expired");
@@ -126,7 +126,7 @@ async fn an_unreachable_server() {
     })
     .await;
     h.until("backing off", |m| {
-        m.trouble.as_ref().is_some_and(|t| t.attempt >= 2)
+        m.trouble().is_some_and(|t| t.attempt >= 2)
     })
     .await;
     snap(&mut h, "unreachable");

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use clap::Parser;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use posemu::cli::device_args::{DeviceArgs, OpenDevice};
+use posemu::cli::device_args::DeviceArgs;
 use posemu::tui::theme::{QR_DARK, QR_LIGHT};
 use posemu::tui::{App, Model, Msg, Theme};
 use posemu_profile::{builtin_named, Profile};
 use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceSession, Home, SessionOptions};
+use posemu_runtime::{DeviceSession, Home, OpenDevice, SessionOptions};
 use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -98,9 +98,9 @@ impl Harness {
             sandbox,
             server: url.clone(),
         };
-        let mut app = App::new(flags(&[]), Arc::new(clock.clone()), setup.theme);
-        app.model.home = Some(home.clone());
-        app.model.export_dir = Some(dir.path().join("exports"));
+        let mut app = App::new(flags(&[]).options(), Arc::new(clock.clone()), setup.theme);
+        app.exec.home = Some(home.clone());
+        app.exec.export_dir = Some(dir.path().join("exports"));
         app.model.set_size(setup.size.0, setup.size.1);
         app.attach(open);
         Harness {
@@ -155,16 +155,16 @@ impl Harness {
 
     /// The screen at the model's size, as text (the QR code's modules blanked).
     pub fn screen(&mut self) -> String {
-        let (w, h) = self.app.model.size;
+        let (w, h) = self.app.model.size();
         self.render(w, h)
     }
 
     /// The screen at `w` × `h`, as text.
     pub fn render(&mut self, w: u16, h: u16) -> String {
-        let old = self.app.model.size;
+        let old = self.app.model.size();
         self.app.model.set_size(w, h);
         let buf = draw(&self.app.model, w, h);
-        self.app.model.size = old;
+        self.app.model.set_size(old.0, old.1);
         buffer_text(&buf)
     }
 }
