@@ -1,14 +1,18 @@
 //! The POS screen's state and the one function that changes it: `update(&mut Model, Msg)`.
 //!
-//! Every background result (device events, exchange-log entries, sandbox answers, ticks, keys)
-//! arrives as a [`Msg`] on one channel; `update` changes the model synchronously and answers
-//! [`Cmd`]s for the runner (quit, clipboard, async work whose result comes back as a `Msg`).
+//! Every result from outside (keys, ticks, device events, exchange-log entries, sandbox
+//! answers, opened devices, profile lists) arrives as a [`Msg`]; `update` changes the model and
+//! answers [`Cmd`]s, plain data, for the executor ([`crate::tui::exec`]) to carry out. It does
+//! no I/O and spawns nothing: the device machine lives here ([`Device`]) and is stepped here,
+//! its calls, timers and saves leaving as [`Cmd::Device`] and [`Cmd::Save`]. It reads only
+//! time (tokio's clock for toasts and the machine, the wall clock for the machine and export
+//! names).
 //!
 //! This file holds the state and the messages; the rest is split by job:
-//! `update` (messages and keys), `session` (the running device and its notes),
-//! `exchanges` (the debug side's list and details), `popups` (opening and driving them),
-//! `effects` (async work: sandbox helpers, reopening, HAR export), `demo` (`posemu demo`'s
-//! kiosk moves) and [`format`] (words and numbers shown on screen).
+//! `update` (messages and keys), `session` (the running device, its notes and what the screen
+//! shows of it), `exchanges` (the debug side's list and details), `popups` (the picker and the
+//! keys inside popups), `effects` (keys that need the world: sandbox helpers, reopening, HAR
+//! export), `demo` (`posemu demo`'s kiosk moves) and [`format`] (words shown on screen).
 
 mod demo;
 mod effects;
