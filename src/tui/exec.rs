@@ -372,3 +372,52 @@ impl Executor {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posemu_client::merchant::MerchantAction;
+    use posemu_protocol::api::CallError;
+    use posemu_protocol::error::ErrorBody;
+
+    fn failed(action: MerchantAction, status: u16, message: Option<&str>) -> MerchantError {
+        MerchantError {
+            action,
+            source: CallError::Http {
+                status,
+                retry_after: None,
+                error: message.map(|m| ErrorBody {
+                    code: "E404".into(),
+                    message: m.into(),
+                    details: None,
+                    trace_id: String::new(),
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn a_helper_failure_is_told_by_its_cause() {
+        let claim = MerchantAction::SandboxClaim;
+        let no_route = failed(claim, 404, Some("Route not found"));
+        assert_eq!(
+            HelperError::of(&no_route, SandboxAction::Claim, false),
+            HelperError::NotASandbox
+        );
+        let unknown = failed(claim, 404, Some("Device not found"));
+        assert_eq!(
+            HelperError::of(&unknown, SandboxAction::AutoClaim, true),
+            HelperError::Sandbox("Device not found".into())
+        );
+        let reset = failed(MerchantAction::SandboxReset, 404, None);
+        assert_eq!(
+            HelperError::of(&reset, SandboxAction::Reset, false),
+            HelperError::NoHelpers
+        );
+        // the embedded sandbox always has the helpers: its 404 is a real failure
+        assert!(matches!(
+            HelperError::of(&reset, SandboxAction::Reset, true),
+            HelperError::Other(_)
+        ));
+    }
+}

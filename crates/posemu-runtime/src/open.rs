@@ -163,3 +163,51 @@ pub async fn open_device_in(
         server,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bad_options_are_told_apart_by_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let unknown = DeviceOptions {
+            profile: "no-such-terminal".into(),
+            ..DeviceOptions::default()
+        };
+        let e = open_device_in(&home, &unknown, clock.clone()).await.err();
+        assert!(matches!(e, Some(OpenError::Profile(_))), "{e:?}");
+        assert!(e.unwrap().to_string().starts_with("--profile: "));
+
+        let ttl_with_server = DeviceOptions {
+            server: Some("http://127.0.0.1:9".into()),
+            code_ttl: Some(Duration::from_secs(60)),
+            ..DeviceOptions::default()
+        };
+        let e = open_device_in(&home, &ttl_with_server, clock).await.err();
+        assert!(matches!(e, Some(OpenError::CodeTtlNeedsEmbedded)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_server_the_embedded_sandbox_starts_on_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let opts = DeviceOptions {
+            code_ttl: Some(Duration::from_secs(60)),
+            ..DeviceOptions::default()
+        };
+        let open = open_device_in(&home, &opts, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let sandbox = open.sandbox.as_ref().expect("embedded");
+        assert_eq!(open.server, sandbox.url());
+        assert!(
+            open.server.starts_with("http://127.0.0.1:"),
+            "{}",
+            open.server
+        );
+        assert_eq!(open.session.profile.name, posemu_profile::DEFAULT_PROFILE);
+    }
+}
