@@ -38,6 +38,6 @@ async fn main() -> ExitCode {
         Some(Command::Profiles(a)) => cli::profiles::run(a).await,
         Some(Command::Fleet(a)) => cli::fleet::run(*a).await,
         Some(Command::Demo(a)) => cli::demo::run(a).await,
-        None => posemu::tui::run(cli.device).await,
+        None => posemu::tui::run(cli.device.options()).await,
     }
 }

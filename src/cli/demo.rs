@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::device_args::{DeviceArgs, OpenDevice};
 use crate::tui::DemoMode;
 use posemu_protocol::clock::{Clock, SystemClock};
 use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use posemu_runtime::{DeviceSession, Home};
+use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice};
 use posemu_sandbox::{Sandbox, SandboxError};
 
 /// How long `--pace slow` holds each call (but status polls) so its step can be explained.
@@ -67,29 +66,21 @@ impl Pace {
 
 /// A demo ready to show: the device (fresh, on the demo's sandbox) and the screen's options.
 pub struct Opened {
-    pub args: DeviceArgs,
+    pub options: DeviceOptions,
     pub open: OpenDevice,
     pub mode: DemoMode,
 }
 
-#[derive(clap::Parser)]
-struct Defaults {
-    #[command(flatten)]
-    device: DeviceArgs,
-}
-
 impl Args {
-    /// The POS screen's flags for this demo: the profile, the code lifetime, always fresh, never
-    /// a `--server`.
-    pub fn device_args(&self) -> Result<DeviceArgs, String> {
-        use clap::Parser;
-        let mut d = Defaults::try_parse_from(["posemu"])
-            .map_err(|e| e.to_string())?
-            .device;
-        d.profile = self.profile.clone();
-        d.code_ttl = self.code_ttl;
-        d.fresh = true;
-        Ok(d)
+    /// The POS screen's options for this demo: the profile, the code lifetime, always fresh,
+    /// never a server.
+    pub fn device_options(&self) -> DeviceOptions {
+        DeviceOptions {
+            profile: self.profile.clone(),
+            code_ttl: self.code_ttl.map(Duration::from_secs),
+            fresh: true,
+            ..DeviceOptions::default()
+        }
     }
 
     /// Starts the sandbox on `--listen` (a free port on the same address if that one is busy,
@@ -99,8 +90,8 @@ impl Args {
         let profile = home
             .find_profile(&self.profile)
             .map_err(|e| format!("--profile: {e}"))?;
-        let args = self.device_args()?;
-        let mut cfg = args.sandbox_config(&profile, clock.clone());
+        let options = self.device_options();
+        let mut cfg = options.sandbox_config(&profile, clock.clone());
         cfg.listen = self.listen;
         cfg.merchant_token_ttl = Some(MERCHANT_TOKEN_TTL);
         cfg.seed = self.seed;
@@ -125,12 +116,12 @@ impl Args {
             Err(e) => return Err(listen_error(e)),
         };
         let server = sandbox.url();
-        let mut opts = args.session_options(&server, Some(PROGRESS_KEY.into()));
+        let mut opts = options.session_options(&server, Some(PROGRESS_KEY.into()));
         opts.pace = self.pace.hold();
         let session =
             DeviceSession::open(home, profile, &opts, clock).map_err(|e| e.to_string())?;
         Ok(Opened {
-            args,
+            options,
             open: OpenDevice {
                 session,
                 sandbox: Some(sandbox),
@@ -172,5 +163,5 @@ pub async fn run(args: Args) -> ExitCode {
     if let Some(notice) = &opened.mode.notice {
         eprintln!("posemu demo: {notice}");
     }
-    crate::tui::run_demo(opened.args, opened.open, opened.mode).await
+    crate::tui::run_demo(opened.options, opened.open, opened.mode).await
 }

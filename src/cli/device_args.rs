@@ -1,14 +1,12 @@
-//! The flags every one-device mode shares (the POS screen, `activate`, `demo`), and opening
-//! the device they describe: against `--server`, or an embedded sandbox started in-process.
+//! The flags every one-device mode shares (the POS screen, `activate`, `demo`). They only
+//! convert to the runtime's plain [`DeviceOptions`]; opening the device is the runtime's
+//! ([`posemu_runtime::open_device`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use posemu_client::{DeviceFaults, FaultHeader, TransportConfig};
-use posemu_profile::Profile;
-use posemu_protocol::clock::{Clock, SystemClock};
-use posemu_runtime::{DeviceSession, Home, SessionOptions};
-use posemu_sandbox::{Sandbox, SandboxConfig};
+use posemu_client::{DeviceFaults, FaultHeader};
+pub use posemu_runtime::OpenDevice;
+use posemu_runtime::{open_device, DeviceOptions, OpenError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArgs {
@@ -58,13 +56,6 @@ pub struct DeviceArgs {
     pub malform_header: Vec<FaultHeader>,
 }
 
-/// What [`DeviceArgs::open`] gives: the device, and the sandbox it talks to if embedded.
-pub struct OpenDevice {
-    pub session: DeviceSession,
-    pub sandbox: Option<Sandbox>,
-    pub server: String,
-}
-
 impl DeviceArgs {
     pub fn faults(&self) -> DeviceFaults {
         let mut f = DeviceFaults {
@@ -82,85 +73,26 @@ impl DeviceArgs {
         f
     }
 
-    /// Resolves the profile, starts the embedded sandbox if there is no `--server`, loads saved
-    /// progress. Must run inside a tokio runtime. Errors are ready to show as they are.
-    pub async fn open(&self) -> Result<OpenDevice, String> {
-        let home = Home::discover().map_err(|e| e.to_string())?;
-        let profile = home
-            .find_profile(&self.profile)
-            .map_err(|e| format!("--profile: {e}"))?;
-        let clock = self.clock();
-        let (sandbox, server, progress_key) = match &self.server {
-            Some(url) => (None, url.trim_end_matches('/').to_string(), None),
-            None => {
-                let sb = Sandbox::start(self.sandbox_config(&profile, clock.clone()))
-                    .await
-                    .map_err(|e| format!("embedded sandbox: {e}"))?;
-                let url = sb.url();
-                (Some(sb), url, Some("embedded-sandbox".to_string()))
-            }
-        };
-        if self.code_ttl.is_some() && sandbox.is_none() {
-            return Err("--code-ttl applies to the embedded sandbox only (no --server)".into());
-        }
-        let opts = self.session_options(&server, progress_key);
-        let session =
-            DeviceSession::open(&home, profile, &opts, clock).map_err(|e| e.to_string())?;
-        Ok(OpenDevice {
-            session,
-            sandbox,
-            server,
-        })
-    }
-
-    /// The wall clock: the system's, or one running `--time-warp` times faster.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        if self.time_warp > 1 {
-            Arc::new(posemu_protocol::clock::WarpClock::new(self.time_warp))
-        } else {
-            Arc::new(SystemClock)
-        }
-    }
-
-    /// The embedded sandbox for `profile`: on `clock`, with `--code-ttl`, and the profile
-    /// provisioned if it is not a shipped one.
-    pub fn sandbox_config(&self, profile: &Profile, clock: Arc<dyn Clock>) -> SandboxConfig {
-        let mut cfg = SandboxConfig {
-            clock,
-            ..SandboxConfig::default()
-        };
-        if let Some(ttl) = self.code_ttl {
-            cfg.code_ttl = Duration::from_secs(ttl);
-        }
-        // a user profile that the sandbox does not know yet is provisioned too
-        if !cfg
-            .profiles
-            .iter()
-            .any(|p| p.device_id == profile.device_id)
-        {
-            cfg.profiles.push(profile.clone());
-        }
-        cfg
-    }
-
-    /// The device session's options against `server`; progress is saved under `progress_key`
-    /// if given (see [`SessionOptions::progress_key`]).
-    pub fn session_options(&self, server: &str, progress_key: Option<String>) -> SessionOptions {
-        SessionOptions {
-            server: server.to_string(),
+    /// The plain options these flags describe (what the runtime and the screen work with).
+    pub fn options(&self) -> DeviceOptions {
+        DeviceOptions {
+            profile: self.profile.clone(),
+            server: self.server.clone(),
             poll_interval: self.poll_interval,
             fresh: self.fresh,
-            faults: self.faults(),
             ignore_min_version: self.ignore_min_version,
-            transport: TransportConfig {
-                connect_timeout: self.connect_timeout,
-                request_timeout: self.request_timeout,
-                ..TransportConfig::default()
-            },
-            progress_key,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            code_ttl: self.code_ttl.map(Duration::from_secs),
             time_warp: self.time_warp,
-            pace: Duration::ZERO,
+            faults: self.faults(),
         }
+    }
+
+    /// Opens the device these flags describe ([`posemu_runtime::open_device`]). Must run inside
+    /// a tokio runtime; errors say which flag or file was at fault.
+    pub async fn open(&self) -> Result<OpenDevice, OpenError> {
+        open_device(&self.options()).await
     }
 }
 

@@ -1,18 +1,25 @@
 //! The POS screen: one emulated Viopay terminal on a ratatui screen, walking the activation
 //! flow live, with a debug side showing every HTTP exchange.
 //!
-//! The Elm architecture (DESIGN.md): [`Model`] (the device session plus UI state), [`Msg`]
-//! (keys, ticks, device events, exchange-log entries, sandbox answers), [`update`] and
-//! [`view::view`]. Background tasks send messages into one channel; [`run`] draws only when a
-//! message changed something, and ticks only while a spinner or countdown is on screen.
+//! The Elm architecture (DESIGN.md): [`Model`] (the device machine and what the screen shows),
+//! [`Msg`] (keys, ticks, device events, exchange-log entries, sandbox answers, opened devices),
+//! [`update`] and [`view::view`]. `update` only changes the model: everything that touches the
+//! world (device calls and timers, saves, sandbox helpers, opening a device, reading profiles,
+//! HAR export, the clipboard, delayed kiosk moves) is a [`Cmd`], plain data, carried out in
+//! one place, the [`exec::Executor`], whose results come back as messages on one channel.
+//! [`run`] draws only when a message changed something, and ticks only while a spinner or
+//! countdown is on screen.
 
+pub mod cmd;
 pub mod debug_lines;
+pub mod exec;
 pub mod keys;
 pub mod model;
 pub mod qr;
 pub mod theme;
 pub mod view;
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,25 +31,29 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-pub use model::{update, Cmd, Demo, DemoMode, Model, Msg};
+pub use cmd::Cmd;
+pub use exec::Executor;
+pub use model::{update, Demo, DemoMode, Model, Msg};
 pub use theme::Theme;
 
-use crate::cli::device_args::{DeviceArgs, OpenDevice};
 use posemu_protocol::clock::{Clock, SystemClock};
-use posemu_runtime::Home;
+use posemu_runtime::{DeviceOptions, Home, OpenDevice};
 
-/// The model and its message channel: what the real loop and the tests both drive.
+/// The model, the executor and their message channel: what the real loop and the tests both
+/// drive.
 pub struct App {
     pub model: Model,
+    pub exec: Executor,
     rx: mpsc::UnboundedReceiver<Msg>,
     tick_at: Option<Instant>,
 }
 
 impl App {
-    pub fn new(args: DeviceArgs, clock: Arc<dyn Clock>, theme: Theme) -> App {
+    pub fn new(options: DeviceOptions, clock: Arc<dyn Clock>, theme: Theme) -> App {
         let (tx, rx) = mpsc::unbounded_channel();
         App {
-            model: Model::new(args, tx, clock, theme),
+            model: Model::new(options, clock, theme),
+            exec: Executor::new(tx),
             rx,
             tick_at: None,
         }
@@ -50,11 +61,12 @@ impl App {
 
     /// Makes `open` the running device and powers it on.
     pub fn attach(&mut self, open: OpenDevice) {
-        self.model.attach(open);
+        let msg = self.exec.attach(None, open);
+        self.handle(msg);
     }
 
     pub fn sender(&self) -> mpsc::UnboundedSender<Msg> {
-        self.model.tx.clone()
+        self.exec.sender()
     }
 
     /// The next message: from the channel, or a tick when one is due.
@@ -86,19 +98,18 @@ impl App {
         self.rx.try_recv().ok()
     }
 
-    /// Runs `update`, spawns its async work, and answers what needs the terminal
-    /// ([`Cmd::Quit`], [`Cmd::Clipboard`]).
+    /// Runs `update` and has the executor carry out its commands, feeding what they answer at
+    /// once back to `update`; answers what needs the terminal ([`Cmd::Quit`],
+    /// [`Cmd::Clipboard`]).
     pub fn handle(&mut self, msg: Msg) -> Vec<Cmd> {
         let mut out = Vec::new();
-        for cmd in update(&mut self.model, msg) {
-            match cmd {
-                Cmd::Spawn(fut) => {
-                    let tx = self.model.tx.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(fut.await);
-                    });
+        let mut queue = VecDeque::from([self.exec.receive(msg)]);
+        while let Some(msg) = queue.pop_front() {
+            for cmd in update(&mut self.model, msg) {
+                match cmd {
+                    Cmd::Quit | Cmd::Clipboard(_) => out.push(cmd),
+                    other => queue.extend(self.exec.run(other)),
                 }
-                other => out.push(other),
             }
         }
         out
@@ -106,28 +117,28 @@ impl App {
 }
 
 /// `posemu` with no subcommand: open the device, then the screen until `q`.
-pub async fn run(args: DeviceArgs) -> ExitCode {
+pub async fn run(options: DeviceOptions) -> ExitCode {
     let _log = init_logging();
     // Open before taking the terminal, so a bad flag is a plain message on stderr.
-    let open = match args.open().await {
+    let open = match posemu_runtime::open_device(&options).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("posemu: {e}");
             return ExitCode::from(2);
         }
     };
-    run_screen(args, open, None).await
+    run_screen(options, open, None).await
 }
 
 /// `posemu demo`: the screen for the device the demo opened (its embedded sandbox on the
 /// banner), with the demo's kiosk moves. Logging is the caller's to start ([`init_logging`]).
-pub async fn run_demo(args: DeviceArgs, open: OpenDevice, demo: DemoMode) -> ExitCode {
-    run_screen(args, open, Some(demo)).await
+pub async fn run_demo(options: DeviceOptions, open: OpenDevice, demo: DemoMode) -> ExitCode {
+    run_screen(options, open, Some(demo)).await
 }
 
-async fn run_screen(args: DeviceArgs, open: OpenDevice, demo: Option<DemoMode>) -> ExitCode {
-    let mut app = App::new(args, Arc::new(SystemClock), Theme::from_env());
-    app.model.demo = demo.map(Demo::new);
+async fn run_screen(options: DeviceOptions, open: OpenDevice, demo: Option<DemoMode>) -> ExitCode {
+    let mut app = App::new(options, Arc::new(SystemClock), Theme::from_env());
+    app.model.set_demo(demo);
     let mut terminal = match enter() {
         Ok(t) => t,
         Err(e) => {
@@ -179,7 +190,7 @@ async fn run_loop<B: Backend + Write>(
                         let w = terminal.backend_mut();
                         let _ = w.write_all(seq.as_bytes()).and_then(|_| Write::flush(w));
                     }
-                    Cmd::Spawn(_) => {}
+                    _ => {}
                 }
             }
             dirty = true;
@@ -188,7 +199,7 @@ async fn run_loop<B: Backend + Write>(
                 msg = app.try_next();
             }
         }
-        if app.model.quit {
+        if app.model.quit() {
             return Ok(());
         }
     }

@@ -11,7 +11,7 @@ use clap::Parser;
 use crossterm::event::KeyCode;
 use posemu::cli::demo::{Args, SLOW_PACE};
 use posemu::tui::theme::Level;
-use posemu::tui::{App, Demo, Model, Theme};
+use posemu::tui::{App, Model, Theme};
 use posemu_device::{Phase, Step};
 use posemu_protocol::clock::ManualClock;
 use posemu_runtime::Home;
@@ -42,9 +42,13 @@ async fn start_in(flags: &[&str], size: (u16, u16), dir: Option<tempfile::TempDi
         .await
         .unwrap();
     let url = opened.open.server.clone();
-    let mut app = App::new(opened.args, Arc::new(clock.clone()), Theme { color: true });
-    app.model.demo = Some(Demo::new(opened.mode));
-    app.model.home = Some(home.clone());
+    let mut app = App::new(
+        opened.options,
+        Arc::new(clock.clone()),
+        Theme { color: true },
+    );
+    app.model.set_demo(Some(opened.mode));
+    app.exec.home = Some(home.clone());
     app.model.set_size(size.0, size.1);
     app.attach(opened.open);
     Harness {
@@ -91,19 +95,6 @@ fn assert_banner(h: &mut Harness, what: &str) {
     }
 }
 
-fn snap(h: &mut Harness, name: &str) {
-    for (w, ht) in [(80, 24), (120, 40)] {
-        let text = h.render(w, ht);
-        insta::with_settings!({
-            filters => filters(),
-            prepend_module_to_snapshot => false,
-            omit_expression => true,
-        }, {
-            insta::assert_snapshot!(format!("{name}_{w}x{ht}"), text);
-        });
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_portal_banner_is_on_every_screen_at_every_size() {
     let mut h = start(&[]).await;
@@ -142,7 +133,7 @@ async fn the_portal_banner_is_on_every_screen_at_every_size() {
         "{bar}"
     );
     h.char('s');
-    assert!(h.model().popup.is_none());
+    assert!(h.model().popup().is_none());
     assert!(
         h.screen().contains("embedded sandbox only"),
         "{}",
@@ -185,14 +176,17 @@ async fn auto_claim_reaches_the_ready_screen_with_no_key_pressed() {
     h.until_screen("Ready for payments").await;
     let m = h.model();
     let claim = m
-        .exchanges
+        .debug()
+        .exchanges()
         .iter()
         .find(|e| e.path() == "/sandbox/devices/POS-8F3A2C91/claim")
         .expect("claimed through the sandbox helper");
     let body = &claim.response_body.as_ref().unwrap().text;
     assert!(body.contains(&first), "the code shown was claimed: {body}");
     assert!(
-        m.timeline.iter().any(|t| t.text == "auto-claim after 20 s"),
+        m.timeline()
+            .iter()
+            .any(|t| t.text == "auto-claim after 20 s"),
         "the timeline says why"
     );
 }
@@ -229,7 +223,7 @@ async fn a_merchant_quicker_than_the_auto_claim_is_no_error() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     h.until("the auto-claim answered", |m| {
-        m.timeline
+        m.timeline()
             .iter()
             .any(|t| t.text.starts_with("auto-claim: "))
     })
@@ -390,7 +384,8 @@ async fn loop_starts_over_with_a_fresh_code_after_the_ready_screen() {
     // the sandbox forgot the device each round
     h.until("three resets logged", |m| {
         let resets = m
-            .exchanges
+            .debug()
+            .exchanges()
             .iter()
             .filter(|e| e.path() == "/sandbox/devices/POS-8F3A2C91/reset");
         resets.count() == 3
@@ -417,7 +412,7 @@ async fn a_busy_port_falls_back_to_a_free_one_and_says_so() {
     );
     assert!(h
         .model()
-        .timeline
+        .timeline()
         .iter()
         .any(|t| t.text.contains(&format!("Port {port} is busy"))
             && t.text.contains(&format!("{}/portal", h.url))));
@@ -442,11 +437,11 @@ async fn a_demo_always_starts_fresh() {
         .await;
     let m = h.model();
     assert!(
-        !m.timeline
+        !m.timeline()
             .iter()
             .any(|t| t.text.contains("activated earlier")),
         "{:?}",
-        m.timeline
+        m.timeline()
     );
     assert!(h.screen().contains("Pair this terminal"));
 }
@@ -457,7 +452,8 @@ async fn the_portal_session_lasts_the_demo_but_attestation_tokens_keep_300_s() {
     h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
     let attest = h
         .model()
-        .exchanges
+        .debug()
+        .exchanges()
         .iter()
         .find(|e| e.path() == "/pos/attest")
         .cloned()

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use crate::tui_support::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use posemu::cli::device_args::{DeviceArgs, OpenDevice};
-use posemu::tui::model::Opener;
+use posemu::tui::exec::Opener;
 use posemu::tui::{Cmd, Model, Msg, Theme};
 use posemu_device::{Phase, Step};
 use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceSession, Home, SessionOptions};
+use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice, OpenError, SessionOptions};
 use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::style::Color;
 
@@ -72,9 +71,9 @@ async fn start_code_claim_ready() {
         Step::TerminalParameters,
         Step::Activate,
     ] {
-        assert!(m.step_times.contains_key(&s), "{s:?} timed");
+        assert!(m.step_time(s).is_some(), "{s:?} timed");
     }
-    let paths: Vec<&str> = m.exchanges.iter().map(|e| e.path()).collect();
+    let paths: Vec<&str> = m.debug().exchanges().iter().map(|e| e.path()).collect();
     assert!(paths.contains(&"/sandbox/devices/POS-8F3A2C91/claim"));
     assert_eq!(paths.last(), Some(&"/pos/activate"));
     assert!(screen.contains("/pos/activate"), "{screen}");
@@ -109,7 +108,13 @@ async fn expire_gives_a_new_code_then_restart_starts_over() {
     let third = code(h.model());
     assert!(third != second);
     assert!(h.screen().contains("Pair this terminal"));
-    let paths: Vec<&str> = h.model().exchanges.iter().map(|e| e.path()).collect();
+    let paths: Vec<&str> = h
+        .model()
+        .debug()
+        .exchanges()
+        .iter()
+        .map(|e| e.path())
+        .collect();
     assert!(paths.contains(&"/sandbox/devices/POS-8F3A2C91/reset"));
     // and it activates again
     h.char('c');
@@ -137,12 +142,14 @@ async fn an_unknown_device_stops_on_the_error_screen_and_ok_retries() {
     ] {
         assert!(screen.contains(want), "{want}:\n{screen}");
     }
-    let trace = h.model().exchanges[0].trace_id.clone().unwrap();
+    let trace = h.model().debug().exchanges()[0].trace_id.clone().unwrap();
     assert!(screen.contains(&trace), "the trace id in full:\n{screen}");
-    let before = h.model().exchanges.len();
+    let before = h.model().debug().exchanges().len();
     h.press(KeyCode::Enter);
-    h.until("the retry answered", |m| m.exchanges.len() > before)
-        .await;
+    h.until("the retry answered", |m| {
+        m.debug().exchanges().len() > before
+    })
+    .await;
     h.until("stopped again", |m| {
         matches!(phase(m), Some(Phase::Failed(_)))
     })
@@ -224,14 +231,15 @@ async fn copy_as_curl_and_export_har() {
     assert!(har["log"]["entries"].as_array().unwrap().len() >= 3);
 }
 
-/// Opens like `DeviceArgs::open` (a new embedded sandbox unless `--server`), in the test's home.
+/// Opens like `posemu_runtime::open_device` (a new embedded sandbox unless a server), in the
+/// test's home.
 fn opener(home: Home, clock: ManualClock) -> Opener {
-    Arc::new(move |args: DeviceArgs| {
+    Arc::new(move |args: DeviceOptions| {
         let (home, clock) = (home.clone(), clock.clone());
         Box::pin(async move {
             let profile = home
                 .find_profile(&args.profile)
-                .map_err(|e| e.to_string())?;
+                .map_err(OpenError::Profile)?;
             let (sandbox, url) = match &args.server {
                 Some(u) => (None, u.clone()),
                 None => {
@@ -239,15 +247,13 @@ fn opener(home: Home, clock: ManualClock) -> Opener {
                         clock: Arc::new(clock.clone()),
                         ..SandboxConfig::default()
                     })
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     let url = sb.url();
                     (Some(sb), url)
                 }
             };
             let opts = SessionOptions::new(&url);
-            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock))
-                .map_err(|e| e.to_string())?;
+            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock))?;
             Ok(OpenDevice {
                 session,
                 sandbox,
@@ -260,7 +266,7 @@ fn opener(home: Home, clock: ManualClock) -> Opener {
 #[tokio::test(start_paused = true)]
 async fn pick_another_profile_and_another_server() {
     let mut h = Harness::start(Setup::default()).await;
-    h.app.model.opener = opener(h.home.clone(), h.clock.clone());
+    h.app.exec.opener = opener(h.home.clone(), h.clock.clone());
     pairing(&mut h).await;
 
     h.char('p');
@@ -271,7 +277,7 @@ async fn pick_another_profile_and_another_server() {
     );
     // the list is sorted as Home lists it; pick the Verifone
     for _ in 0..5 {
-        let at = match &h.model().popup {
+        let at = match h.model().popup() {
             Some(posemu::tui::model::Popup::Profiles { items, selected }) => {
                 items[*selected].name.clone()
             }
@@ -339,7 +345,7 @@ async fn no_color_draws_without_colours_and_help_lists_every_key() {
         assert!(text.contains(b.help), "help lists {:?}:\n{text}", b.shown);
     }
     h.char('q');
-    assert!(h.model().popup.is_none(), "q closes the help first");
+    assert!(h.model().popup().is_none(), "q closes the help first");
     let cmds = h.app.handle(Msg::Key(KeyEvent::new(
         KeyCode::Char('q'),
         KeyModifiers::NONE,

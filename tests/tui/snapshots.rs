@@ -2,27 +2,12 @@
 //! with the real model driven against an in-process sandbox (paused tokio time, seeded
 //! sandbox). Filters blank what differs between runs: ports, trace ids, latencies, dates.
 //!
-//! After an intended change: `INSTA_UPDATE=always cargo test --test tui_snapshots`, then review
-//! `git diff tests/snapshots`.
+//! After an intended change: `INSTA_UPDATE=always cargo test -p posemu --test tui snapshots`, then
+//! review `git diff tests/tui/snapshots` (masks keep widths: see `tui_support::snap`).
 
 use crate::tui_support::*;
 use crossterm::event::KeyCode;
 use posemu_device::{Phase, Step};
-
-const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
-
-fn snap(h: &mut Harness, name: &str) {
-    for (w, ht) in SIZES {
-        let text = h.render(w, ht);
-        insta::with_settings!({
-            filters => filters(),
-            prepend_module_to_snapshot => false,
-            omit_expression => true,
-        }, {
-            insta::assert_snapshot!(format!("{name}_{w}x{ht}"), text);
-        });
-    }
-}
 
 fn phase(m: &posemu::tui::Model) -> Option<Phase> {
     m.device().map(|d| d.phase.clone())
@@ -43,7 +28,7 @@ async fn the_activation_flow_screen_by_screen() {
 
     h.char('x');
     h.until("the code expired", |m| {
-        m.expired_code.is_some() && phase(m) == Some(Phase::Step(Step::PairingCode))
+        m.expired_code().is_some() && phase(m) == Some(Phase::Step(Step::PairingCode))
     })
     .await;
     snap(&mut h, "code_expired");
@@ -98,14 +83,7 @@ async fn the_debug_side_and_popups() {
     // narrow terminals show the debug side instead of the device
     h.app.model.set_size(80, 24);
     h.char('d');
-    let text = h.render(80, 24);
-    insta::with_settings!({
-        filters => filters(),
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!("debug_only_80x24", text);
-    });
+    snap_at(&mut h, "debug_only", 80, 24);
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +126,7 @@ async fn an_unreachable_server() {
     })
     .await;
     h.until("backing off", |m| {
-        m.trouble.as_ref().is_some_and(|t| t.attempt >= 2)
+        m.trouble().is_some_and(|t| t.attempt >= 2)
     })
     .await;
     snap(&mut h, "unreachable");

@@ -1,12 +1,15 @@
-//! Runs one device's machine for real: carries out its effects (calls through a [`Caller`],
-//! timers on tokio's clock, saves to a [`ProgressStore`]) and feeds the results back as
-//! events on a channel. The TUI and `posemu activate` own a `Driver` and pump that channel;
-//! the fleet has its own scheduler for the same machine.
+//! Runs one device's machine for real, in two halves: the [`Machine`] (the pure state machine
+//! plus what it reads: the monotonic time, the wall clock, a seeded random source) turns an
+//! event into effects; the [`Effector`] carries effects out (calls through a [`Caller`], timers
+//! on tokio's clock, saves to a [`ProgressStore`]) and sends their results back as events on a
+//! channel. The POS screen keeps the machine in its model and hands effects to its executor;
+//! `posemu activate` uses both through a [`Driver`]; the fleet has its own scheduler.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -15,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::store::ProgressStore;
+use posemu_device::progress::Progress;
 use posemu_device::{update, DeviceEvent, DeviceState, Effect, Note, Now, Timer};
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
 use posemu_protocol::clock::Clock;
@@ -26,18 +30,124 @@ pub trait Caller: Send + Sync + 'static {
     fn call(&self, call: ApiCall) -> CallFuture;
 }
 
-pub struct Driver {
+/// The device machine and its inputs: no I/O, nothing spawned.
+pub struct Machine {
     state: DeviceState,
+    epoch: Instant,
+    clock: Arc<dyn Clock>,
+    rng: StdRng,
+    warp: u32,
+}
+
+impl Machine {
+    pub fn new(state: DeviceState, clock: Arc<dyn Clock>, seed: u64) -> Machine {
+        Machine {
+            state,
+            epoch: Instant::now(),
+            clock,
+            rng: StdRng::seed_from_u64(seed),
+            warp: 1,
+        }
+    }
+
+    pub fn state(&self) -> &DeviceState {
+        &self.state
+    }
+
+    /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
+    pub fn now_ms(&self) -> u64 {
+        (self.epoch.elapsed().as_millis() as u64).saturating_mul(self.warp as u64)
+    }
+
+    /// Feeds one event to the machine; answers its effects (notes included), to carry out.
+    pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
+        let now = Now {
+            mono_ms: self.now_ms(),
+            wall_ms: self.clock.now().timestamp_millis(),
+            random: self.rng.random(),
+        };
+        update(&mut self.state, now, event)
+    }
+}
+
+/// Carries out a machine's effects; results come back as events on its channel.
+pub struct Effector {
     caller: Arc<dyn Caller>,
     store: Option<ProgressStore>,
     tx: mpsc::UnboundedSender<DeviceEvent>,
     timers: HashMap<Timer, JoinHandle<()>>,
-    epoch: Instant,
-    clock: Arc<dyn Clock>,
-    rng: StdRng,
-    save_error: Option<String>,
     warp: u32,
-    pace: std::time::Duration,
+    pace: Duration,
+}
+
+impl Effector {
+    /// A sender for events from elsewhere (commands such as `Restart`).
+    pub fn sender(&self) -> mpsc::UnboundedSender<DeviceEvent> {
+        self.tx.clone()
+    }
+
+    /// Makes `call` (held for the pace first, but status polls); its answer comes back as
+    /// `DeviceEvent::Answer`.
+    pub fn call(&self, id: u32, call: ApiCall) {
+        let pace = match call {
+            ApiCall::Status => Duration::ZERO,
+            _ => self.pace,
+        };
+        let caller = self.caller.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
+            let result = caller.call(call).await;
+            let _ = tx.send(DeviceEvent::Answer { call: id, result });
+        });
+    }
+
+    /// Fires `DeviceEvent::Timer(timer)` after `after` (warped), replacing one pending.
+    pub fn wait(&mut self, timer: Timer, after: Duration) {
+        let tx = self.tx.clone();
+        let after = after / self.warp;
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(DeviceEvent::Timer(timer));
+        });
+        if let Some(old) = self.timers.insert(timer, task) {
+            old.abort();
+        }
+    }
+
+    pub fn cancel(&mut self, timer: Timer) {
+        if let Some(old) = self.timers.remove(&timer) {
+            old.abort();
+        }
+    }
+
+    /// Persists `progress` (nothing without a store).
+    pub fn save(&self, progress: &Progress) -> Result<(), String> {
+        match &self.store {
+            Some(store) => store.save(progress).map_err(|e| {
+                tracing::warn!("cannot save progress: {e}");
+                e.to_string()
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Effector {
+    fn drop(&mut self) {
+        for (_, t) in self.timers.drain() {
+            t.abort();
+        }
+    }
+}
+
+/// A machine and its effector together: `handle` steps the machine and carries out at once.
+pub struct Driver {
+    pub machine: Machine,
+    pub effector: Effector,
+    save_error: Option<String>,
 }
 
 impl Driver {
@@ -51,17 +161,16 @@ impl Driver {
     ) -> (Driver, mpsc::UnboundedReceiver<DeviceEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let d = Driver {
-            state,
-            caller,
-            store,
-            tx,
-            timers: HashMap::new(),
-            epoch: Instant::now(),
-            clock,
-            rng: StdRng::seed_from_u64(seed),
+            machine: Machine::new(state, clock, seed),
+            effector: Effector {
+                caller,
+                store,
+                tx,
+                timers: HashMap::new(),
+                warp: 1,
+                pace: Duration::ZERO,
+            },
             save_error: None,
-            warp: 1,
-            pace: std::time::Duration::ZERO,
         };
         (d, rx)
     }
@@ -69,29 +178,28 @@ impl Driver {
     /// Runs the device's timers `factor` times faster (tests and demos of long waits: a 3 s
     /// poll takes 3 ms at 1000). Pair it with a [`posemu_protocol::clock::WarpClock`] of the same factor.
     pub fn with_warp(mut self, factor: u32) -> Driver {
-        self.warp = factor.max(1);
+        self.machine.warp = factor.max(1);
+        self.effector.warp = factor.max(1);
         self
     }
 
     /// Holds every call (but status polls) this long before sending it, so each step stays
     /// on screen long enough to explain in a demo (`posemu demo --pace slow`).
-    pub fn with_pace(mut self, pace: std::time::Duration) -> Driver {
-        self.pace = pace;
+    pub fn with_pace(mut self, pace: Duration) -> Driver {
+        self.effector.pace = pace;
         self
     }
 
     pub fn state(&self) -> &DeviceState {
-        &self.state
+        self.machine.state()
     }
 
-    /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
     pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 * self.warp as u64
+        self.machine.now_ms()
     }
 
-    /// A sender for events from elsewhere (commands such as `Restart`).
     pub fn sender(&self) -> mpsc::UnboundedSender<DeviceEvent> {
-        self.tx.clone()
+        self.effector.sender()
     }
 
     /// The last failure to save progress, once.
@@ -99,66 +207,27 @@ impl Driver {
         self.save_error.take()
     }
 
+    /// The two halves, to keep apart (the POS screen's model keeps the machine).
+    pub fn into_parts(self) -> (Machine, Effector) {
+        (self.machine, self.effector)
+    }
+
     /// Feeds one event to the machine, carries out its effects, returns its notes.
     pub fn handle(&mut self, event: DeviceEvent) -> Vec<Note> {
-        let now = Now {
-            mono_ms: self.now_ms(),
-            wall_ms: self.clock.now().timestamp_millis(),
-            random: self.rng.random(),
-        };
         let mut notes = Vec::new();
-        for effect in update(&mut self.state, now, event) {
+        for effect in self.machine.step(event) {
             match effect {
-                Effect::Call { id, call } => {
-                    let pace = match call {
-                        ApiCall::Status => std::time::Duration::ZERO,
-                        _ => self.pace,
-                    };
-                    let caller = self.caller.clone();
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        if !pace.is_zero() {
-                            tokio::time::sleep(pace).await;
-                        }
-                        let result = caller.call(call).await;
-                        let _ = tx.send(DeviceEvent::Answer { call: id, result });
-                    });
-                }
-                Effect::Wait { timer, after } => {
-                    let tx = self.tx.clone();
-                    let after = after / self.warp;
-                    let task = tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        let _ = tx.send(DeviceEvent::Timer(timer));
-                    });
-                    if let Some(old) = self.timers.insert(timer, task) {
-                        old.abort();
-                    }
-                }
-                Effect::Cancel(timer) => {
-                    if let Some(old) = self.timers.remove(&timer) {
-                        old.abort();
-                    }
-                }
+                Effect::Call { id, call } => self.effector.call(id, call),
+                Effect::Wait { timer, after } => self.effector.wait(timer, after),
+                Effect::Cancel(timer) => self.effector.cancel(timer),
                 Effect::Save => {
-                    if let Some(store) = &self.store {
-                        if let Err(e) = store.save(&self.state.progress) {
-                            tracing::warn!("cannot save progress: {e}");
-                            self.save_error = Some(e.to_string());
-                        }
+                    if let Err(e) = self.effector.save(&self.machine.state.progress) {
+                        self.save_error = Some(e);
                     }
                 }
                 Effect::Note(n) => notes.push(n),
             }
         }
         notes
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        for (_, t) in self.timers.drain() {
-            t.abort();
-        }
     }
 }

@@ -6,10 +6,14 @@
 
 pub mod driver;
 pub mod home;
+pub mod open;
 pub mod session;
 pub mod store;
 
-pub use driver::{CallFuture, Caller, Driver};
+pub use driver::{CallFuture, Caller, Driver, Effector, Machine};
 pub use home::Home;
+pub use open::{
+    open_device, open_device_in, DeviceOptions, OpenDevice, OpenError, EMBEDDED_PROGRESS_KEY,
+};
 pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};
 pub use store::ProgressStore;

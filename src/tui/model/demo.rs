@@ -1,15 +1,16 @@
 //! Demo mode (`posemu demo`): the portal banner's facts, and the kiosk's own moves. With
 //! `--auto-claim` each code shown is claimed through the sandbox helper after a while; with
 //! `--loop` the device starts over from power-on a while after the ready screen shows. Each
-//! move is one timer task that sends a [`Msg::Demo`]; a newer move (or a restart) replaces it.
+//! move is one delayed [`Msg::Demo`] ([`Cmd::After`] in the demo's slot); a newer move (or a
+//! restart) replaces it.
 
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::effects::{auto_claim, restart};
 use super::{Cmd, Model, Msg};
+use crate::tui::cmd::Slot;
 use crate::tui::theme::Level;
 use posemu_device::{Note, Phase, Step};
 
@@ -38,7 +39,6 @@ pub struct Demo {
     pub next: Option<(DemoDue, Instant)>,
     /// Tells a live timer's message from one a newer move replaced.
     seq: u64,
-    task: Option<JoinHandle<()>>,
 }
 
 impl Demo {
@@ -47,21 +47,7 @@ impl Demo {
             mode,
             next: None,
             seq: 0,
-            task: None,
         }
-    }
-
-    fn cancel(&mut self) {
-        self.next = None;
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        self.cancel();
     }
 }
 
@@ -94,30 +80,31 @@ impl Model {
 
     fn demo_cancel(&mut self) {
         if let Some(d) = self.demo.as_mut() {
-            d.cancel();
+            if d.next.take().is_some() {
+                self.out.push(Cmd::Cancel(Slot::Demo));
+            }
         }
     }
 
     fn demo_schedule(&mut self, due: DemoDue, after: Duration) {
-        let Some(generation) = self.live.as_ref().map(|l| l.generation) else {
+        let Some(generation) = self.generation() else {
             return;
         };
         let Some(demo) = self.demo.as_mut() else {
             return;
         };
-        demo.cancel();
         demo.seq += 1;
         let seq = demo.seq;
         demo.next = Some((due.clone(), Instant::now() + after));
-        let tx = self.tx.clone();
-        demo.task = Some(tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = tx.send(Msg::Demo {
+        self.out.push(Cmd::After {
+            slot: Slot::Demo,
+            after,
+            msg: Box::new(Msg::Demo {
                 generation,
                 seq,
                 due,
-            });
-        }));
+            }),
+        });
     }
 
     /// Says the demo's notice once, after the device is attached.
@@ -131,7 +118,7 @@ impl Model {
 
 /// A kiosk move came due: carry it out if the device is still where it was scheduled.
 pub(super) fn on_due(m: &mut Model, generation: u64, seq: u64, due: DemoDue) -> Vec<Cmd> {
-    let current = m.live.as_ref().is_some_and(|l| l.generation == generation)
+    let current = m.generation() == Some(generation)
         && m.demo
             .as_ref()
             .is_some_and(|d| d.seq == seq && d.next.is_some());
@@ -140,7 +127,6 @@ pub(super) fn on_due(m: &mut Model, generation: u64, seq: u64, due: DemoDue) -> 
     }
     if let Some(d) = m.demo.as_mut() {
         d.next = None;
-        d.task = None;
     }
     let Some(phase) = m.device().map(|d| d.phase.clone()) else {
         return Vec::new();

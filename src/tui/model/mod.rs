@@ -1,14 +1,18 @@
 //! The POS screen's state and the one function that changes it: `update(&mut Model, Msg)`.
 //!
-//! Every background result (device events, exchange-log entries, sandbox answers, ticks, keys)
-//! arrives as a [`Msg`] on one channel; `update` changes the model synchronously and answers
-//! [`Cmd`]s for the runner (quit, clipboard, async work whose result comes back as a `Msg`).
+//! Every result from outside (keys, ticks, device events, exchange-log entries, sandbox
+//! answers, opened devices, profile lists) arrives as a [`Msg`]; `update` changes the model and
+//! answers [`Cmd`]s, plain data, for the executor ([`crate::tui::exec`]) to carry out. It does
+//! no I/O and spawns nothing: the device machine lives here ([`Device`]) and is stepped here,
+//! its calls, timers and saves leaving as [`Cmd::Device`] and [`Cmd::Save`]. It reads only
+//! time (tokio's clock for toasts and the machine, the wall clock for the machine and export
+//! names).
 //!
 //! This file holds the state and the messages; the rest is split by job:
-//! `update` (messages and keys), `session` (the running device and its notes),
-//! `exchanges` (the debug side's list and details), `popups` (opening and driving them),
-//! `effects` (async work: sandbox helpers, reopening, HAR export), `demo` (`posemu demo`'s
-//! kiosk moves) and [`format`] (words and numbers shown on screen).
+//! `update` (messages and keys), `session` (the running device, its notes and what the screen
+//! shows of it), `exchanges` (the debug side's list and details), `popups` (the picker and the
+//! keys inside popups), `effects` (keys that need the world: sandbox helpers, reopening, HAR
+//! export), `demo` (`posemu demo`'s kiosk moves) and [`format`] (words shown on screen).
 
 mod demo;
 mod effects;
@@ -16,45 +20,33 @@ mod exchanges;
 pub mod format;
 mod popups;
 mod session;
+#[cfg(test)]
+mod tests;
 pub mod update;
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tui_input::Input;
 
+use super::cmd::Cmd;
+use super::exec::HelperError;
 use super::qr::QrMatrix;
 use super::theme::{Level, Theme};
-use crate::cli::device_args::{DeviceArgs, OpenDevice};
 use posemu_client::Exchange;
 use posemu_device::{DeviceEvent, DeviceState, Phase, Step};
 use posemu_profile::Profile;
 use posemu_protocol::clock::Clock;
-use posemu_runtime::{DeviceSession, Home};
-use posemu_sandbox::Sandbox;
+use posemu_runtime::{DeviceOptions, Machine, OpenDevice, OpenError};
 
 pub use demo::{Demo, DemoDue, DemoMode};
+pub use exchanges::DebugSide;
 pub use posemu_protocol::duration::{countdown, took};
+pub use session::Device;
 pub use update::update;
-
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Opens a device session from flags (the real one is [`DeviceArgs::open`]; tests inject one
-/// with their own home directory).
-pub type Opener = Arc<dyn Fn(DeviceArgs) -> BoxFuture<Result<OpenDevice, String>> + Send + Sync>;
-
-/// The real opener.
-pub fn default_opener() -> Opener {
-    Arc::new(|args: DeviceArgs| Box::pin(async move { args.open().await }))
-}
 
 /// Terminals at least this wide show the debug side beside the device.
 pub const WIDE: u16 = 100;
@@ -84,13 +76,22 @@ pub enum Msg {
     Sandbox {
         generation: u64,
         action: SandboxAction,
-        result: Result<String, String>,
+        result: Result<String, HelperError>,
     },
+    /// A device opened (or not) for [`Cmd::Open`]: the executor takes its resources and hands
+    /// `update` an [`Msg::Attached`] or [`Msg::OpenFailed`] instead.
     Opened {
-        args: Box<DeviceArgs>,
-        result: Result<Box<OpenDevice>, String>,
+        options: Box<DeviceOptions>,
+        result: Result<Box<OpenDevice>, OpenError>,
     },
+    /// A device is running: what the model keeps of it.
+    Attached(Box<Attached>),
+    OpenFailed(String),
     Exported(Result<PathBuf, String>),
+    /// The profiles on disk, for the picker ([`Cmd::ListProfiles`]).
+    Profiles(Result<Vec<ProfileItem>, String>),
+    /// Saving progress failed ([`Cmd::Save`]).
+    SaveFailed(String),
     /// Demo mode: a kiosk move came due (`--auto-claim`, `--loop`).
     Demo {
         generation: u64,
@@ -99,13 +100,21 @@ pub enum Msg {
     },
 }
 
-/// What the runner must do for `update`.
-pub enum Cmd {
-    Quit,
-    /// Put this text on the clipboard (OSC 52 to the terminal).
-    Clipboard(String),
-    /// Run this; its result is the next message.
-    Spawn(BoxFuture<Msg>),
+/// An opened device as the model keeps it; its resources stay with the executor.
+pub struct Attached {
+    pub generation: u64,
+    /// The options it was opened with, if it was opened from the screen.
+    pub options: Option<DeviceOptions>,
+    pub machine: Machine,
+    pub profile: Profile,
+    pub device_id: String,
+    pub server: String,
+    /// The embedded sandbox's merchant portal, if embedded.
+    pub portal: Option<String>,
+    /// The exchanges logged before the screen attached.
+    pub exchanges: Vec<Arc<Exchange>>,
+    /// Saved progress that could not be used, to tell the user.
+    pub resume_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,135 +177,153 @@ pub struct Trouble {
     pub error: String,
 }
 
-/// The running device: its session, the embedded sandbox if any, and the tasks that feed the
-/// model's channel.
-pub struct Live {
-    pub generation: u64,
-    pub session: DeviceSession,
-    pub sandbox: Option<Sandbox>,
-    pub server: String,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
 pub struct Model {
     pub theme: Theme,
-    pub clock: Arc<dyn Clock>,
-    /// The flags the current session was opened with (`p` and `s` change them).
-    pub args: DeviceArgs,
-    pub live: Option<Live>,
+    clock: Arc<dyn Clock>,
+    /// The options the current device was opened with (`p` and `s` change them).
+    options: DeviceOptions,
+    /// The running device: its machine and what the screen shows of it.
+    device: Option<Device>,
     /// What is being opened, while a profile or server switch is under way.
-    pub opening: Option<String>,
-    pub tx: mpsc::UnboundedSender<Msg>,
-    pub opener: Opener,
-    /// Where `e` writes HAR files (default: the current directory).
-    pub export_dir: Option<PathBuf>,
-    /// posemu's files, for the profile picker (default: [`Home::discover`]).
-    pub home: Option<Home>,
-    pub size: (u16, u16),
-    pub focus: Focus,
+    opening: Option<String>,
+    size: (u16, u16),
+    focus: Focus,
     /// `d` pressed: hide the debug side on wide terminals, show it (instead of the device) on
     /// narrow ones.
-    pub debug_toggled: bool,
-    pub popup: Option<Popup>,
-    pub toast: Option<Toast>,
-    pub timeline: Vec<TimelineEntry>,
-    pub exchanges: Vec<Arc<Exchange>>,
-    pub selected: Option<usize>,
-    /// Keep the newest exchange selected as new ones arrive.
-    pub follow: bool,
-    pub detail: Arc<Vec<ratatui::text::Line<'static>>>,
-    detail_of: Option<u64>,
-    pub detail_scroll: usize,
-    pub step_times: HashMap<Step, Duration>,
-    pub trouble: Option<Trouble>,
-    /// The code before the one on screen, when it expired.
-    pub expired_code: Option<String>,
-    /// The portal link on screen and its QR code.
-    pub qr: Option<(String, Option<QrMatrix>)>,
-    pub spinner: usize,
-    pub quit: bool,
+    debug_toggled: bool,
+    popup: Option<Popup>,
+    toast: Option<Toast>,
+    timeline: Vec<TimelineEntry>,
+    debug: DebugSide,
+    spinner: usize,
+    quit: bool,
     /// `posemu demo`: the portal banner, no profile or server switch, kiosk moves.
-    pub demo: Option<Demo>,
-    next_generation: u64,
+    demo: Option<Demo>,
     epoch: Instant,
+    /// Commands queued by what `update` called, handed out when it returns.
+    out: Vec<Cmd>,
 }
 
 impl Model {
-    pub fn new(
-        args: DeviceArgs,
-        tx: mpsc::UnboundedSender<Msg>,
-        clock: Arc<dyn Clock>,
-        theme: Theme,
-    ) -> Model {
+    pub fn new(options: DeviceOptions, clock: Arc<dyn Clock>, theme: Theme) -> Model {
         Model {
             theme,
             clock,
-            args,
-            live: None,
+            options,
+            device: None,
             opening: None,
-            tx,
-            opener: default_opener(),
-            export_dir: None,
-            home: None,
             size: (120, 40),
             focus: Focus::Device,
             debug_toggled: false,
             popup: None,
             toast: None,
             timeline: Vec::new(),
-            exchanges: Vec::new(),
-            selected: None,
-            follow: true,
-            detail: Arc::new(Vec::new()),
-            detail_of: None,
-            detail_scroll: 0,
-            step_times: HashMap::new(),
-            trouble: None,
-            expired_code: None,
-            qr: None,
+            debug: DebugSide::default(),
             spinner: 0,
             quit: false,
             demo: None,
-            next_generation: 0,
             epoch: Instant::now(),
+            out: Vec::new(),
         }
+    }
+
+    /// Demo mode: the kiosk's moves and the portal banner.
+    pub fn set_demo(&mut self, demo: Option<DemoMode>) {
+        self.demo = demo.map(Demo::new);
     }
 
     // ----- what the view reads -----
 
     pub fn device(&self) -> Option<&DeviceState> {
-        self.live.as_ref().map(|l| l.session.driver.state())
+        self.device.as_ref().map(|d| d.state())
+    }
+
+    /// The running device's session (its profile, server, trouble, step times, QR code).
+    pub fn session(&self) -> Option<&Device> {
+        self.device.as_ref()
     }
 
     pub fn profile(&self) -> Option<&Profile> {
-        self.live.as_ref().map(|l| &l.session.profile)
+        self.device.as_ref().map(|d| &d.profile)
     }
 
     /// The device machine's clock (ms), for countdowns.
     pub fn now_ms(&self) -> u64 {
-        self.live.as_ref().map_or(0, |l| l.session.driver.now_ms())
+        self.device.as_ref().map_or(0, |d| d.machine.now_ms())
     }
 
     pub fn server(&self) -> Option<&str> {
-        self.live.as_ref().map(|l| l.server.as_str())
+        self.device.as_ref().map(|d| d.server.as_str())
     }
 
     pub fn embedded(&self) -> bool {
-        self.live.as_ref().is_some_and(|l| l.sandbox.is_some())
+        self.device.as_ref().is_some_and(|d| d.portal.is_some())
     }
 
     /// The embedded sandbox's merchant portal (the demo banner's link).
     pub fn portal_url(&self) -> Option<String> {
-        let sb = self.live.as_ref()?.sandbox.as_ref()?;
-        Some(sb.portal_url(None))
+        self.device.as_ref()?.portal.clone()
+    }
+
+    /// The last transient failure, while the device waits to retry.
+    pub fn trouble(&self) -> Option<&Trouble> {
+        self.device.as_ref()?.trouble()
+    }
+
+    /// The code before the one on screen, when it expired.
+    pub fn expired_code(&self) -> Option<&str> {
+        self.device.as_ref()?.expired_code()
+    }
+
+    /// How long a finished step took.
+    pub fn step_time(&self, step: Step) -> Option<Duration> {
+        self.device.as_ref()?.step_time(step)
+    }
+
+    /// The portal link on screen and its QR code.
+    pub fn qr(&self) -> Option<&(String, Option<QrMatrix>)> {
+        self.device.as_ref()?.qr()
+    }
+
+    /// The wall clock (the status bar's time, export names).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn debug(&self) -> &DebugSide {
+        &self.debug
+    }
+
+    pub fn timeline(&self) -> &[TimelineEntry] {
+        &self.timeline
+    }
+
+    pub fn popup(&self) -> Option<&Popup> {
+        self.popup.as_ref()
+    }
+
+    pub fn opening(&self) -> Option<&str> {
+        self.opening.as_deref()
+    }
+
+    pub fn focus(&self) -> Focus {
+        self.focus
+    }
+
+    pub fn size(&self) -> (u16, u16) {
+        self.size
+    }
+
+    pub fn spinner(&self) -> usize {
+        self.spinner
+    }
+
+    pub fn quit(&self) -> bool {
+        self.quit
+    }
+
+    pub fn in_demo(&self) -> bool {
+        self.demo.is_some()
     }
 
     /// Demo mode: the kiosk's next move and how long until it, for the banner.
@@ -318,7 +345,7 @@ impl Model {
     }
 
     pub fn selected_exchange(&self) -> Option<&Arc<Exchange>> {
-        self.selected.and_then(|i| self.exchanges.get(i))
+        self.debug.selected_exchange()
     }
 
     pub fn toast(&self) -> Option<&Toast> {

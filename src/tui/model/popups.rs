@@ -1,4 +1,4 @@
-//! Popups' state: building the profile picker, and the keys inside each popup (help, curl,
+//! Popups' state: the profile picker from the profiles the executor read, and the keys inside each popup (help, curl,
 //! profile picker, server input).
 
 use crossterm::event::KeyEvent;
@@ -6,41 +6,20 @@ use crossterm::event::KeyEvent;
 use super::effects::reopen;
 use super::{Cmd, Model, Popup, ProfileItem};
 use crate::tui::theme::Level;
-use posemu_runtime::Home;
 
-pub(super) fn open_profiles(m: &mut Model) {
-    let current = m.profile().map(|p| p.name.clone());
-    let home = m.home.clone().map_or_else(Home::discover, Ok);
-    let items: Vec<ProfileItem> = match home {
-        Ok(home) => home
-            .list_profiles()
-            .into_iter()
-            .map(|(p, origin)| match p {
-                Ok(p) => ProfileItem {
-                    current: current.as_deref() == Some(p.name.as_str()),
-                    detail: format!(
-                        "{} · {} · {} · {}",
-                        p.model,
-                        p.device_id,
-                        p.app_version,
-                        origin.as_str()
-                    ),
-                    name: p.name,
-                    ok: true,
-                },
-                Err(e) => ProfileItem {
-                    name: e.file.clone(),
-                    detail: e.to_string(),
-                    ok: false,
-                    current: false,
-                },
-            })
-            .collect(),
+/// The profiles on disk arrived ([`Cmd::ListProfiles`]): the picker opens on the current one.
+pub(super) fn show_profiles(m: &mut Model, items: Result<Vec<ProfileItem>, String>) {
+    let mut items = match items {
+        Ok(items) => items,
         Err(e) => {
-            m.toast_(Level::Bad, e.to_string());
+            m.toast_(Level::Bad, e);
             return;
         }
     };
+    let current = m.profile().map(|p| p.name.clone());
+    for i in &mut items {
+        i.current = i.ok && current.as_deref() == Some(i.name.as_str());
+    }
     let selected = items.iter().position(|i| i.current).unwrap_or(0);
     m.popup = Some(Popup::Profiles { items, selected });
 }
@@ -75,10 +54,10 @@ pub(super) fn on_popup_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
                     return Vec::new();
                 }
                 m.popup = None;
-                let mut args = m.args.clone();
-                args.profile = item.name.clone();
-                args.fresh = false;
-                return reopen(m, args, format!("Switching to profile {}", item.name));
+                let mut options = m.options.clone();
+                options.profile = item.name.clone();
+                options.fresh = false;
+                return reopen(m, options, format!("Switching to profile {}", item.name));
             }
             _ => {}
         },
@@ -87,17 +66,17 @@ pub(super) fn on_popup_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
             KeyCode::Enter => {
                 let url = input.value().trim().to_string();
                 m.popup = None;
-                let mut args = m.args.clone();
-                args.fresh = false;
+                let mut options = m.options.clone();
+                options.fresh = false;
                 let what = if url.is_empty() {
-                    args.server = None;
+                    options.server = None;
                     "Starting the embedded sandbox".to_string()
                 } else {
-                    args.server = Some(url.clone());
-                    args.code_ttl = None;
+                    options.server = Some(url.clone());
+                    options.code_ttl = None;
                     format!("Connecting to {url}")
                 };
-                return reopen(m, args, what);
+                return reopen(m, options, what);
             }
             _ => {
                 let ev = crossterm::event::Event::Key(k);

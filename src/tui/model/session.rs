@@ -1,71 +1,102 @@
-//! The running device: attaching an opened session (its events and exchange log feed the
-//! model's channel), feeding it events, and turning its notes into the timeline, messages and
-//! the pairing QR code.
+//! The running device: its machine (the pure state machine, stepped here and never anywhere
+//! else), what the screen shows of it (trouble, step times, the expired code, the QR code),
+//! and turning its notes into the timeline, messages and the pairing QR code. Its effects
+//! leave as [`Cmd`]s.
 
-use tokio::sync::mpsc;
+use std::collections::HashMap;
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::format::status_word;
-use super::{Live, Model, Msg, Trouble};
-use crate::cli::device_args::OpenDevice;
+use super::{Attached, Cmd, Model, Trouble};
 use crate::tui::qr::QrMatrix;
 use crate::tui::theme::Level;
-use posemu_device::{DeviceEvent, Note, Step};
+use posemu_device::{DeviceEvent, DeviceState, Effect, Note, Step};
+use posemu_profile::Profile;
+use posemu_runtime::Machine;
 
-impl Model {
-    /// Makes `open` the running device and powers it on.
-    pub fn attach(&mut self, mut open: OpenDevice) {
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let (_, dummy) = mpsc::unbounded_channel();
-        let mut events = std::mem::replace(&mut open.session.events, dummy);
-        let tx = self.tx.clone();
-        let device_task = tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if tx.send(Msg::Device { generation, event }).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut entries = open.session.log.subscribe();
-        let tx = self.tx.clone();
-        let log_task = tokio::spawn(async move {
-            while let Some(exchange) = entries.recv().await {
-                if tx
-                    .send(Msg::Exchange {
-                        generation,
-                        exchange,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        self.live = None; // the old device (and its sandbox) goes first
-        self.opening = None;
-        self.timeline.clear();
-        self.exchanges = open.session.log.entries();
-        self.selected = self.exchanges.len().checked_sub(1);
-        self.follow = true;
-        self.refresh_detail();
+/// The device session on screen.
+pub struct Device {
+    pub(super) generation: u64,
+    pub(super) machine: Machine,
+    pub(super) profile: Profile,
+    pub(super) server: String,
+    /// The embedded sandbox's merchant portal, if embedded.
+    pub(super) portal: Option<String>,
+    trouble: Option<Trouble>,
+    step_times: HashMap<Step, Duration>,
+    /// The code before the one on screen, when it expired.
+    expired_code: Option<String>,
+    /// The portal link on screen and its QR code.
+    qr: Option<(String, Option<QrMatrix>)>,
+}
+
+impl Device {
+    pub fn state(&self) -> &DeviceState {
+        self.machine.state()
+    }
+
+    /// The last transient failure, while the device waits to retry.
+    pub fn trouble(&self) -> Option<&Trouble> {
+        self.trouble.as_ref()
+    }
+
+    /// How long a finished step took.
+    pub fn step_time(&self, step: Step) -> Option<Duration> {
+        self.step_times.get(&step).copied()
+    }
+
+    /// The code before the one on screen, when it expired.
+    pub fn expired_code(&self) -> Option<&str> {
+        self.expired_code.as_deref()
+    }
+
+    /// The portal link on screen and its QR code.
+    pub fn qr(&self) -> Option<&(String, Option<QrMatrix>)> {
+        self.qr.as_ref()
+    }
+
+    /// Forgets what the screen showed of the last run (a restart from scratch).
+    pub(super) fn forget(&mut self) {
         self.step_times.clear();
         self.trouble = None;
         self.expired_code = None;
         self.qr = None;
+    }
+
+    fn portal_link(&self, code: &str) -> String {
+        match &self.portal {
+            Some(portal) => format!("{portal}?code={code}"),
+            None => format!("{}/portal?code={code}", self.server),
+        }
+    }
+}
+
+impl Model {
+    /// Makes `a` the running device and powers it on.
+    pub(super) fn attach(&mut self, a: Attached) {
+        if let Some(options) = a.options {
+            self.options = options;
+        }
+        self.opening = None;
+        self.timeline.clear();
+        self.debug.reset(a.exchanges, self.theme);
         self.epoch = Instant::now();
-        let p = &open.session.profile;
-        let what = format!("{} ({})", p.device_id, p.name);
-        let resume_problem = open.session.resume_problem.clone();
-        self.live = Some(Live {
-            generation,
-            session: open.session,
-            sandbox: open.sandbox,
-            server: open.server,
-            tasks: vec![device_task, log_task],
+        let what = format!("{} ({})", a.profile.device_id, a.profile.name);
+        self.device = Some(Device {
+            generation: a.generation,
+            machine: a.machine,
+            profile: a.profile,
+            server: a.server,
+            portal: a.portal,
+            trouble: None,
+            step_times: HashMap::new(),
+            expired_code: None,
+            qr: None,
         });
         self.log(Level::Info, format!("power on: {what}"));
-        if let Some(problem) = resume_problem {
+        if let Some(problem) = a.resume_problem {
             self.log(Level::Warn, problem.clone());
             self.toast_(Level::Warn, problem);
         }
@@ -73,17 +104,30 @@ impl Model {
         self.device_event(DeviceEvent::Start);
     }
 
+    /// The running device's generation (messages from an older one are stale).
+    pub(super) fn generation(&self) -> Option<u64> {
+        self.device.as_ref().map(|d| d.generation)
+    }
+
+    /// Steps the machine; its calls, timers and saves become commands, its notes are shown.
     pub(super) fn device_event(&mut self, event: DeviceEvent) {
-        let Some(live) = self.live.as_mut() else {
+        let Some(d) = self.device.as_mut() else {
             return;
         };
-        let notes = live.session.driver.handle(event);
-        let save_error = live.session.driver.take_save_error();
+        let generation = d.generation;
+        let mut notes = Vec::new();
+        for effect in d.machine.step(event) {
+            match effect {
+                Effect::Note(n) => notes.push(n),
+                Effect::Save => self.out.push(Cmd::Save {
+                    generation,
+                    progress: Box::new(d.machine.state().progress.clone()),
+                }),
+                effect => self.out.push(Cmd::Device { generation, effect }),
+            }
+        }
         for n in notes {
             self.on_note(n);
-        }
-        if let Some(e) = save_error {
-            self.toast_(Level::Bad, format!("Cannot save progress: {e}"));
         }
     }
 
@@ -92,12 +136,14 @@ impl Model {
         match note {
             Note::StepStarted(step) => {
                 if step == Step::Bootstrap {
-                    self.step_times.clear();
+                    self.with_dev(|d| d.step_times.clear());
                 }
             }
             Note::StepDone { step, took } => {
-                self.trouble = None;
-                self.step_times.insert(step, took);
+                self.with_dev(|d| d.trouble = None);
+                self.with_dev(|d| {
+                    d.step_times.insert(step, took);
+                });
                 self.log(
                     Level::Good,
                     format!("{} {}", step.name(), posemu_protocol::duration::took(took)),
@@ -119,10 +165,12 @@ impl Model {
                 expires_in,
                 resumed,
             } => {
-                self.trouble = None;
-                let link = self.portal_link(&code);
-                let qr = QrMatrix::encode(&link);
-                self.qr = Some((link, qr));
+                self.with_dev(|d| d.trouble = None);
+                self.with_dev(|d| {
+                    let link = d.portal_link(&code);
+                    let qr = QrMatrix::encode(&link);
+                    d.qr = Some((link, qr));
+                });
                 let how = if resumed { "resumed" } else { "shown" };
                 self.log(
                     Level::Info,
@@ -131,7 +179,7 @@ impl Model {
                         posemu_protocol::duration::countdown(expires_in)
                     ),
                 );
-                if let Some(old) = &self.expired_code {
+                if let Some(old) = self.device.as_ref().and_then(|d| d.expired_code.as_ref()) {
                     let text = format!("Code {old} expired: here is a new one");
                     self.toast_(Level::Warn, text);
                 }
@@ -151,7 +199,7 @@ impl Model {
                         }
                     }
                 }
-                self.trouble = None;
+                self.with_dev(|d| d.trouble = None);
             }
             Note::CodeExpired {
                 code,
@@ -163,8 +211,8 @@ impl Model {
                     "the server said so"
                 };
                 self.log(Level::Warn, format!("code {code} expired ({by})"));
-                self.expired_code = Some(code);
-                self.qr = None;
+                self.with_dev(|d| d.expired_code = Some(code));
+                self.with_dev(|d| d.qr = None);
             }
             Note::SlowDown { wait, interval } => {
                 let text = format!(
@@ -189,14 +237,16 @@ impl Model {
                         posemu_protocol::duration::took(delay)
                     ),
                 );
-                self.trouble = Some(Trouble {
-                    step,
-                    attempt,
-                    error: error.to_string(),
+                self.with_dev(|d| {
+                    d.trouble = Some(Trouble {
+                        step,
+                        attempt,
+                        error: error.to_string(),
+                    })
                 });
             }
             Note::Claimed => {
-                self.expired_code = None;
+                self.with_dev(|d| d.expired_code = None);
                 self.log(Level::Good, "claimed by the merchant");
             }
             Note::ReAttest { step } => self.log(
@@ -231,19 +281,18 @@ impl Model {
                 format!("update required: app {version} is below {min}"),
             ),
             Note::Failed(f) => {
-                self.trouble = None;
+                self.with_dev(|d| d.trouble = None);
                 self.log(Level::Bad, f.message());
             }
         }
     }
+}
 
-    fn portal_link(&self, code: &str) -> String {
-        match self.live.as_ref() {
-            Some(Live {
-                sandbox: Some(sb), ..
-            }) => sb.portal_url(Some(code)),
-            Some(l) => format!("{}/portal?code={code}", l.server),
-            None => String::new(),
+impl Model {
+    /// Changes the running device's screen state, if a device runs.
+    fn with_dev(&mut self, f: impl FnOnce(&mut Device)) {
+        if let Some(d) = self.device.as_mut() {
+            f(d);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `update`: one message in, the model changed, commands out; and what each key does.
+//! `update`: one message in, the model changed, commands out; and what each key does. Nothing
+//! here does I/O or spawns: whatever needs the world is a [`Cmd`].
 
 use crossterm::event::KeyEvent;
 use tokio::time::Instant;
@@ -6,14 +7,22 @@ use tui_input::Input;
 
 use super::demo::on_due;
 use super::effects::{code_action, export, restart};
-use super::popups::{on_popup_key, open_profiles};
+use super::popups::{on_popup_key, show_profiles};
 use super::{Cmd, Focus, Model, Msg, Popup, SandboxAction, SECOND};
 use crate::tui::keys::{self, Action};
 use crate::tui::theme::Level;
 use posemu_device::{DeviceEvent, Phase};
 
-/// Advances the model by one message.
+/// Advances the model by one message; answers what the world must do for it.
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
+    let mut cmds = dispatch(m, msg);
+    // what the machine and the kiosk asked for on the way comes first, in order
+    let mut out = std::mem::take(&mut m.out);
+    out.append(&mut cmds);
+    out
+}
+
+fn dispatch(m: &mut Model, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(k) => return on_key(m, k),
         Msg::Resize(w, h) => m.set_size(w, h),
@@ -28,7 +37,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
             return vec![Cmd::Quit];
         }
         Msg::Device { generation, event } => {
-            if m.live.as_ref().is_some_and(|l| l.generation == generation) {
+            if m.generation() == Some(generation) {
                 m.device_event(event);
             }
         }
@@ -36,8 +45,8 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
             generation,
             exchange,
         } => {
-            if m.live.as_ref().is_some_and(|l| l.generation == generation) {
-                m.on_exchange(exchange);
+            if m.generation() == Some(generation) {
+                m.debug.push(exchange, m.theme);
             }
         }
         Msg::Sandbox {
@@ -45,7 +54,7 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
             action,
             result,
         } => {
-            if m.live.as_ref().is_none_or(|l| l.generation != generation) {
+            if m.generation() != Some(generation) {
                 return Vec::new();
             }
             match (action, result) {
@@ -53,10 +62,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
                     if let Err(e) = result {
                         m.log(Level::Warn, format!("sandbox reset: {e}"));
                     }
-                    m.step_times.clear();
-                    m.trouble = None;
-                    m.expired_code = None;
-                    m.qr = None;
+                    if let Some(d) = m.device.as_mut() {
+                        d.forget();
+                    }
                     m.log(Level::Info, "restart from scratch");
                     m.device_event(DeviceEvent::Restart);
                     m.toast_(Level::Info, "Restarted from scratch");
@@ -66,22 +74,25 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Cmd> {
                 }
                 (_, Ok(text)) => m.toast_(Level::Good, text),
                 (_, Err(e)) => {
-                    m.log(Level::Bad, e.clone());
-                    m.toast_(Level::Bad, e);
+                    m.log(Level::Bad, e.to_string());
+                    m.toast_(Level::Bad, e.to_string());
                 }
             }
         }
-        Msg::Opened { args, result } => match result {
-            Ok(open) => {
-                m.args = *args;
-                m.attach(*open);
+        // the executor attaches an opened device before `update` sees it
+        Msg::Opened { result, .. } => {
+            if let Err(e) = result {
+                return dispatch(m, Msg::OpenFailed(e.to_string()));
             }
-            Err(e) => {
-                m.opening = None;
-                m.log(Level::Bad, e.clone());
-                m.toast_(Level::Bad, e);
-            }
-        },
+        }
+        Msg::Attached(a) => m.attach(*a),
+        Msg::OpenFailed(e) => {
+            m.opening = None;
+            m.log(Level::Bad, e.clone());
+            m.toast_(Level::Bad, e);
+        }
+        Msg::Profiles(items) => show_profiles(m, items),
+        Msg::SaveFailed(e) => m.toast_(Level::Bad, format!("Cannot save progress: {e}")),
         Msg::Exported(result) => match result {
             Ok(path) => {
                 let text = format!("HAR written to {}", path.display());
@@ -148,15 +159,15 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Up | Action::Down => {
             let d = if action == Action::Up { -1 } else { 1 };
             if m.focus == Focus::Details {
-                m.scroll(d);
+                m.debug.scroll_by(d);
             } else {
-                m.select(d);
+                m.debug.select(d, m.theme);
             }
         }
-        Action::PageUp => m.scroll(-m.page()),
-        Action::PageDown => m.scroll(m.page()),
+        Action::PageUp => m.debug.scroll_by(-m.page()),
+        Action::PageDown => m.debug.scroll_by(m.page()),
         Action::Ok => {
-            if m.focus == Focus::Exchanges && m.selected.is_some() {
+            if m.focus == Focus::Exchanges && m.debug.selected().is_some() {
                 m.focus = Focus::Details;
             } else if m
                 .device()
@@ -176,9 +187,9 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Clear => m.toast = None,
         Action::Restart => return restart(m),
         Action::Claim | Action::Expire => return code_action(m, action),
-        Action::Profiles => open_profiles(m),
+        Action::Profiles => return vec![Cmd::ListProfiles],
         Action::Server => {
-            let current = m.args.server.clone().unwrap_or_default();
+            let current = m.options.server.clone().unwrap_or_default();
             m.popup = Some(Popup::Server(Input::new(current)));
         }
         Action::Export => return export(m),

@@ -15,8 +15,8 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         return;
     }
     let inner_h = area.height.saturating_sub(2);
-    let timeline_h = (m.timeline.len() as u16 + 2).clamp(4, (inner_h / 4).max(4));
-    let list_h = (m.exchanges.len() as u16 + 2).clamp(4, (inner_h / 3).max(4));
+    let timeline_h = (m.timeline().len() as u16 + 2).clamp(4, (inner_h / 4).max(4));
+    let list_h = (m.debug().exchanges().len() as u16 + 2).clamp(4, (inner_h / 3).max(4));
     let [head, timeline, list, detail] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(timeline_h),
@@ -93,8 +93,8 @@ fn render_timeline(m: &Model, area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     let n = inner.height as usize;
-    let start = m.timeline.len().saturating_sub(n);
-    for (i, e) in m.timeline[start..].iter().enumerate() {
+    let start = m.timeline().len().saturating_sub(n);
+    for (i, e) in m.timeline()[start..].iter().enumerate() {
         let (style, mark) = level_style(m, e.level);
         let line = Line::from(vec![
             Span::styled(format!("{:>7.1}s ", e.at_ms as f64 / 1000.0), m.theme.dim()),
@@ -114,24 +114,28 @@ fn render_timeline(m: &Model, area: Rect, buf: &mut Buffer) {
 
 fn render_list(m: &Model, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
-    let focused = m.focus == Focus::Exchanges;
-    let title = format!("HTTP exchanges ({})", m.exchanges.len());
+    let focused = m.focus() == Focus::Exchanges;
+    let title = format!("HTTP exchanges ({})", m.debug().exchanges().len());
     let block = panel(m, title, focused);
     let inner = block.inner(area);
     block.render(area, buf);
-    if m.exchanges.is_empty() {
+    if m.debug().exchanges().is_empty() {
         buf.set_string(inner.x + 1, inner.y, "no requests yet", t.dim());
         return;
     }
     let n = inner.height as usize;
-    let sel = m.selected.unwrap_or(m.exchanges.len() - 1);
+    let sel = m
+        .debug()
+        .selected()
+        .unwrap_or(m.debug().exchanges().len() - 1);
     // keep the selection in view, newest at the bottom
     let start = (sel + 1)
         .saturating_sub(n)
-        .min(m.exchanges.len().saturating_sub(n));
+        .min(m.debug().exchanges().len().saturating_sub(n));
     let path_w = (inner.width as usize).saturating_sub(6 + 7 + 5 + 10).max(8);
     for (row, (i, e)) in m
-        .exchanges
+        .debug()
+        .exchanges()
         .iter()
         .enumerate()
         .skip(start)
@@ -174,7 +178,7 @@ fn render_list(m: &Model, area: Rect, buf: &mut Buffer) {
 
 fn render_detail(m: &Model, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
-    let focused = m.focus == Focus::Details;
+    let focused = m.focus() == Focus::Details;
     let title = match m.selected_exchange() {
         Some(e) => format!("Details · {} {}", e.method, e.path()),
         None => "Details".into(),
@@ -190,14 +194,15 @@ fn render_detail(m: &Model, area: Rect, buf: &mut Buffer) {
     );
     let inner = block.inner(area);
     block.render(area, buf);
-    if m.detail.is_empty() {
+    if m.debug().detail().is_empty() {
         buf.set_string(inner.x + 1, inner.y, "select an exchange (↑↓)", t.dim());
         return;
     }
     for (i, line) in m
-        .detail
+        .debug()
+        .detail()
         .iter()
-        .skip(m.detail_scroll)
+        .skip(m.debug().scroll())
         .take(inner.height as usize)
         .enumerate()
     {

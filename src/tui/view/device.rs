@@ -150,12 +150,12 @@ fn status_bar(m: &Model, area: Rect, buf: &mut Buffer, form: FormFactor) {
     let style = t.status_bar();
     buf.set_style(area, style);
     let time = m
-        .clock
+        .clock()
         .now()
         .with_timezone(&Local)
         .format("%H:%M")
         .to_string();
-    let trouble = m.trouble.is_some() || m.live.is_none();
+    let trouble = m.trouble().is_some() || m.session().is_none();
     let (bars, net) = match form {
         FormFactor::Handheld => ("▂▄▆█", "4G"),
         FormFactor::Compact => ("▂▄▆█", "WiFi"),

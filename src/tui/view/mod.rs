@@ -26,7 +26,7 @@ pub const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦"
 pub fn view(m: &Model, f: &mut Frame) {
     let mut area = f.area();
     // demo mode: the portal banner on top of everything, popups included
-    if m.demo.is_some() && area.height >= 3 {
+    if m.in_demo() && area.height >= 3 {
         let [top, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
         banner::render(m, top, f.buffer_mut());
         area = rest;
@@ -66,19 +66,19 @@ fn hint_bar(m: &Model, area: Rect, buf: &mut Buffer) {
         When::Pairing => phase == Some(&Phase::Pairing),
         When::Stopped => matches!(phase, Some(Phase::Failed(_) | Phase::UpdateRequired { .. })),
         When::Debug => m.debug_visible(),
-        When::Exchange => m.debug_visible() && m.selected.is_some(),
+        When::Exchange => m.debug_visible() && m.debug().selected().is_some(),
         When::HelpOnly => false,
     };
     let right = if area.width >= 100 { " posemu " } else { "" };
     let room = (area.width as usize).saturating_sub(right.len() + 1);
     let mut hints: Vec<(&str, &str)> = Vec::new();
-    if m.focus == Focus::Exchanges && m.selected.is_some() {
+    if m.focus() == Focus::Exchanges && m.debug().selected().is_some() {
         hints.push(("Enter", "details"));
     }
-    if m.debug_visible() && m.focus != Focus::Device {
+    if m.debug_visible() && m.focus() != Focus::Device {
         hints.push(("↑↓", "select"));
     }
-    let works = |a| m.demo.is_none() || in_demo(a);
+    let works = |a| !m.in_demo() || in_demo(a);
     for b in BINDINGS
         .iter()
         .filter(|b| applies(b.when) && works(b.action))

@@ -26,8 +26,8 @@ pub(super) fn pairing(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) 
     } else {
         (left.as_secs_f64() / code.lifetime.as_secs_f64()).clamp(0.0, 1.0)
     };
-    let link = m.qr.as_ref().map(|(l, _)| l.as_str()).unwrap_or("");
-    let qr = m.qr.as_ref().and_then(|(_, q)| q.as_ref());
+    let link = m.qr().map(|(l, _)| l.as_str()).unwrap_or("");
+    let qr = m.qr().and_then(|(_, q)| q.as_ref());
     let (qw, qh) = qr.map_or((0, 0), QrMatrix::cells);
 
     // Pieces shared by the arrangements below.
@@ -58,7 +58,7 @@ pub(super) fn pairing(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) 
         ]
     };
     let waiting = || {
-        let (mark, style, what) = match (&m.trouble, d.slow_down.is_zero()) {
+        let (mark, style, what) = match (m.trouble(), d.slow_down.is_zero()) {
             (Some(_), _) => ("⚠", t.warn(), "Connection problem, retrying"),
             (None, false) => ("⚠", t.warn(), "Waiting for merchant (slowed down)"),
             (None, true) => (spin(m), t.brand(), "Waiting for merchant…"),

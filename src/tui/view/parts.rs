@@ -79,7 +79,7 @@ pub(super) fn para<'a>(s: &str, style: Style, width: u16, max: usize, gap: bool)
 }
 
 pub(super) fn spin(m: &Model) -> &'static str {
-    SPINNER[m.spinner % SPINNER.len()]
+    SPINNER[m.spinner() % SPINNER.len()]
 }
 
 pub(super) fn big<'a>(s: &str, style: Style, size: PixelSize) -> impl Fn(Rect, &mut Buffer) + 'a {

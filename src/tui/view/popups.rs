@@ -12,7 +12,7 @@ use crate::tui::keys::{in_demo, Section, BINDINGS};
 use crate::tui::model::{Model, Popup};
 
 pub fn render(m: &Model, area: Rect, f: &mut Frame) {
-    let Some(p) = &m.popup else {
+    let Some(p) = &m.popup() else {
         return;
     };
     match p {
@@ -150,7 +150,7 @@ fn help(m: &Model, area: Rect, buf: &mut Buffer) {
         for b in BINDINGS
             .iter()
             .filter(|b| b.section == section && !b.help.is_empty())
-            .filter(|b| m.demo.is_none() || in_demo(b.action))
+            .filter(|b| !m.in_demo() || in_demo(b.action))
         {
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<11}", b.shown), t.key()),

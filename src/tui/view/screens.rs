@@ -18,7 +18,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         width: area.width.saturating_sub(2),
         ..area
     };
-    if let Some(what) = &m.opening {
+    if let Some(what) = &m.opening() {
         return booting(m, area, buf, Some(what));
     }
     let Some(d) = m.device() else {
@@ -27,7 +27,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     match &d.phase {
         Phase::Off | Phase::Step(Step::Bootstrap) => booting(m, area, buf, None),
         Phase::Step(Step::PairingCode) | Phase::Step(Step::Status) => {
-            if m.expired_code.is_some() {
+            if m.expired_code().is_some() {
                 new_code(m, d, area, buf)
             } else {
                 booting(m, area, buf, None)
@@ -70,7 +70,7 @@ pub(super) fn booting(m: &Model, area: Rect, buf: &mut Buffer, opening: Option<&
         (None, Some(Phase::Step(s))) => format!("{}…", s.title()),
         _ => "Starting…".into(),
     };
-    let trouble = m.trouble.as_ref().filter(|_| opening.is_none());
+    let trouble = m.trouble().filter(|_| opening.is_none());
     let mark = if trouble.is_some() { "⚠" } else { spin(m) };
     let mark_style = if trouble.is_some() {
         t.warn()
@@ -120,7 +120,7 @@ pub(super) fn booting(m: &Model, area: Rect, buf: &mut Buffer, opening: Option<&
 
 fn new_code(m: &Model, _d: &DeviceState, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
-    let old = m.expired_code.clone().unwrap_or_default();
+    let old = m.expired_code().unwrap_or_default().to_string();
     let items = vec![
         item(
             1,
@@ -154,7 +154,7 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     ];
     let done = steps
         .iter()
-        .filter(|s| m.step_times.contains_key(s) && Some(**s) != current)
+        .filter(|s| m.step_time(**s).is_some() && Some(**s) != current)
         .count();
     let mut items = vec![
         item(1, false, text(styled("✓ Claimed by the merchant", t.ok()))),
@@ -166,8 +166,7 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
         .map(|s| {
             if Some(*s) == current {
                 let retry = m
-                    .trouble
-                    .as_ref()
+                    .trouble()
                     .filter(|tr| tr.step == *s || tr.step == Step::Attest);
                 let (mark, style) = if retry.is_some() {
                     ("⚠", t.warn())
@@ -175,10 +174,10 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
                     (spin(m), t.brand())
                 };
                 (format!("{mark} {}", s.title()), String::new(), style)
-            } else if let Some(took) = m.step_times.get(s) {
+            } else if let Some(took) = m.step_time(*s) {
                 (
                     format!("✓ {}", s.title()),
-                    posemu_protocol::duration::took(*took),
+                    posemu_protocol::duration::took(took),
                     t.ok(),
                 )
             } else {
@@ -198,7 +197,7 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     items.push(item(1, true, move |r: Rect, buf: &mut Buffer| {
         gauge(t, r, buf, w.min(30), fraction)
     }));
-    if let Some(tr) = &m.trouble {
+    if let Some(tr) = m.trouble() {
         items.extend(para(short_error(&tr.error), t.warn(), area.width, 2, true));
     }
     stack(area, items, buf);

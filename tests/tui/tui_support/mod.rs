@@ -5,16 +5,19 @@
 
 #![allow(dead_code)]
 
+mod snap;
+pub use snap::{snap, snap_at};
+
 use std::sync::Arc;
 
 use clap::Parser;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use posemu::cli::device_args::{DeviceArgs, OpenDevice};
+use posemu::cli::device_args::DeviceArgs;
 use posemu::tui::theme::{QR_DARK, QR_LIGHT};
 use posemu::tui::{App, Model, Msg, Theme};
 use posemu_profile::{builtin_named, Profile};
 use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceSession, Home, SessionOptions};
+use posemu_runtime::{DeviceSession, Home, OpenDevice, SessionOptions};
 use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -95,9 +98,9 @@ impl Harness {
             sandbox,
             server: url.clone(),
         };
-        let mut app = App::new(flags(&[]), Arc::new(clock.clone()), setup.theme);
-        app.model.home = Some(home.clone());
-        app.model.export_dir = Some(dir.path().join("exports"));
+        let mut app = App::new(flags(&[]).options(), Arc::new(clock.clone()), setup.theme);
+        app.exec.home = Some(home.clone());
+        app.exec.export_dir = Some(dir.path().join("exports"));
         app.model.set_size(setup.size.0, setup.size.1);
         app.attach(open);
         Harness {
@@ -152,16 +155,16 @@ impl Harness {
 
     /// The screen at the model's size, as text (the QR code's modules blanked).
     pub fn screen(&mut self) -> String {
-        let (w, h) = self.app.model.size;
+        let (w, h) = self.app.model.size();
         self.render(w, h)
     }
 
     /// The screen at `w` × `h`, as text.
     pub fn render(&mut self, w: u16, h: u16) -> String {
-        let old = self.app.model.size;
+        let old = self.app.model.size();
         self.app.model.set_size(w, h);
         let buf = draw(&self.app.model, w, h);
-        self.app.model.size = old;
+        self.app.model.set_size(old.0, old.1);
         buffer_text(&buf)
     }
 }
@@ -205,34 +208,4 @@ pub fn buffer_text(buf: &Buffer) -> String {
 fn unicode_width(s: &str) -> usize {
     use ratatui::text::Span;
     Span::raw(s).width().max(1)
-}
-
-/// insta filters for what differs between runs: ports, trace ids, latencies, times, tokens.
-pub fn filters() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r"127\.0\.0\.1:\d+", "127.0.0.1:PORT"),
-        (r"\b[0-9a-f]{32}\b", "TRACE_ID"),
-        // the end of a trace id peeking out beside a popup
-        (r"(?m)│[0-9a-f]{1,31}(\s*│)$", "│…$1"),
-        (r"\b[0-9a-f]{6,}…", "HEX…"),
-        (
-            r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( UTC)?",
-            "DATETIME",
-        ),
-        (
-            r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT",
-            "HTTP-DATE",
-        ),
-        (r"│  \d{2}:\d{2} ", "│  HH:MM "),
-        (r"\s+\d+(\.\d+)? ms", " N ms"),
-        // backoff delays are drawn with full jitter
-        (r"retry (\d+) in \d+:\d{2}", "retry $1 in M:SS"),
-        (r"ks-[0-9a-f]+", "ks-ID"),
-        // timeline times follow backoff jitter and loopback scheduling
-        (r"\d+\.\ds ([·✓⚠✕])", "T.Ts $1"),
-        (r"att_[A-Za-z0-9]+", "att_TOKEN"),
-        (r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", "⠿"),
-        // what the filters above shortened leaves a varying gap before a panel's border
-        (r"(?m) +│$", " │"),
-    ]
 }

@@ -1,0 +1,56 @@
+//! What `update` asks of the world: plain data, carried out in one place ([`super::exec`]),
+//! whose results come back as [`Msg`](super::Msg)s. `update` itself changes only the model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::model::{Msg, SandboxAction};
+use posemu_client::Exchange;
+use posemu_device::progress::Progress;
+use posemu_device::Effect;
+use posemu_runtime::DeviceOptions;
+
+pub enum Cmd {
+    /// Leave the screen.
+    Quit,
+    /// Put this text on the clipboard (OSC 52 to the terminal; the loop's, which owns it).
+    Clipboard(String),
+    /// Carry out one of the device machine's effects (a call, a timer, cancelling a timer) for
+    /// the device of this generation; answers come back as [`Msg::Device`].
+    Device { generation: u64, effect: Effect },
+    /// Persist this device's progress; a failure comes back as [`Msg::SaveFailed`].
+    Save {
+        generation: u64,
+        progress: Box<Progress>,
+    },
+    /// Call a sandbox helper for this device; the answer is a [`Msg::Sandbox`].
+    SandboxHelper {
+        generation: u64,
+        action: SandboxAction,
+    },
+    /// Open another device (a profile or server switch); the answer is [`Msg::Attached`] or
+    /// [`Msg::OpenFailed`].
+    Open(Box<DeviceOptions>),
+    /// Read the profiles on disk; the answer is [`Msg::Profiles`].
+    ListProfiles,
+    /// Write these exchanges as a HAR file named `name`; the answer is [`Msg::Exported`].
+    Export {
+        exchanges: Vec<Arc<Exchange>>,
+        name: String,
+    },
+    /// Send `msg` after `after`, replacing what `slot` had pending.
+    After {
+        slot: Slot,
+        after: Duration,
+        msg: Box<Msg>,
+    },
+    /// Forget what `slot` had pending.
+    Cancel(Slot),
+}
+
+/// A pending [`Cmd::After`]: a newer one in the same slot replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// Demo mode's next kiosk move.
+    Demo,
+}

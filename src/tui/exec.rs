@@ -1,0 +1,423 @@
+//! The one place the POS screen's commands are carried out: device calls and timers, saves,
+//! sandbox helpers, opening devices, reading profiles, writing HAR files, delayed messages.
+//! Results come back as [`Msg`]s on the screen's channel (or at once, for what reads the disk).
+//!
+//! The executor owns the running device's resources: its effector (calls, timers, saves), HTTP
+//! transport and exchange log, the embedded sandbox, and the tasks feeding the channel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::cmd::{Cmd, Slot};
+use super::model::{Attached, Msg, ProfileItem, SandboxAction};
+use posemu_client::{ExchangeLog, MerchantError, Transport};
+use posemu_device::Effect;
+use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
+use posemu_sandbox::Sandbox;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Opens a device from options (the real one is [`posemu_runtime::open_device`]; tests inject
+/// one with their own home directory).
+pub type Opener =
+    Arc<dyn Fn(DeviceOptions) -> BoxFuture<Result<OpenDevice, OpenError>> + Send + Sync>;
+
+/// The real opener.
+pub fn default_opener() -> Opener {
+    Arc::new(|opts: DeviceOptions| {
+        Box::pin(async move { posemu_runtime::open_device(&opts).await })
+    })
+}
+
+/// Why a sandbox helper (claim, expire, reset) did not do its job.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HelperError {
+    #[error(
+        "This server is not a posemu sandbox (no /sandbox/ helpers): claim the code in the \
+         merchant portal instead"
+    )]
+    NotASandbox,
+    /// A reset against a real server: there is nothing to reset there.
+    #[error("the server has no /sandbox/ helpers; restarting the device only")]
+    NoHelpers,
+    #[error("Sandbox: {0}")]
+    Sandbox(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HelperError {
+    /// What a helper's failure means. A posemu server without the helpers answers its route
+    /// fallback; a reset against any other server's 404 only means there is no such helper.
+    fn of(e: &MerchantError, action: SandboxAction, embedded: bool) -> HelperError {
+        if action == SandboxAction::Reset {
+            if !embedded && e.status() == Some(404) {
+                return HelperError::NoHelpers;
+            }
+            return HelperError::Other(e.to_string());
+        }
+        if e.status() == Some(404) && e.message() == Some("Route not found") {
+            return HelperError::NotASandbox;
+        }
+        match e.message() {
+            Some(msg) => HelperError::Sandbox(msg.to_string()),
+            None => HelperError::Other(e.to_string()),
+        }
+    }
+}
+
+/// The running device's resources.
+struct Runner {
+    generation: u64,
+    effector: Effector,
+    transport: Transport,
+    log: ExchangeLog,
+    device_id: String,
+    sandbox: Option<Sandbox>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub struct Executor {
+    tx: mpsc::UnboundedSender<Msg>,
+    /// posemu's files, for the profile picker (default: [`Home::discover`]).
+    pub home: Option<Home>,
+    /// Where HAR files go (default: the current directory, then posemu's data directory).
+    pub export_dir: Option<PathBuf>,
+    pub opener: Opener,
+    device: Option<Runner>,
+    next_generation: u64,
+    pending: HashMap<Slot, JoinHandle<()>>,
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        for (_, t) in self.pending.drain() {
+            t.abort();
+        }
+    }
+}
+
+impl Executor {
+    pub fn new(tx: mpsc::UnboundedSender<Msg>) -> Executor {
+        Executor {
+            tx,
+            home: None,
+            export_dir: None,
+            opener: default_opener(),
+            device: None,
+            next_generation: 0,
+            pending: HashMap::new(),
+        }
+    }
+
+    pub fn sender(&self) -> mpsc::UnboundedSender<Msg> {
+        self.tx.clone()
+    }
+
+    /// Takes an opened device's resources (the old device goes first) and answers what the
+    /// model keeps of it: the machine, the profile, the exchanges so far.
+    pub fn attach(&mut self, options: Option<DeviceOptions>, open: OpenDevice) -> Msg {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let DeviceSession {
+            profile,
+            transport,
+            log,
+            driver,
+            mut events,
+            resume_problem,
+            ..
+        } = open.session;
+        let (machine, effector) = driver.into_parts();
+        let tx = self.tx.clone();
+        let device_task = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send(Msg::Device { generation, event }).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut entries = log.subscribe();
+        let tx = self.tx.clone();
+        let log_task = tokio::spawn(async move {
+            while let Some(exchange) = entries.recv().await {
+                let msg = Msg::Exchange {
+                    generation,
+                    exchange,
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        self.device = None; // the old device (and its sandbox) goes first
+        let portal = open.sandbox.as_ref().map(|sb| sb.portal_url(None));
+        let attached = Attached {
+            generation,
+            options,
+            machine,
+            exchanges: log.entries(),
+            device_id: profile.device_id.clone(),
+            profile,
+            server: open.server,
+            portal,
+            resume_problem,
+        };
+        self.device = Some(Runner {
+            generation,
+            effector,
+            transport,
+            log,
+            device_id: attached.device_id.clone(),
+            sandbox: open.sandbox,
+            tasks: vec![device_task, log_task],
+        });
+        Msg::Attached(Box::new(attached))
+    }
+
+    /// What arrived from a task, as `update` takes it: an opened device is attached here.
+    pub fn receive(&mut self, msg: Msg) -> Msg {
+        match msg {
+            Msg::Opened { options, result } => match result {
+                Ok(open) => self.attach(Some(*options), *open),
+                Err(e) => Msg::OpenFailed(e.to_string()),
+            },
+            other => other,
+        }
+    }
+
+    /// Carries out `cmd`. What reads the disk answers at once (the picker opens on the same
+    /// key press); the rest answers later on the channel. `Quit` and `Clipboard` are the
+    /// loop's (it owns the terminal) and are not for here.
+    pub fn run(&mut self, cmd: Cmd) -> Option<Msg> {
+        match cmd {
+            Cmd::Quit | Cmd::Clipboard(_) => {}
+            Cmd::Device { generation, effect } => {
+                let runner = self
+                    .device
+                    .as_mut()
+                    .filter(|r| r.generation == generation)?;
+                match effect {
+                    Effect::Call { id, call } => runner.effector.call(id, call),
+                    Effect::Wait { timer, after } => runner.effector.wait(timer, after),
+                    Effect::Cancel(timer) => runner.effector.cancel(timer),
+                    Effect::Save | Effect::Note(_) => {}
+                }
+            }
+            Cmd::Save {
+                generation,
+                progress,
+            } => {
+                let runner = self
+                    .device
+                    .as_ref()
+                    .filter(|r| r.generation == generation)?;
+                if let Err(e) = runner.effector.save(&progress) {
+                    return Some(Msg::SaveFailed(e));
+                }
+            }
+            Cmd::SandboxHelper { generation, action } => self.helper(generation, action),
+            Cmd::Open(options) => {
+                let opener = self.opener.clone();
+                self.spawn(async move {
+                    let result = opener((*options).clone()).await.map(Box::new);
+                    Msg::Opened { options, result }
+                });
+            }
+            Cmd::ListProfiles => return Some(Msg::Profiles(self.list_profiles())),
+            Cmd::Export { exchanges, name } => {
+                let dirs: Vec<PathBuf> = match &self.export_dir {
+                    Some(d) => vec![d.clone()],
+                    None => std::env::current_dir()
+                        .into_iter()
+                        .chain(Home::discover().ok().map(|h| h.data_dir))
+                        .collect(),
+                };
+                self.spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || {
+                        let text =
+                            posemu_client::export::har_string(exchanges.iter().map(|e| e.as_ref()));
+                        let mut last = String::from("no directory to write to");
+                        for dir in dirs {
+                            let path = dir.join(&name);
+                            match std::fs::create_dir_all(&dir)
+                                .and_then(|_| std::fs::write(&path, &text))
+                            {
+                                Ok(()) => return Ok(path),
+                                Err(e) => last = format!("{}: {e}", path.display()),
+                            }
+                        }
+                        Err(last)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    Msg::Exported(result)
+                });
+            }
+            Cmd::After { slot, after, msg } => {
+                let tx = self.tx.clone();
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(*msg);
+                });
+                if let Some(old) = self.pending.insert(slot, task) {
+                    old.abort();
+                }
+            }
+            Cmd::Cancel(slot) => {
+                if let Some(old) = self.pending.remove(&slot) {
+                    old.abort();
+                }
+            }
+        }
+        None
+    }
+
+    fn spawn(&self, fut: impl Future<Output = Msg> + Send + 'static) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+    }
+
+    fn helper(&self, generation: u64, action: SandboxAction) {
+        let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
+            return;
+        };
+        let transport = runner.transport.clone();
+        let device_id = runner.device_id.clone();
+        let log = runner.log.clone();
+        let embedded = runner.sandbox.is_some();
+        self.spawn(async move {
+            let log = Some(&log);
+            let result = match action {
+                SandboxAction::Reset => {
+                    posemu_client::merchant::sandbox_reset(&transport, &device_id, log)
+                        .await
+                        .map(|_| "device reset on the sandbox".to_string())
+                }
+                SandboxAction::Claim | SandboxAction::AutoClaim => {
+                    posemu_client::sandbox_claim(&transport, &device_id, log)
+                        .await
+                        .map(|a| {
+                            format!(
+                                "Code {} claimed: the terminal will notice at its next poll",
+                                a.pairing_code
+                            )
+                        })
+                }
+                SandboxAction::Expire => {
+                    posemu_client::sandbox_expire_code(&transport, &device_id, log)
+                        .await
+                        .map(|a| {
+                            format!(
+                                "Code {} expired on the server: the terminal will notice at its \
+                                 next poll",
+                                a.pairing_code
+                            )
+                        })
+                }
+            };
+            Msg::Sandbox {
+                generation,
+                action,
+                result: result.map_err(|e| HelperError::of(&e, action, embedded)),
+            }
+        });
+    }
+
+    fn list_profiles(&self) -> Result<Vec<ProfileItem>, String> {
+        let home = self
+            .home
+            .clone()
+            .map_or_else(Home::discover, Ok)
+            .map_err(|e| e.to_string())?;
+        Ok(home
+            .list_profiles()
+            .into_iter()
+            .map(|(p, origin)| match p {
+                Ok(p) => ProfileItem {
+                    detail: format!(
+                        "{} · {} · {} · {}",
+                        p.model,
+                        p.device_id,
+                        p.app_version,
+                        origin.as_str()
+                    ),
+                    name: p.name,
+                    ok: true,
+                    current: false,
+                },
+                Err(e) => ProfileItem {
+                    name: e.file.clone(),
+                    detail: e.to_string(),
+                    ok: false,
+                    current: false,
+                },
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posemu_client::merchant::MerchantAction;
+    use posemu_protocol::api::CallError;
+    use posemu_protocol::error::ErrorBody;
+
+    fn failed(action: MerchantAction, status: u16, message: Option<&str>) -> MerchantError {
+        MerchantError {
+            action,
+            source: CallError::Http {
+                status,
+                retry_after: None,
+                error: message.map(|m| ErrorBody {
+                    code: "E404".into(),
+                    message: m.into(),
+                    details: None,
+                    trace_id: String::new(),
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn a_helper_failure_is_told_by_its_cause() {
+        let claim = MerchantAction::SandboxClaim;
+        let no_route = failed(claim, 404, Some("Route not found"));
+        assert_eq!(
+            HelperError::of(&no_route, SandboxAction::Claim, false),
+            HelperError::NotASandbox
+        );
+        let unknown = failed(claim, 404, Some("Device not found"));
+        assert_eq!(
+            HelperError::of(&unknown, SandboxAction::AutoClaim, true),
+            HelperError::Sandbox("Device not found".into())
+        );
+        let reset = failed(MerchantAction::SandboxReset, 404, None);
+        assert_eq!(
+            HelperError::of(&reset, SandboxAction::Reset, false),
+            HelperError::NoHelpers
+        );
+        // the embedded sandbox always has the helpers: its 404 is a real failure
+        assert!(matches!(
+            HelperError::of(&reset, SandboxAction::Reset, true),
+            HelperError::Other(_)
+        ));
+    }
+}
