@@ -13,8 +13,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::payments::SettleScope;
 use crate::Shared;
 
-/// `?limit=N` (1–10,000) answers only the newest N charges; `total` and `pending` (awaiting
-/// settlement) always count them all
+/// Without a query, the answer of spec 7.12 exactly. `?limit=N` (1–10,000) answers only the
+/// newest N charges, with `total` and `pending` (awaiting settlement) counting them all
 /// (a posemu addition to 7.12, so that a portal polling a busy terminal does not copy its whole
 /// history every time).
 pub async fn terminal_charges(
@@ -39,12 +39,12 @@ pub async fn terminal_charges(
         return Err(terminal_not_found(&tid));
     }
     let list = s.payments.charges_of(&keys, limit);
-    Ok(Json(json!({
-        "terminal_id": tid,
-        "charges": to_json(&list.charges),
-        "total": list.total,
-        "pending": list.pending,
-    })))
+    let mut answer = json!({"terminal_id": tid, "charges": to_json(&list.charges)});
+    if limit.is_some() {
+        answer["total"] = list.total.into();
+        answer["pending"] = list.pending.into();
+    }
+    Ok(Json(answer))
 }
 
 /// One parameter of a query string, if present (others are ignored).
