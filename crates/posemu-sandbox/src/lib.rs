@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use posemu_profile::Profile;
@@ -31,12 +31,14 @@ mod error;
 mod extract;
 pub mod faults;
 mod jwt;
+mod log;
 mod params;
 mod routes;
 mod state;
 mod trace;
 
 pub use faults::{FaultConfig, FaultRule, Latency};
+pub use log::{RequestLog, RequestLogLine, LOG_QUEUE_LINES};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetSeed {
@@ -71,8 +73,8 @@ pub struct SandboxConfig {
     pub clock: Arc<dyn Clock>,
     /// Seed of codes, tokens, keys and fault dice; `None` draws one from entropy.
     pub seed: Option<u64>,
-    /// One line per request, if set.
-    pub request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
+    /// One line per request, if set (never waited on: a full queue drops lines).
+    pub request_log: Option<RequestLog>,
 }
 
 impl Default for SandboxConfig {
@@ -91,37 +93,6 @@ impl Default for SandboxConfig {
             seed: None,
             request_log: None,
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RequestLogLine {
-    pub method: String,
-    pub path: String,
-    pub device_id: Option<String>,
-    /// 0 when the connection was dropped by a fault.
-    pub status: u16,
-    pub latency: Duration,
-    pub trace_id: String,
-}
-
-impl fmt::Display for RequestLogLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = if self.status == 0 {
-            "drop".to_string()
-        } else {
-            self.status.to_string()
-        };
-        write!(
-            f,
-            "{:<6} {:<28} {:<12} {} {:>8.2}ms trace={}",
-            self.method,
-            self.path,
-            self.device_id.as_deref().unwrap_or("-"),
-            status,
-            self.latency.as_secs_f64() * 1000.0,
-            self.trace_id
-        )
     }
 }
 
@@ -144,7 +115,7 @@ pub struct Shared {
     rng: Mutex<StdRng>,
     jwt_secret: [u8; 32],
     seed: u64,
-    request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
+    request_log: Option<RequestLog>,
     clock: Arc<dyn Clock>,
 }
 
@@ -312,6 +283,24 @@ impl fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// How long the accept loop waits after `accept` failed for lack of descriptors or memory.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        true
+    }
+}
+
 /// Our own accept loop (rather than `axum::serve`) so a fault can drop a connection without
 /// answering: a service error makes hyper close it.
 async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Receiver<bool>) {
@@ -319,7 +308,17 @@ async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Rec
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connection stays in the
+                    // backlog and `accept` would fail again at once, so wait before retrying.
+                    if is_resource_exhaustion(&e) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                            _ = stopped.changed() => return,
+                        }
+                    }
+                    continue;
+                }
             },
             _ = stopped.changed() => return,
         };

@@ -90,8 +90,8 @@ pub async fn middleware(
     let log = shared.request_log.as_ref().map(|_| LogStart {
         started: Instant::now(),
         method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-        device: device_header(&req).map(str::to_string),
+        path: RequestLogLine::field(req.uri().path()),
+        device: device_header(&req).map(RequestLogLine::field),
     });
     let action = if shared.faults.is_active() {
         shared
@@ -120,7 +120,7 @@ pub async fn middleware(
         resp.headers_mut().insert(X_TRACE_ID, v);
     }
     if let (Some(tx), Some(l)) = (&shared.request_log, log) {
-        let _ = tx.send(RequestLogLine {
+        tx.send(RequestLogLine {
             method: l.method,
             path: l.path,
             device_id: l.device,
