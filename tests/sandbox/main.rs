@@ -8,6 +8,7 @@ mod cli;
 mod device_errors;
 mod faults;
 mod flow;
+mod hardening;
 mod hardening_cli;
 mod helpers;
 mod merchant_errors;

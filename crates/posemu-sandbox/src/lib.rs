@@ -125,6 +125,18 @@ impl Shared {
     }
 }
 
+/// Sizes of the maps that clients can grow: each has a bound (README, Reliability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Devices whose last `GET /pos/status` is remembered (minimum poll interval fault).
+    pub poll_memory: usize,
+    pub merchants: usize,
+    /// Devices provisioned by profile or `POST /sandbox/devices`.
+    pub named_devices: usize,
+    /// Merchant sessions initiated and not yet swept.
+    pub initiated_sessions: usize,
+}
+
 /// A running sandbox. Dropping it stops the server.
 pub struct Sandbox {
     addr: SocketAddr,
@@ -193,18 +205,24 @@ impl Sandbox {
                 defined.insert(&first.device_id, first);
                 continue;
             }
-            let merchant = world.merchant_index(
-                p.merchant_id
-                    .as_deref()
-                    .unwrap_or(posemu_protocol::rules::DEMO_MERCHANT_ID),
-            );
-            world.provision(state::NamedDevice {
-                id: p.device_id.clone(),
-                key_id: p.key_id.clone(),
-                secret: p.identity_secret,
-                zmk: p.zmk,
-                merchant,
-            });
+            world
+                .provision(state::NewDevice {
+                    id: p.device_id.clone(),
+                    key_id: p.key_id.clone(),
+                    secret: p.identity_secret,
+                    zmk: p.zmk,
+                    merchant_id: p
+                        .merchant_id
+                        .clone()
+                        .unwrap_or_else(|| posemu_protocol::rules::DEMO_MERCHANT_ID.into()),
+                })
+                .map_err(|e| {
+                    SandboxError::Config(format!(
+                        "{}: device {} cannot be provisioned: {e:?}",
+                        from(p),
+                        p.device_id
+                    ))
+                })?;
         }
         let shared = Arc::new(Shared {
             faults: faults::Faults::new(config.faults.clone(), seed),
@@ -256,6 +274,17 @@ impl Sandbox {
     /// How many devices have state (touched at least once).
     pub fn touched_devices(&self) -> usize {
         self.shared.world.touched_devices()
+    }
+
+    /// Sizes of the maps that clients can grow (diagnostics and tests).
+    pub fn map_sizes(&self) -> MapSizes {
+        let w = &self.shared.world;
+        MapSizes {
+            poll_memory: self.shared.faults.poll_memory_len(),
+            merchants: w.merchants.read().count(),
+            named_devices: w.named_devices(),
+            initiated_sessions: w.initiated.lock().count(),
+        }
     }
 
     pub async fn shutdown(mut self) {

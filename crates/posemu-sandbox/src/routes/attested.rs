@@ -164,12 +164,15 @@ fn msk(s: &Shared, key: DevKey) -> ApiResult<Key> {
 pub fn config_json(s: &Shared, a: &Attested) -> Value {
     let ident = s.world.identity(a.key);
     let merchants = s.world.merchants.read();
-    let m = &merchants[ident.merchant as usize];
+    let (merchant_id, name) = merchants
+        .get(ident.merchant)
+        .map(|m| (m.id.as_str(), m.name.as_str()))
+        .unwrap_or_default();
     json!({
         "terminal_id": terminal_id(&a.id),
         "device_id": a.id,
         "merchant": {
-            "merchant_id": m.id, "name": m.name,
+            "merchant_id": merchant_id, "name": name,
             "tip_info": {"enabled": true, "percentages": [10, 15, 20]},
             "tax_info": {"name": "VAT", "rate_bps": 1900},
             "surcharge_info": {"enabled": false, "rate_bps": 0}
