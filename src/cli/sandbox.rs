@@ -53,6 +53,35 @@ pub struct Args {
     /// Do not log one line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = posemu_sandbox::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
+    /// A host name that `/sandbox/` requests may name in `Host` while listening on a loopback
+    /// address (besides loopback addresses and `localhost`); repeatable.
+    #[arg(long = "allowed-host", value_name = "NAME", value_parser = parse_host)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 1000000")),
+    }
+}
+
+fn parse_host(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a host name (letters, digits, '.', '-')"
+        ))
+    }
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {
@@ -105,6 +134,8 @@ pub fn config(args: &Args) -> Result<SandboxConfig, String> {
         enforce_min_version: args.enforce_min_version,
         faults,
         seed: args.seed,
+        max_connections: args.max_connections,
+        allowed_hosts: args.allowed_hosts.clone(),
         ..SandboxConfig::default()
     })
 }

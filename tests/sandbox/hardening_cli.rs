@@ -140,3 +140,28 @@ async fn a_full_fd_table_does_not_spin_the_accept_loop() {
     drop(held);
     terminate_promptly(child).await;
 }
+
+#[test]
+fn the_connection_cap_and_allowed_hosts_are_flags() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("sandbox")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--max-connections", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--max-connections") && err.contains("from 1 to 1000000"),
+        "{err}"
+    );
+    let out = run(&["--allowed-host", "evil host"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--allowed-host") && err.contains("not a host name"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ mod faults;
 mod flow;
 mod hardening;
 mod hardening_cli;
+mod hardening_conn;
 mod helpers;
 mod merchant_errors;
 mod portal_http;

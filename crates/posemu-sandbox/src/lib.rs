@@ -27,6 +27,7 @@ use posemu_protocol::rules::{
     CODE_TTL_SECS, DEFAULT_FLEET_PREFIX, DEFAULT_MIN_VERSION, MERCHANT_TOKEN_TTL_SECS,
 };
 
+mod conn;
 mod error;
 mod extract;
 pub mod faults;
@@ -37,6 +38,10 @@ mod routes;
 mod state;
 mod trace;
 
+pub use conn::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MAX_HEADERS,
+    MAX_HEAD_BYTES,
+};
 pub use faults::{FaultConfig, FaultRule, Latency};
 pub use log::{RequestLog, RequestLogLine, LOG_QUEUE_LINES};
 
@@ -75,6 +80,17 @@ pub struct SandboxConfig {
     pub seed: Option<u64>,
     /// One line per request, if set (never waited on: a full queue drops lines).
     pub request_log: Option<RequestLog>,
+    /// Time to send a request head, from when the server waits for one (a new connection or
+    /// a kept-alive one after an answer): also the idle keep-alive timeout. Past it the
+    /// connection is closed.
+    pub header_read_timeout: Duration,
+    /// Time to send a whole request body, from its head; past it, 408 and the connection closes.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// Host names (besides loopback addresses and `localhost`) that `/sandbox/` requests may
+    /// name in `Host` while the sandbox listens on a loopback address.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -92,6 +108,10 @@ impl Default for SandboxConfig {
             clock: Arc::new(SystemClock),
             seed: None,
             request_log: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -161,6 +181,16 @@ impl Sandbox {
                 "min version {:?} is not a version like 1.3.5",
                 config.min_version
             )));
+        }
+        if config.max_connections == 0 {
+            return Err(SandboxError::Config(
+                "max connections must be at least 1".into(),
+            ));
+        }
+        if config.header_read_timeout.is_zero() || config.body_read_timeout.is_zero() {
+            return Err(SandboxError::Config(
+                "header and body read timeouts must be above zero".into(),
+            ));
         }
         let seed = config.seed.unwrap_or_else(rand::random);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -246,7 +276,12 @@ impl Sandbox {
         })?;
         let (stop, stopped) = watch::channel(false);
         let app = routes::router(shared.clone());
-        let task = tokio::spawn(serve(listener, app, stopped));
+        let limits = Limits {
+            header_read_timeout: shared.config.header_read_timeout,
+            body_read_timeout: shared.config.body_read_timeout,
+            max_connections: shared.config.max_connections,
+        };
+        let task = tokio::spawn(serve(listener, app, limits, stopped));
         Ok(Sandbox {
             addr,
             stop,
@@ -330,9 +365,28 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
     }
 }
 
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Our own accept loop (rather than `axum::serve`) so a fault can drop a connection without
-/// answering: a service error makes hyper close it.
-async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Receiver<bool>) {
+/// answering (a service error makes hyper close it), with the limits of [`conn`].
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let refuser = conn::Refuser::default();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(conn::MAX_HEAD_BYTES)
+        .max_headers(conn::MAX_HEADERS);
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -351,15 +405,24 @@ async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Rec
             },
             _ = stopped.changed() => return,
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuser.refuse(stream, limits.max_connections);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut stop = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let conn = http.serve_connection(
+            TokioIo::new(conn::Stream::new(stream)),
+            hyper::service::service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
                 async move {
+                    let (mut parts, body) = req.into_parts();
+                    let (body, timed_out) = conn::TimedBody::new(body, limits.body_read_timeout);
+                    parts.extensions.insert(timed_out);
+                    let req = Request::from_parts(parts, Body::new(body));
                     let resp = app
-                        .oneshot(req.map(Body::new))
+                        .oneshot(req)
                         .await
                         .unwrap_or_else(|never| match never {});
                     if resp.extensions().get::<trace::DropConnection>().is_some() {
@@ -367,9 +430,10 @@ async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Rec
                     }
                     Ok(resp)
                 }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
+            }),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 _ = conn => {}
                 _ = stop.changed() => {}

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::conn::BodyTimedOut;
 use super::error::TRACE_ID;
 use super::faults::{Decision, FaultAction};
 use super::{RequestLogLine, Shared};
@@ -112,7 +113,25 @@ pub async fn middleware(
                     r
                 }
                 FaultAction::Error(e) => e.into_response(),
-                FaultAction::Pass => envelope_plain_errors(next.run(req).await),
+                FaultAction::Pass => {
+                    let body_timed_out = req.extensions().get::<BodyTimedOut>().cloned();
+                    let resp = next.run(req).await;
+                    if body_timed_out.is_some_and(|t| t.is_set()) {
+                        let mut r = super::error::ApiError::new(408, "Request body timeout")
+                            .detail(
+                                "body_read_timeout_ms",
+                                shared.config.body_read_timeout.as_millis() as u64,
+                            )
+                            .into_response();
+                        r.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            HeaderValue::from_static("close"),
+                        );
+                        r
+                    } else {
+                        envelope_plain_errors(resp)
+                    }
+                }
             }
         })
         .await;
