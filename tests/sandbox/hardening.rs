@@ -172,3 +172,90 @@ async fn initiated_merchant_sessions_expire_with_their_token() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn sandbox_endpoints_refuse_other_origins_and_foreign_hosts() {
+    let env = start().await;
+    let own = env.url.clone();
+    let reset = "/sandbox/devices/POS-8F3A2C91/reset";
+    // A page of another site posting a simple form.
+    let (_, e) = expect_error(
+        env.req(Method::POST, reset)
+            .header("Origin", "http://evil.example")
+            .header("Content-Type", "text/plain")
+            .body("x")
+            .send()
+            .await,
+        403,
+        "Cross-origin request refused",
+        Some(json!({
+            "origin": "http://evil.example",
+            "expected_origin": own,
+            "reason": "/sandbox/ endpoints answer only the sandbox's own pages (or tools that send no Origin): a page of another site must not provision, claim or reset devices",
+        })),
+    )
+    .await;
+    assert!(e["details"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("another site"));
+    // DNS rebinding: the browser sends the attacker's name as Host (and as Origin).
+    let port = env.sandbox.addr().port();
+    let evil = format!("rebind.example:{port}");
+    let (_, e) = expect_error(
+        env.req(Method::GET, "/sandbox/devices")
+            .header("Host", &evil)
+            .header("Origin", format!("http://{evil}"))
+            .send()
+            .await,
+        403,
+        "Host not allowed",
+        Some(json!({
+            "host": evil,
+            "reason": "the sandbox listens on a loopback address and answers /sandbox/ requests only for loopback addresses and localhost (DNS rebinding); allow another name with --allowed-host",
+        })),
+    )
+    .await;
+    assert_eq!(e["details"]["host"], evil.as_str());
+    // Its own origin, no origin, localhost: as before.
+    for (host, origin) in [
+        (None, Some(own.clone())),
+        (None, None),
+        (
+            Some(format!("localhost:{port}")),
+            Some(format!("http://localhost:{port}")),
+        ),
+    ] {
+        let mut r = env.req(Method::POST, reset);
+        if let Some(h) = &host {
+            r = r.header("Host", h);
+        }
+        if let Some(o) = &origin {
+            r = r.header("Origin", o);
+        }
+        ok_json(r.send().await).await;
+    }
+    // The device API is not a browser's business: untouched.
+    env.bootstrap(&pax()).await;
+}
+
+#[tokio::test]
+async fn allowed_hosts_extend_the_loopback_names() {
+    let env = start_with(|c| c.allowed_hosts = vec!["posemu.test".into()]).await;
+    let port = env.sandbox.addr().port();
+    ok_json(
+        env.req(Method::GET, "/sandbox/devices")
+            .header("Host", format!("posemu.test:{port}"))
+            .header("Origin", format!("http://posemu.test:{port}"))
+            .send()
+            .await,
+    )
+    .await;
+    let r = env
+        .req(Method::GET, "/sandbox/devices")
+        .header("Host", format!("other.test:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -11,6 +11,7 @@ mod flow;
 mod hardening;
 mod hardening_cli;
 mod hardening_conn;
+mod hardening_prop;
 mod helpers;
 mod merchant_errors;
 mod portal_http;

@@ -31,6 +31,7 @@ mod conn;
 mod error;
 mod extract;
 pub mod faults;
+mod guard;
 mod jwt;
 mod log;
 mod params;

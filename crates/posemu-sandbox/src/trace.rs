@@ -94,7 +94,16 @@ pub async fn middleware(
         path: RequestLogLine::field(req.uri().path()),
         device: device_header(&req).map(RequestLogLine::field),
     });
-    let action = if shared.faults.is_active() {
+    let refused = super::guard::check(
+        req.uri().path(),
+        req.headers(),
+        shared.config.listen.ip().is_loopback(),
+        &shared.config.allowed_hosts,
+    )
+    .err();
+    let action = if refused.is_some() {
+        Decision::pass()
+    } else if shared.faults.is_active() {
         shared
             .faults
             .decide(req.uri().path(), device_header(&req), shared.clock.now())
@@ -105,6 +114,9 @@ pub async fn middleware(
         .scope(trace, async {
             if let Some(latency) = action.latency {
                 tokio::time::sleep(latency).await;
+            }
+            if let Some(e) = refused {
+                return e.into_response();
             }
             match action.outcome {
                 FaultAction::Drop => {
