@@ -139,7 +139,7 @@ impl Code {
     pub fn status(&self, now_ms: i64) -> PairingCodeStatus {
         if self.used {
             PairingCodeStatus::Used
-        } else if self.replaced || now_ms >= self.issued_ms + self.ttl_ms {
+        } else if self.replaced || now_ms >= self.issued_ms.saturating_add(self.ttl_ms) {
             PairingCodeStatus::Expired
         } else {
             PairingCodeStatus::Pending

@@ -132,7 +132,8 @@ pub async fn middleware(
                         let mut r = super::error::ApiError::new(408, "Request body timeout")
                             .detail(
                                 "body_read_timeout_ms",
-                                shared.config.body_read_timeout.as_millis() as u64,
+                                u64::try_from(shared.config.body_read_timeout.as_millis())
+                                    .unwrap_or(u64::MAX),
                             )
                             .into_response();
                         r.headers_mut().insert(

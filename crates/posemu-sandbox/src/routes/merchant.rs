@@ -52,7 +52,7 @@ pub async fn client_session(
         sub: req.client_id,
         merchant_id: merchant,
         iat: now,
-        exp: now + ttl as i64,
+        exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
         iss: JWT_ISSUER.into(),
         jti: {
             let mut b = [0u8; 12];
