@@ -19,7 +19,7 @@ async fn spawn(args: &[&str], nofile: Option<u64>) -> (Child, String, impl Sized
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     if let Some(n) = nofile {
         // SAFETY: only setrlimit (async-signal-safe) between fork and exec.
@@ -51,7 +51,8 @@ async fn spawn(args: &[&str], nofile: Option<u64>) -> (Child, String, impl Sized
     (child, url, lines)
 }
 
-async fn terminate_promptly(mut child: Child) {
+/// SIGTERM; the child must exit 0 in time. Returns what it wrote on stderr.
+async fn terminate_promptly(mut child: Child) -> String {
     let pid = child.id().expect("running") as libc::pid_t;
     // SAFETY: a signal to our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -60,6 +61,15 @@ async fn terminate_promptly(mut child: Child) {
         .expect("stops after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = tokio::time::timeout(
+            PATIENCE,
+            tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err),
+        )
+        .await;
+    }
+    err
 }
 
 #[tokio::test]
@@ -68,10 +78,10 @@ async fn a_stdout_pipe_nobody_reads_never_stops_the_server() {
     let http = client();
     let big_id = format!("POS-{}", "A".repeat(4000));
     let long_path = format!("/nope/{}", "p".repeat(4000));
-    // Far more log than a pipe holds (64 KiB), sent 8 at a time.
+    // Far more log than the pipe (64 KiB) and the queue (4096 lines) hold, 8 at a time.
     let started = Instant::now();
     let mut answered = 0;
-    for round in 0..400 {
+    for round in 0..800 {
         let mut batch = Vec::new();
         for i in 0..8 {
             let r = if (round + i) % 2 == 0 {
@@ -92,9 +102,13 @@ async fn a_stdout_pipe_nobody_reads_never_stops_the_server() {
             answered += 1;
         }
     }
-    assert_eq!(answered, 3200);
+    assert_eq!(answered, 6400);
     assert!(started.elapsed() < Duration::from_secs(120));
-    terminate_promptly(child).await;
+    let err = terminate_promptly(child).await;
+    assert!(
+        err.contains("request log line(s) dropped: stdout was not read fast enough"),
+        "{err}"
+    );
 }
 
 /// utime + stime of a process in clock ticks (/proc/PID/stat fields 14 and 15).
@@ -138,7 +152,8 @@ async fn a_full_fd_table_does_not_spin_the_accept_loop() {
         "{used} ticks of CPU in 2 s with a full fd table (hz {hz})"
     );
     drop(held);
-    terminate_promptly(child).await;
+    let err = terminate_promptly(child).await;
+    assert!(err.is_empty(), "--quiet drops nothing: {err}");
 }
 
 #[test]
