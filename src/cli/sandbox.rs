@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use posemu_protocol::provision::is_valid_fleet_prefix;
 use posemu_protocol::version::Version;
-use posemu_sandbox::{FaultConfig, FleetSeed, Sandbox, SandboxConfig, SandboxError};
+use posemu_sandbox::{
+    FaultConfig, FleetSeed, RequestLog, Sandbox, SandboxConfig, SandboxError, LOG_QUEUE_LINES,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -61,6 +61,35 @@ pub struct Args {
     /// Do not log one line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = posemu_sandbox::DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    pub max_connections: usize,
+    /// A host name that `/sandbox/` requests may name in `Host` while listening on a loopback
+    /// address (besides loopback addresses and `localhost`); repeatable.
+    #[arg(long = "allowed-host", value_name = "NAME", value_parser = parse_host)]
+    pub allowed_hosts: Vec<String>,
+}
+
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 1000000")),
+    }
+}
+
+fn parse_host(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{s:?} is not a host name (letters, digits, '.', '-')"
+        ))
+    }
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {
@@ -115,6 +144,8 @@ pub fn config(args: &Args) -> Result<SandboxConfig, String> {
         seed: args.seed,
         settle_every: (args.settle_every > 0).then(|| Duration::from_secs(args.settle_every)),
         magic_amounts: !args.no_magic_amounts,
+        max_connections: args.max_connections,
+        allowed_hosts: args.allowed_hosts.clone(),
         ..SandboxConfig::default()
     })
 }
@@ -124,35 +155,54 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    if !args.quiet {
-        cfg.request_log = Some(tx);
-    }
     // Handlers first: once the first line is out, a SIGTERM must stop us cleanly.
     let stop = match StopSignals::install() {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot install signal handlers: {e}")),
     };
+    // The first line goes out before any request can be answered, so it never waits on a
+    // request's log line; request lines go through the log's bounded queue and thread.
+    let mut first_line = Some(std::io::stdout());
+    let log = if args.quiet {
+        None
+    } else {
+        match RequestLog::spawn_writer(LOG_QUEUE_LINES, std::io::stdout()) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(format!("cannot start the request log: {e}")),
+        }
+    };
+    cfg.request_log = log.clone();
     let sandbox = match Sandbox::start(cfg).await {
         Ok(s) => s,
         Err(e @ SandboxError::Bind { .. }) => return fail(format!("--listen: {e}")),
         Err(e) => return fail(e),
     };
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "posemu sandbox listening on {}", sandbox.url());
-    let _ = out.flush();
-    let log = tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            let mut out = std::io::stdout().lock();
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                return;
-            }
-        }
-    });
+    if let Some(mut out) = first_line.take() {
+        let _ = writeln!(out, "posemu sandbox listening on {}", sandbox.url());
+        let _ = out.flush();
+    }
     stop.wait().await;
     sandbox.shutdown().await;
-    log.abort();
+    if let Some(dropped) = log.map(|l| l.dropped()).filter(|&n| n > 0) {
+        report_detached(format!(
+            "posemu sandbox: {dropped} request log line(s) dropped: stdout was not read fast enough \
+             (the queue holds {LOG_QUEUE_LINES} lines)"
+        ));
+    }
     ExitCode::SUCCESS
+}
+
+/// Writes `msg` to stderr from a thread of its own and waits for it briefly: a stderr pipe
+/// that nobody reads must not keep the process from exiting.
+fn report_detached(msg: String) {
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().spawn(move || {
+        eprintln!("{msg}");
+        let _ = done.send(());
+    });
+    if spawned.is_ok() {
+        let _ = wait.recv_timeout(Duration::from_millis(200));
+    }
 }
 
 /// Ctrl-C and SIGTERM, registered when created (tokio's `ctrl_c()` would register only when

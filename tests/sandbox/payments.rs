@@ -169,8 +169,8 @@ async fn a_terminal_charges_settles_refunds_and_cancels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_log_shows_the_string_the_sandbox_verified() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let env = start_with(|c| c.request_log = Some(tx)).await;
+    let (log, rx) = posemu_sandbox::RequestLog::channel(1024);
+    let env = start_with(|c| c.request_log = Some(log)).await;
     let t = activate(&env, &pax()).await;
     while rx.try_recv().is_ok() {}
     let s = t.charge_req(&env, &plain("1500", VISA), None).set(
@@ -179,7 +179,9 @@ async fn the_request_log_shows_the_string_the_sandbox_verified() {
     );
     let r = s.send(&env).await;
     let text = r.text().await.unwrap();
-    let line = rx.recv().await.expect("a log line");
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a log line");
     let expected = string_to_sign(
         &t.tid,
         &t.mac_key_id,
@@ -201,5 +203,10 @@ async fn the_request_log_shows_the_string_the_sandbox_verified() {
     assert!(!shown.contains(VISA), "no PAN in the log: {shown}");
     // other requests have no string
     env.bootstrap(&t.dev).await;
-    assert_eq!(rx.recv().await.unwrap().signed, None);
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .signed,
+        None
+    );
 }

@@ -214,7 +214,60 @@ pub struct Faults {
 struct Inner {
     config: FaultConfig,
     rng: StdRng,
-    last_poll: HashMap<String, i64>,
+    last_poll: PollMemory,
+}
+
+/// Most devices whose last poll time is kept for `min_poll_interval_ms`; past it (after
+/// forgetting polls older than the interval) a new device is not throttled.
+pub const MAX_POLL_MEMORY: usize = 1 << 20;
+
+/// The last `GET /pos/status` per device, keyed by the 32 bits of a valid device id (an
+/// invalid `X-Device-Id` is answered 400 and never stored), bounded by [`MAX_POLL_MEMORY`].
+#[derive(Default)]
+struct PollMemory {
+    map: HashMap<u32, i64>,
+    /// Size at which the next sweep runs (amortised: twice the size after the last one).
+    sweep_at: usize,
+    /// When the last sweep ran: when full, sweep at most once per interval.
+    swept_ms: Option<i64>,
+}
+
+impl PollMemory {
+    fn key(device: &str) -> Option<u32> {
+        if !posemu_protocol::headers::is_valid_device_id(device) {
+            return None;
+        }
+        u32::from_str_radix(&device[4..], 16).ok()
+    }
+
+    fn get(&self, key: u32) -> Option<i64> {
+        self.map.get(&key).copied()
+    }
+
+    /// Records a poll; entries older than `min_ms` no longer matter and go in sweeps.
+    fn insert(&mut self, key: u32, now_ms: i64, min_ms: i64) {
+        let full = self.map.len() >= MAX_POLL_MEMORY
+            && self
+                .swept_ms
+                .is_none_or(|t| now_ms.saturating_sub(t) >= min_ms);
+        if !self.map.contains_key(&key) && (self.map.len() >= self.sweep_at.max(65_536) || full) {
+            self.map
+                .retain(|_, &mut at| now_ms.saturating_sub(at) < min_ms);
+            self.sweep_at = self.map.len().saturating_mul(2);
+            self.swept_ms = Some(now_ms);
+        }
+        if self.map.len() < MAX_POLL_MEMORY || self.map.contains_key(&key) {
+            self.map.insert(key, now_ms);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn clear(&mut self) {
+        *self = PollMemory::default();
+    }
 }
 
 impl Faults {
@@ -223,7 +276,7 @@ impl Faults {
             inner: Mutex::new(Inner {
                 config: FaultConfig::default(),
                 rng: StdRng::seed_from_u64(0),
-                last_poll: HashMap::new(),
+                last_poll: PollMemory::default(),
             }),
             active: false.into(),
         };
@@ -250,6 +303,11 @@ impl Faults {
         );
         g.config = config;
         g.last_poll.clear();
+    }
+
+    /// How many devices' last poll is remembered.
+    pub fn poll_memory_len(&self) -> usize {
+        self.inner.lock().last_poll.len()
     }
 
     pub fn decide(&self, path: &str, device: Option<&str>, now: DateTime<Utc>) -> Decision {
@@ -298,23 +356,22 @@ impl Faults {
             }
             if let (Some(min), Some(dev), true, FaultAction::Pass) = (
                 r.min_poll_interval_ms,
-                device,
+                device.and_then(PollMemory::key),
                 path == paths::STATUS,
                 &d.outcome,
             ) {
                 let now_ms = now.timestamp_millis();
+                let min = i64::try_from(min).unwrap_or(i64::MAX);
                 match last_poll.get(dev) {
-                    Some(&last) if now_ms - last < min as i64 => {
-                        let wait_ms = (min as i64 - (now_ms - last)).max(0) as u64;
+                    Some(last) if now_ms.saturating_sub(last) < min => {
+                        let wait_ms = min.saturating_sub(now_ms.saturating_sub(last)).max(0);
                         d.outcome = FaultAction::Error(
                             ApiError::new(429, "Polling too frequently")
                                 .detail("min_poll_interval_ms", min)
-                                .retry_after(wait_ms.div_ceil(1000).max(1)),
+                                .retry_after((wait_ms as u64).div_ceil(1000).max(1)),
                         );
                     }
-                    _ => {
-                        last_poll.insert(dev.to_string(), now_ms);
-                    }
+                    _ => last_poll.insert(dev, now_ms, min),
                 }
             }
         }
@@ -401,6 +458,33 @@ mod tests {
         let a = roll(&Faults::new(cfg.clone(), 0));
         assert_eq!(a, roll(&Faults::new(cfg, 0)));
         assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x));
+    }
+
+    #[test]
+    fn poll_memory_keeps_valid_ids_only_and_is_bounded() {
+        let cfg = FaultConfig {
+            seed: None,
+            rules: vec![FaultRule {
+                route: "*".into(),
+                min_poll_interval_ms: Some(3000),
+                ..Default::default()
+            }],
+        };
+        let f = Faults::new(cfg, 1);
+        let t0 = Utc::now();
+        let huge = format!("POS-{}", "A".repeat(100_000));
+        for id in [huge.as_str(), "POS-abcdef12", "pos-00000001", ""] {
+            f.decide("/pos/status", Some(id), t0);
+        }
+        assert_eq!(f.poll_memory_len(), 0);
+        let mut m = PollMemory::default();
+        for i in 0..(MAX_POLL_MEMORY as u32 + 10) {
+            m.insert(i, 0, 3000);
+        }
+        assert_eq!(m.len(), MAX_POLL_MEMORY);
+        // Old entries go once they no longer matter.
+        m.insert(u32::MAX, 10_000, 3000);
+        assert_eq!(m.len(), 1);
     }
 
     #[test]

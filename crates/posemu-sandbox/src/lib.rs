@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
 use posemu_profile::Profile;
@@ -30,17 +30,25 @@ use posemu_protocol::rules::{
     CODE_TTL_SECS, DEFAULT_FLEET_PREFIX, DEFAULT_MIN_VERSION, MERCHANT_TOKEN_TTL_SECS,
 };
 
+mod conn;
 mod error;
 mod extract;
 pub mod faults;
+mod guard;
 mod jwt;
+mod log;
 mod params;
 mod payments;
 mod routes;
 mod state;
 mod trace;
 
+pub use conn::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MAX_HEADERS,
+    MAX_HEAD_BYTES,
+};
 pub use faults::{FaultConfig, FaultRule, Latency};
+pub use log::{RequestLog, RequestLogLine, LOG_QUEUE_LINES};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetSeed {
@@ -75,8 +83,19 @@ pub struct SandboxConfig {
     pub clock: Arc<dyn Clock>,
     /// Seed of codes, tokens, keys and fault dice; `None` draws one from entropy.
     pub seed: Option<u64>,
-    /// One line per request, if set.
-    pub request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
+    /// One line per request, if set (never waited on: a full queue drops lines).
+    pub request_log: Option<RequestLog>,
+    /// Time to send a request head, from when the server waits for one (a new connection or
+    /// a kept-alive one after an answer): also the idle keep-alive timeout. Past it the
+    /// connection is closed.
+    pub header_read_timeout: Duration,
+    /// Time to send a whole request body, from its head; past it, 408 and the connection closes.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// Host names (besides loopback addresses and `localhost`) that `/sandbox/` requests may
+    /// name in `Host` while the sandbox listens on a loopback address.
+    pub allowed_hosts: Vec<String>,
     /// Settle every so often on the sandbox clock, as `POST /sandbox/settle` with no body
     /// (`--settle-every SECS`); `None`, the default, settles only when asked (spec 7.10).
     pub settle_every: Option<Duration>,
@@ -102,44 +121,10 @@ impl Default for SandboxConfig {
             request_log: None,
             settle_every: None,
             magic_amounts: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RequestLogLine {
-    pub method: String,
-    pub path: String,
-    pub device_id: Option<String>,
-    /// 0 when the connection was dropped by a fault.
-    pub status: u16,
-    pub latency: Duration,
-    pub trace_id: String,
-    /// A payment request's string to sign as the sandbox built it to verify the signature
-    /// (spec 7.2), so that a developer can compare it with their own. Never in a response.
-    pub signed: Option<String>,
-}
-
-impl fmt::Display for RequestLogLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = if self.status == 0 {
-            "drop".to_string()
-        } else {
-            self.status.to_string()
-        };
-        write!(
-            f,
-            "{:<6} {:<28} {:<12} {} {:>8.2}ms trace={}",
-            self.method,
-            self.path,
-            self.device_id.as_deref().unwrap_or("-"),
-            status,
-            self.latency.as_secs_f64() * 1000.0,
-            self.trace_id
-        )?;
-        match &self.signed {
-            Some(text) => write!(f, " signed={text:?}"),
-            None => Ok(()),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -163,7 +148,7 @@ pub struct Shared {
     rng: Mutex<StdRng>,
     jwt_secret: [u8; 32],
     seed: u64,
-    request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
+    request_log: Option<RequestLog>,
     clock: Arc<dyn Clock>,
     payments: payments::Payments,
 }
@@ -172,6 +157,18 @@ impl Shared {
     fn now_ms(&self) -> i64 {
         self.config.clock.now().timestamp_millis()
     }
+}
+
+/// Sizes of the maps that clients can grow: each has a bound (README, Reliability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    /// Devices whose last `GET /pos/status` is remembered (minimum poll interval fault).
+    pub poll_memory: usize,
+    pub merchants: usize,
+    /// Devices provisioned by profile or `POST /sandbox/devices`.
+    pub named_devices: usize,
+    /// Merchant sessions initiated and not yet swept.
+    pub initiated_sessions: usize,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -198,6 +195,16 @@ impl Sandbox {
                 "min version {:?} is not a version like 1.3.5",
                 config.min_version
             )));
+        }
+        if config.max_connections == 0 {
+            return Err(SandboxError::Config(
+                "max connections must be at least 1".into(),
+            ));
+        }
+        if config.header_read_timeout.is_zero() || config.body_read_timeout.is_zero() {
+            return Err(SandboxError::Config(
+                "header and body read timeouts must be above zero".into(),
+            ));
         }
         let seed = config.seed.unwrap_or_else(rand::random);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -242,18 +249,24 @@ impl Sandbox {
                 defined.insert(&first.device_id, first);
                 continue;
             }
-            let merchant = world.merchant_index(
-                p.merchant_id
-                    .as_deref()
-                    .unwrap_or(posemu_protocol::rules::DEMO_MERCHANT_ID),
-            );
-            world.provision(state::NamedDevice {
-                id: p.device_id.clone(),
-                key_id: p.key_id.clone(),
-                secret: p.identity_secret,
-                zmk: p.zmk,
-                merchant,
-            });
+            world
+                .provision(state::NewDevice {
+                    id: p.device_id.clone(),
+                    key_id: p.key_id.clone(),
+                    secret: p.identity_secret,
+                    zmk: p.zmk,
+                    merchant_id: p
+                        .merchant_id
+                        .clone()
+                        .unwrap_or_else(|| posemu_protocol::rules::DEMO_MERCHANT_ID.into()),
+                })
+                .map_err(|e| {
+                    SandboxError::Config(format!(
+                        "{}: device {} cannot be provisioned: {e:?}",
+                        from(p),
+                        p.device_id
+                    ))
+                })?;
         }
         // from the seed, not the shared rng, so that codes, tokens and keys of a seed stay put
         let payments = payments::Payments::new(
@@ -287,7 +300,12 @@ impl Sandbox {
         })?;
         let (stop, stopped) = watch::channel(false);
         let app = routes::router(shared.clone());
-        let task = tokio::spawn(serve(listener, app, stopped));
+        let limits = Limits {
+            header_read_timeout: shared.config.header_read_timeout,
+            body_read_timeout: shared.config.body_read_timeout,
+            max_connections: shared.config.max_connections,
+        };
+        let task = tokio::spawn(serve(listener, app, limits, stopped));
         Ok(Sandbox {
             addr,
             stop,
@@ -317,6 +335,17 @@ impl Sandbox {
         self.shared.world.touched_devices()
     }
 
+    /// Sizes of the maps that clients can grow (diagnostics and tests).
+    pub fn map_sizes(&self) -> MapSizes {
+        let w = &self.shared.world;
+        MapSizes {
+            poll_memory: self.shared.faults.poll_memory_len(),
+            merchants: w.merchants.read().count(),
+            named_devices: w.named_devices(),
+            initiated_sessions: w.initiated.lock().count(),
+        }
+    }
+
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(t) = self.task.take() {
@@ -342,26 +371,82 @@ impl fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// How long the accept loop waits after `accept` failed for lack of descriptors or memory.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        true
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_connections: usize,
+}
+
 /// Our own accept loop (rather than `axum::serve`) so a fault can drop a connection without
-/// answering: a service error makes hyper close it.
-async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Receiver<bool>) {
+/// answering (a service error makes hyper close it), with the limits of [`conn`].
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let refuser = conn::Refuser::default();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(conn::MAX_HEAD_BYTES)
+        .max_headers(conn::MAX_HEADERS);
     loop {
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connection stays in the
+                    // backlog and `accept` would fail again at once, so wait before retrying.
+                    if is_resource_exhaustion(&e) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                            _ = stopped.changed() => return,
+                        }
+                    }
+                    continue;
+                }
             },
             _ = stopped.changed() => return,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuser.refuse(stream, limits.max_connections);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let mut stop = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let conn = http.serve_connection(
+            TokioIo::new(conn::Stream::new(stream)),
+            hyper::service::service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
                 async move {
+                    let (mut parts, body) = req.into_parts();
+                    let (body, timed_out) = conn::TimedBody::new(body, limits.body_read_timeout);
+                    parts.extensions.insert(timed_out);
+                    let req = Request::from_parts(parts, Body::new(body));
                     let resp = app
-                        .oneshot(req.map(Body::new))
+                        .oneshot(req)
                         .await
                         .unwrap_or_else(|never| match never {});
                     if resp.extensions().get::<trace::DropConnection>().is_some() {
@@ -369,9 +454,10 @@ async fn serve(listener: TcpListener, app: axum::Router, mut stopped: watch::Rec
                     }
                     Ok(resp)
                 }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
+            }),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 _ = conn => {}
                 _ = stop.changed() => {}

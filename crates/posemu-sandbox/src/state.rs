@@ -25,6 +25,14 @@ pub type DevKey = u32;
 const NAMED_BASE: u32 = 1 << 24;
 const SHARDS: usize = 64;
 
+/// Index of a merchant in [`Merchants`].
+pub type MerchantIdx = u32;
+
+/// Most merchants the sandbox keeps (each provisioned device may name a new one).
+pub const MAX_MERCHANTS: usize = 100_000;
+/// Most named devices (profiles and `POST /sandbox/devices`).
+pub const MAX_NAMED_DEVICES: usize = 1_000_000;
+
 pub struct Merchant {
     pub id: String,
     pub name: String,
@@ -37,7 +45,7 @@ pub struct NamedDevice {
     pub key_id: String,
     pub secret: Key,
     pub zmk: Key,
-    pub merchant: u16,
+    pub merchant: MerchantIdx,
 }
 
 /// Identity of a device as the handlers need it.
@@ -46,7 +54,76 @@ pub struct Identity {
     pub key_id: String,
     pub secret: Key,
     pub zmk: Key,
-    pub merchant: u16,
+    pub merchant: MerchantIdx,
+}
+
+/// Every merchant, by index and by id. The demo merchant is index 0.
+pub struct Merchants {
+    list: Vec<Merchant>,
+    by_id: HashMap<String, MerchantIdx>,
+}
+
+impl Merchants {
+    fn new(first: Merchant) -> Merchants {
+        let mut m = Merchants {
+            list: Vec::new(),
+            by_id: HashMap::new(),
+        };
+        m.by_id.insert(first.id.clone(), 0);
+        m.list.push(first);
+        m
+    }
+
+    pub fn get(&self, i: MerchantIdx) -> Option<&Merchant> {
+        self.list.get(usize::try_from(i).ok()?)
+    }
+
+    pub fn find(&self, id: &str) -> Option<MerchantIdx> {
+        self.by_id.get(id).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Merchant> {
+        self.list.iter()
+    }
+
+    pub fn count(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The index of `id`, adding an owner-only merchant if it is new; `None` when full.
+    fn index_or_add(&mut self, id: &str) -> Option<MerchantIdx> {
+        if let Some(i) = self.find(id) {
+            return Some(i);
+        }
+        if self.list.len() >= MAX_MERCHANTS {
+            return None;
+        }
+        let i = MerchantIdx::try_from(self.list.len()).ok()?;
+        self.list.push(Merchant {
+            id: id.to_string(),
+            name: format!("Merchant {id}"),
+            credentials: None,
+        });
+        self.by_id.insert(id.to_string(), i);
+        Some(i)
+    }
+}
+
+/// Why a device could not be provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionError {
+    Exists,
+    TooManyDevices,
+    TooManyMerchants,
+}
+
+/// A device to provision: its identity and the id of its merchant.
+pub struct NewDevice {
+    pub id: String,
+    pub key_id: String,
+    pub secret: Key,
+    pub zmk: Key,
+    pub merchant_id: String,
 }
 
 #[derive(Clone, Copy)]
@@ -62,7 +139,7 @@ impl Code {
     pub fn status(&self, now_ms: i64) -> PairingCodeStatus {
         if self.used {
             PairingCodeStatus::Used
-        } else if self.replaced || now_ms >= self.issued_ms + self.ttl_ms {
+        } else if self.replaced || now_ms >= self.issued_ms.saturating_add(self.ttl_ms) {
             PairingCodeStatus::Expired
         } else {
             PairingCodeStatus::Pending
@@ -165,17 +242,54 @@ impl TokenIndex {
     }
 }
 
+/// Most merchant sessions initiated and not yet expired; past it `/session/initiate` answers
+/// 429 until some expire.
+pub const MAX_INITIATED_SESSIONS: usize = 100_000;
+
+/// Merchant sessions that called `/session/initiate`: hash of the token → its expiry (ms).
+/// Expired ones are swept in amortised batches; the total is bounded.
+#[derive(Default)]
+pub struct InitiatedSessions {
+    map: HashMap<u64, i64>,
+    sweep_at: usize,
+}
+
+impl InitiatedSessions {
+    pub fn contains(&self, token_hash: u64, now_ms: i64) -> bool {
+        self.map.get(&token_hash).is_some_and(|&exp| exp > now_ms)
+    }
+
+    /// Records a session until `expires_ms`; `false` when full of live sessions.
+    pub fn insert(&mut self, token_hash: u64, expires_ms: i64, now_ms: i64) -> bool {
+        if !self.map.contains_key(&token_hash)
+            && self.map.len() >= self.sweep_at.clamp(1024, MAX_INITIATED_SESSIONS)
+        {
+            self.map.retain(|_, &mut exp| exp > now_ms);
+            self.sweep_at = self.map.len().saturating_mul(2);
+        }
+        if self.map.len() >= MAX_INITIATED_SESSIONS && !self.map.contains_key(&token_hash) {
+            return false;
+        }
+        self.map.insert(token_hash, expires_ms);
+        true
+    }
+
+    pub fn count(&self) -> usize {
+        self.map.len()
+    }
+}
+
 pub struct World {
     pub fleet: Option<FleetSeed>,
-    pub merchants: RwLock<Vec<Merchant>>,
+    pub merchants: RwLock<Merchants>,
     named: RwLock<Vec<NamedDevice>>,
     by_id: RwLock<HashMap<String, DevKey>>,
     shards: Vec<Mutex<HashMap<DevKey, DeviceState>>>,
     /// Codes issued in the last hour (and every device's current code) → their device.
     pub codes: Mutex<CodeIndex>,
     pub tokens: Mutex<TokenIndex>,
-    /// Hashes of merchant tokens that called `/session/initiate`.
-    pub initiated: Mutex<HashSet<u64>>,
+    /// Merchant tokens that called `/session/initiate`.
+    pub initiated: Mutex<InitiatedSessions>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -183,17 +297,17 @@ impl World {
     pub fn new(fleet: Option<FleetSeed>) -> World {
         World {
             fleet,
-            merchants: RwLock::new(vec![Merchant {
+            merchants: RwLock::new(Merchants::new(Merchant {
                 id: DEMO_MERCHANT_ID.into(),
                 name: DEMO_MERCHANT_NAME.into(),
                 credentials: Some((DEMO_CLIENT_ID.into(), DEMO_CLIENT_SECRET.into())),
-            }]),
+            })),
             named: RwLock::new(Vec::new()),
             by_id: RwLock::new(HashMap::new()),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             codes: Mutex::new(CodeIndex::default()),
             tokens: Mutex::new(TokenIndex::default()),
-            initiated: Mutex::new(HashSet::new()),
+            initiated: Mutex::new(InitiatedSessions::default()),
             hasher: Default::default(),
         }
     }
@@ -202,30 +316,35 @@ impl World {
         self.hasher.hash_one(s)
     }
 
-    /// The merchant index of `id`, creating an owner-only merchant if it is new.
-    pub fn merchant_index(&self, id: &str) -> u16 {
-        if let Some(i) = self.merchants.read().iter().position(|m| m.id == id) {
-            return i as u16;
-        }
-        let mut w = self.merchants.write();
-        w.push(Merchant {
-            id: id.to_string(),
-            name: format!("Merchant {id}"),
-            credentials: None,
-        });
-        (w.len() - 1) as u16
-    }
-
-    /// Adds a named device; `false` if the id exists already.
-    pub fn provision(&self, dev: NamedDevice) -> bool {
+    /// Adds a named device, checking first that its id is free: a merchant is created (if
+    /// new) only for a device that is added.
+    pub fn provision(&self, dev: NewDevice) -> Result<DevKey, ProvisionError> {
         let mut by_id = self.by_id.write();
         if by_id.contains_key(&dev.id) || self.fleet_key(&dev.id).is_some() {
-            return false;
+            return Err(ProvisionError::Exists);
         }
         let mut named = self.named.write();
-        by_id.insert(dev.id.clone(), NAMED_BASE + named.len() as u32);
-        named.push(dev);
-        true
+        if named.len() >= MAX_NAMED_DEVICES {
+            return Err(ProvisionError::TooManyDevices);
+        }
+        let key = u32::try_from(named.len())
+            .ok()
+            .and_then(|i| NAMED_BASE.checked_add(i))
+            .ok_or(ProvisionError::TooManyDevices)?;
+        let merchant = self
+            .merchants
+            .write()
+            .index_or_add(&dev.merchant_id)
+            .ok_or(ProvisionError::TooManyMerchants)?;
+        by_id.insert(dev.id.clone(), key);
+        named.push(NamedDevice {
+            id: dev.id,
+            key_id: dev.key_id,
+            secret: dev.secret,
+            zmk: dev.zmk,
+            merchant,
+        });
+        Ok(key)
     }
 
     fn fleet_key(&self, id: &str) -> Option<DevKey> {
@@ -310,6 +429,10 @@ impl World {
         v
     }
 
+    pub fn named_devices(&self) -> usize {
+        self.named.read().len()
+    }
+
     pub fn touched_devices(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
@@ -317,9 +440,9 @@ impl World {
     /// The `limit` most recently seen touched devices of `merchant`, newest first, and how many
     /// touched devices it has in all (for the merchant portal). One shard locked at a time, and
     /// owners read from a snapshot so that no other lock is taken while a shard is held.
-    pub fn recent_devices_of(&self, merchant: u16, limit: usize) -> (Vec<DevKey>, usize) {
+    pub fn recent_devices_of(&self, merchant: MerchantIdx, limit: usize) -> (Vec<DevKey>, usize) {
         use std::cmp::Reverse;
-        let named: Vec<u16> = self.named.read().iter().map(|d| d.merchant).collect();
+        let named: Vec<MerchantIdx> = self.named.read().iter().map(|d| d.merchant).collect();
         let owner = |k: DevKey| match k.checked_sub(NAMED_BASE) {
             Some(i) => named.get(i as usize).copied(),
             None => Some(0), // derived fleet devices belong to the default merchant
@@ -404,6 +527,54 @@ mod tests {
     }
 
     #[test]
+    fn initiated_sessions_expire_and_are_bounded() {
+        let mut s = InitiatedSessions::default();
+        for i in 0..1024 {
+            assert!(s.insert(i, 100, 0));
+        }
+        assert!(s.contains(5, 50) && !s.contains(5, 100));
+        // The next insert after they expired sweeps them.
+        assert!(s.insert(9999, 10_000, 200));
+        assert_eq!(s.count(), 1);
+        for i in 0..MAX_INITIATED_SESSIONS as u64 {
+            s.insert(i, 10_000, 300);
+        }
+        assert_eq!(s.count(), MAX_INITIATED_SESSIONS);
+        assert!(!s.insert(u64::MAX, 10_000, 300), "full of live sessions");
+        assert!(s.insert(u64::MAX, 20_000, 10_000), "room once they expired");
+        assert_eq!(s.count(), 1);
+    }
+
+    #[test]
+    fn merchants_are_bounded_and_never_alias() {
+        let w = World::new(None);
+        let dev = |i: usize, merchant: String| NewDevice {
+            id: format!("POS-{i:08X}"),
+            key_id: "k".into(),
+            secret: [0; 32],
+            zmk: [0; 32],
+            merchant_id: merchant,
+        };
+        // Duplicates create no merchant.
+        assert!(w.provision(dev(1, "m-first".into())).is_ok());
+        for i in 0..70_000 {
+            assert_eq!(
+                w.provision(dev(1, format!("dup-{i}"))),
+                Err(ProvisionError::Exists)
+            );
+        }
+        assert_eq!(w.merchants.read().count(), 2);
+        // Past 65,535 merchants an index is still its own merchant's.
+        for i in 2..70_000 {
+            w.provision(dev(i, format!("m-{i}"))).unwrap();
+        }
+        let key = w.resolve(&format!("POS-{:08X}", 69_999)).unwrap();
+        let m = w.identity(key).merchant;
+        assert_eq!(w.merchants.read().get(m).unwrap().id, "m-69999");
+        assert!(m > u32::from(u16::MAX));
+    }
+
+    #[test]
     fn named_devices_shadow_nothing_and_fleet_ids_resolve() {
         let w = World::new(Some(FleetSeed {
             seed: "s".into(),
@@ -411,16 +582,23 @@ mod tests {
         }));
         assert_eq!(w.resolve("POS-F0000010"), Some(0x10));
         assert_eq!(w.resolve("POS-F1000010"), None);
-        let dev = |id: &str| NamedDevice {
+        let dev = |id: &str| NewDevice {
             id: id.into(),
             key_id: "k".into(),
             secret: [0; 32],
             zmk: [0; 32],
-            merchant: 0,
+            merchant_id: DEMO_MERCHANT_ID.into(),
         };
-        assert!(!w.provision(dev("POS-F0000010")), "fleet ids are taken");
-        assert!(w.provision(dev("POS-12345678")));
-        assert!(!w.provision(dev("POS-12345678")));
+        assert_eq!(
+            w.provision(dev("POS-F0000010")),
+            Err(ProvisionError::Exists),
+            "fleet ids are taken"
+        );
+        assert!(w.provision(dev("POS-12345678")).is_ok());
+        assert_eq!(
+            w.provision(dev("POS-12345678")),
+            Err(ProvisionError::Exists)
+        );
         assert_eq!(
             w.identity(w.resolve("POS-12345678").unwrap()).id,
             "POS-12345678"

@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::conn::BodyTimedOut;
 use super::error::TRACE_ID;
 use super::faults::{Decision, FaultAction};
 use super::{RequestLogLine, Shared};
@@ -87,7 +88,7 @@ fn log_device(req: &Request<Body>) -> Option<String> {
                 .get(posemu_protocol::payments::X_TERMINAL_ID)
                 .and_then(|v| v.to_str().ok())
         })
-        .map(str::to_string)
+        .map(RequestLogLine::field)
 }
 
 /// Every request: a trace id (body and `X-Trace-Id` agree), fault injection, the error
@@ -101,10 +102,19 @@ pub async fn middleware(
     let log = shared.request_log.as_ref().map(|_| LogStart {
         started: Instant::now(),
         method: req.method().to_string(),
-        path: req.uri().path().to_string(),
+        path: RequestLogLine::field(req.uri().path()),
         device: log_device(&req),
     });
-    let action = if shared.faults.is_active() {
+    let refused = super::guard::check(
+        req.uri().path(),
+        req.headers(),
+        shared.config.listen.ip().is_loopback(),
+        &shared.config.allowed_hosts,
+    )
+    .err();
+    let action = if refused.is_some() {
+        Decision::pass()
+    } else if shared.faults.is_active() {
         shared
             .faults
             .decide(req.uri().path(), device_header(&req), shared.clock.now())
@@ -116,6 +126,9 @@ pub async fn middleware(
             if let Some(latency) = action.latency {
                 tokio::time::sleep(latency).await;
             }
+            if let Some(e) = refused {
+                return e.into_response();
+            }
             match action.outcome {
                 FaultAction::Drop => {
                     let mut r = Response::new(Body::empty());
@@ -123,7 +136,26 @@ pub async fn middleware(
                     r
                 }
                 FaultAction::Error(e) => e.into_response(),
-                FaultAction::Pass => envelope_plain_errors(next.run(req).await),
+                FaultAction::Pass => {
+                    let body_timed_out = req.extensions().get::<BodyTimedOut>().cloned();
+                    let resp = next.run(req).await;
+                    if body_timed_out.is_some_and(|t| t.is_set()) {
+                        let mut r = super::error::ApiError::new(408, "Request body timeout")
+                            .detail(
+                                "body_read_timeout_ms",
+                                u64::try_from(shared.config.body_read_timeout.as_millis())
+                                    .unwrap_or(u64::MAX),
+                            )
+                            .into_response();
+                        r.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            HeaderValue::from_static("close"),
+                        );
+                        r
+                    } else {
+                        envelope_plain_errors(resp)
+                    }
+                }
             }
         })
         .await;
@@ -131,7 +163,7 @@ pub async fn middleware(
         resp.headers_mut().insert(X_TRACE_ID, v);
     }
     if let (Some(tx), Some(l)) = (&shared.request_log, log) {
-        let _ = tx.send(RequestLogLine {
+        tx.send(RequestLogLine {
             method: l.method,
             path: l.path,
             device_id: l.device,

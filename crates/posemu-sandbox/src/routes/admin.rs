@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::faults::FaultConfig;
-use super::super::state::{DevKey, NamedDevice};
+use super::super::state::{DevKey, NewDevice, ProvisionError, MAX_MERCHANTS, MAX_NAMED_DEVICES};
 use super::super::Shared;
 use super::attested::terminal_id;
 use super::merchant::claim_code;
@@ -30,7 +30,12 @@ fn known(s: &Shared, id: &str) -> ApiResult<DevKey> {
 fn device_json(s: &Shared, key: DevKey) -> Value {
     let now = s.now_ms();
     let ident = s.world.identity(key);
-    let merchant = s.world.merchants.read()[ident.merchant as usize].id.clone();
+    let merchant = s
+        .world
+        .merchants
+        .read()
+        .get(ident.merchant)
+        .map(|m| m.id.clone());
     let ms = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(rfc3339);
     s.world.peek(key, |st| {
         let status = st.map(|st| st.status()).unwrap_or(DeviceStatus::Inactive);
@@ -64,6 +69,9 @@ pub async fn list(State(s): State<Arc<Shared>>, Query(q): Query<ListQuery>) -> J
     Json(json!({"total": keys.len(), "devices": devices}))
 }
 
+/// Longest `identity_key_id` and `merchant_id` a provisioned device may have.
+const MAX_ID_CHARS: usize = 128;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProvisionRequest {
@@ -95,23 +103,48 @@ pub async fn provision(
     if req.identity_key_id.trim().is_empty() {
         return Err(field("identity_key_id", "must not be empty".into()));
     }
+    for (name, value) in [
+        ("identity_key_id", Some(&req.identity_key_id)),
+        ("merchant_id", req.merchant_id.as_ref()),
+    ] {
+        let Some(v) = value else { continue };
+        if v.trim().is_empty()
+            || v.chars().count() > MAX_ID_CHARS
+            || v.chars().any(char::is_control)
+        {
+            return Err(field(
+                name,
+                format!("must be 1 to {MAX_ID_CHARS} characters without control characters"),
+            ));
+        }
+    }
     let secret =
         key_from_hex(&req.identity_secret_hex).map_err(|e| field("identity_secret_hex", e))?;
     let zmk = key_from_hex(&req.zmk_hex).map_err(|e| field("zmk_hex", e))?;
-    let merchant = s
-        .world
-        .merchant_index(req.merchant_id.as_deref().unwrap_or(DEMO_MERCHANT_ID));
-    let added = s.world.provision(NamedDevice {
+    let added = s.world.provision(NewDevice {
         id: req.device_id.clone(),
         key_id: req.identity_key_id,
         secret,
         zmk,
-        merchant,
+        merchant_id: req.merchant_id.unwrap_or_else(|| DEMO_MERCHANT_ID.into()),
     });
-    if !added {
-        return Err(ApiError::new(409, "Device already exists").detail("device_id", req.device_id));
-    }
-    let key = known(&s, &req.device_id)?;
+    let key = match added {
+        Ok(key) => key,
+        Err(ProvisionError::Exists) => {
+            return Err(
+                ApiError::new(409, "Device already exists").detail("device_id", req.device_id)
+            )
+        }
+        Err(ProvisionError::TooManyDevices) => {
+            return Err(ApiError::new(422, "Too many provisioned devices")
+                .detail("max_devices", MAX_NAMED_DEVICES))
+        }
+        Err(ProvisionError::TooManyMerchants) => {
+            return Err(
+                ApiError::new(422, "Too many merchants").detail("max_merchants", MAX_MERCHANTS)
+            )
+        }
+    };
     Ok((StatusCode::CREATED, Json(device_json(&s, key))))
 }
 
@@ -163,7 +196,12 @@ pub async fn reset(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> ApiR
     let key = known(&s, &id)?;
     // Outstanding attestation tokens stay valid until they expire: the device's next step 6-8
     // then learns `409 Device is not claimed`, as it would if a merchant removed it mid-flow.
-    s.world.with_device(key, |st| *st = Default::default());
+    // The nonces seen stay too: a captured attestation must not replay after a reset.
+    s.world.with_device(key, |st| {
+        let nonces = std::mem::take(&mut st.nonces);
+        *st = Default::default();
+        st.nonces = nonces;
+    });
     Ok(Json(json!({"status": "inactive", "device_id": id})))
 }
 

@@ -168,12 +168,15 @@ pub fn config_json(s: &Shared, a: &Attested) -> Value {
 pub fn config_for(s: &Shared, key: DevKey, device_id: &str) -> Value {
     let ident = s.world.identity(key);
     let merchants = s.world.merchants.read();
-    let m = &merchants[ident.merchant as usize];
+    let (merchant_id, name) = merchants
+        .get(ident.merchant)
+        .map(|m| (m.id.as_str(), m.name.as_str()))
+        .unwrap_or_default();
     json!({
         "terminal_id": terminal_id(device_id),
         "device_id": device_id,
         "merchant": {
-            "merchant_id": m.id, "name": m.name,
+            "merchant_id": merchant_id, "name": name,
             "tip_info": {"enabled": true, "percentages": [10, 15, 20]},
             "tax_info": {"name": "VAT", "rate_bps": 1900},
             "surcharge_info": {"enabled": false, "rate_bps": 0}

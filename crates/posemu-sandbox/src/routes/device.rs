@@ -48,7 +48,7 @@ pub async fn pairing_code(
     d: Device,
 ) -> ApiResult<Json<PairingCodeResponse>> {
     let now = s.now_ms();
-    let ttl_ms = s.config.code_ttl.as_millis() as i64;
+    let ttl_ms = i64::try_from(s.config.code_ttl.as_millis()).unwrap_or(i64::MAX);
     let mut codes = s.world.codes.lock();
     // Codes are unique among pending codes; a code no longer pending may be reused.
     let chars = loop {
@@ -187,7 +187,8 @@ fn issue_token(s: &Shared, key: DevKey, now: i64) -> String {
             .collect()
     };
     let token = format!("att_{token}");
-    let expires_ms = now + s.config.token_ttl.as_millis() as i64;
+    let expires_ms =
+        now.saturating_add(i64::try_from(s.config.token_ttl.as_millis()).unwrap_or(i64::MAX));
     s.world.tokens.lock().insert(
         token.clone(),
         AttestationToken {

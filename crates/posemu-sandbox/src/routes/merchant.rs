@@ -7,11 +7,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
+use subtle::ConstantTimeEq;
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::extract::header;
 use super::super::jwt::{self, Claims};
-use super::super::state::DevKey;
+use super::super::state::{DevKey, MerchantIdx, MAX_INITIATED_SESSIONS};
 use super::super::Shared;
 use posemu_protocol::headers::{bearer_token, AUTHORIZATION};
 use posemu_protocol::rules::JWT_ISSUER;
@@ -32,9 +33,12 @@ pub async fn client_session(
         .read()
         .iter()
         .find(|m| {
-            m.credentials
-                .as_ref()
-                .is_some_and(|(id, secret)| *id == req.client_id && *secret == req.client_secret)
+            m.credentials.as_ref().is_some_and(|(id, secret)| {
+                // Both compared in constant time (for equal lengths), both always compared.
+                let id_ok = id.as_bytes().ct_eq(req.client_id.as_bytes());
+                let secret_ok = secret.as_bytes().ct_eq(req.client_secret.as_bytes());
+                bool::from(id_ok & secret_ok)
+            })
         })
         .map(|m| m.id.clone())
         .ok_or_else(|| ApiError::new(401, "Invalid client credentials"))?;
@@ -48,7 +52,7 @@ pub async fn client_session(
         sub: req.client_id,
         merchant_id: merchant,
         iat: now,
-        exp: now + ttl as i64,
+        exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
         iss: JWT_ISSUER.into(),
         jti: {
             let mut b = [0u8; 12];
@@ -88,15 +92,26 @@ pub async fn session_initiate(
             ApiError::bad_request("Invalid request body").detail("message", "host is required")
         );
     }
-    let name = s
+    let name = {
+        let merchants = s.world.merchants.read();
+        merchants
+            .find(&claims.merchant_id)
+            .and_then(|i| merchants.get(i))
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    };
+    let now_ms = s.now_ms();
+    let expires_ms = claims.exp.saturating_mul(1000);
+    if !s
         .world
-        .merchants
-        .read()
-        .iter()
-        .find(|m| m.id == claims.merchant_id)
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
-    s.world.initiated.lock().insert(token_hash);
+        .initiated
+        .lock()
+        .insert(token_hash, expires_ms, now_ms)
+    {
+        return Err(ApiError::new(429, "Too many merchant sessions")
+            .detail("max_sessions", MAX_INITIATED_SESSIONS)
+            .retry_after(60));
+    }
     Ok(Json(SessionInitiateResponse {
         status: "ok".into(),
         merchant_id: claims.merchant_id,
@@ -121,10 +136,15 @@ pub async fn claim(
         Some(_) => return Err(ApiError::invalid_claim_body()),
     };
     let (claims, token_hash) = merchant_claims(&s, &h)?;
-    if !s.world.initiated.lock().contains(&token_hash) {
+    if !s.world.initiated.lock().contains(token_hash, s.now_ms()) {
         return Err(ApiError::new(403, "Session not initiated"));
     }
-    let merchant = s.world.merchant_index(&claims.merchant_id);
+    let merchant = s
+        .world
+        .merchants
+        .read()
+        .find(&claims.merchant_id)
+        .ok_or_else(|| ApiError::new(403, "Device does not belong to merchant"))?;
     let id = claim_code(
         &s,
         &posemu_protocol::rules::normalize_code(code),
@@ -143,7 +163,7 @@ pub fn claim_code(
     s: &Shared,
     code: &str,
     device_id: Option<&str>,
-    merchant: Option<u16>,
+    merchant: Option<MerchantIdx>,
 ) -> ApiResult<String> {
     let chars: [u8; 6] = code
         .as_bytes()

@@ -121,21 +121,14 @@ pub async fn terminals(State(s): State<Arc<Shared>>, h: HeaderMap) -> ApiResult<
     let now = s.config.clock.now();
     let claims = jwt::verify(&s.jwt_secret, token, now.timestamp())
         .ok_or_else(|| ApiError::new(401, "Authorization token is invalid or expired"))?;
-    let merchant = s
-        .world
-        .merchants
-        .read()
-        .iter()
-        .position(|m| m.id == claims.merchant_id);
+    let merchant = s.world.merchants.read().find(&claims.merchant_id);
     let Some(merchant) = merchant else {
         return Ok(Json(json!({
             "merchant_id": claims.merchant_id, "total": 0, "terminals": [],
             "server_time": rfc3339(now), "limit": MAX_LISTED_TERMINALS,
         })));
     };
-    let (keys, total) = s
-        .world
-        .recent_devices_of(merchant as u16, MAX_LISTED_TERMINALS);
+    let (keys, total) = s.world.recent_devices_of(merchant, MAX_LISTED_TERMINALS);
     let now_ms = now.timestamp_millis();
     let terminals: Vec<Value> = keys
         .into_iter()
