@@ -1,0 +1,647 @@
+//! Payments on the device (spec 7.11) as a pure machine beside the activation one:
+//! `update(&mut DeviceState, &mut Payments, Now, PayEvent) -> Vec<PayEffect>`. No I/O, no clock
+//! reads, no randomness inside: time and a random number come in [`Now`], and the seed that
+//! Idempotency-Keys are drawn from comes with [`PayEvent::Begin`].
+//!
+//! One operation at a time (charge, refund, cancel/reverse); one call in flight. The machine
+//! builds the plaintext; the host's client seals it under the MSK (fresh IV), signs it with the
+//! MAC key (fresh nonce and timestamp, the learnt clock offset added) and sends it.
+//!
+//! The rules of 7.11, each in one place:
+//! - one Idempotency-Key (lowercase UUID v4) per attempt, the same on every retry of it
+//!   ([`Payments::new_key`]);
+//! - no answer, a timeout or a 5xx: at most [`MAX_RETRIES`] retries with the backoff of 4.3,
+//!   then "payment outcome unknown", with the `charge_id` a 504 gave to cancel ([`Run::on_error`]);
+//! - `401 Timestamp outside allowed window`: adopt the offset of `details.server_time`, retry once;
+//! - decline `pin_required`: a PIN (given up front, or asked for) and a new attempt with a new key
+//!   and a PIN block under the TPK;
+//! - other declines and other 4xx end the operation, never retried.
+
+mod notes;
+
+use std::time::Duration;
+
+pub use notes::PayNote;
+
+use super::machine::{DeviceState, Now};
+use super::poll::backoff_delay;
+use super::Phase;
+use posemu_protocol::api::{CallError, PayAnswer, PayCall, PayRequest, Secret};
+use posemu_protocol::crypto::hmac_sha256;
+use posemu_protocol::payments::money::{is_valid_currency, MAX_REQUEST_DIGITS};
+use posemu_protocol::payments::pinblock::encipher_with_pad;
+use posemu_protocol::payments::wire::{CardData, RefundAmount};
+use posemu_protocol::payments::{
+    Charge, ChargeRequest, ChargeStatus, DeclineCode, EntryMode, Money, Refund, RefundReason,
+    RefundRequest,
+};
+
+/// [POSEMU] retries of one attempt after no answer, a timeout or a 5xx (spec 7.11).
+pub const MAX_RETRIES: u32 = 3;
+/// The message of the 401 whose `details.server_time` the device adopts (spec 7.2 row 9).
+pub const TIMESTAMP_WINDOW_MESSAGE: &str = "Timestamp outside allowed window";
+
+/// A charge as the cashier and the card reader give it; amounts in minor units of the
+/// terminal's currency (config `emv.currency`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargeInput {
+    pub amount: u64,
+    pub tip: Option<u64>,
+    pub entry_mode: EntryMode,
+    pub card: CardData,
+    pub reference: Option<String>,
+    pub allow_partial: bool,
+    /// A PIN given up front answers a `pin_required` decline without asking.
+    pub pin: Option<Secret<String>>,
+    /// The first attempt's Idempotency-Key instead of a drawn one.
+    pub idempotency_key: Option<String>,
+}
+
+/// One payment operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayOp {
+    Charge(ChargeInput),
+    /// `amount` in minor units of the terminal's currency.
+    Refund {
+        charge_id: String,
+        amount: u64,
+        reason: Option<RefundReason>,
+        idempotency_key: Option<String>,
+    },
+    /// `reverse`: through `/reverse` instead of `/cancel` (the same operation).
+    Cancel {
+        charge_id: String,
+        reverse: bool,
+    },
+}
+
+impl PayOp {
+    /// `charge`, `refund`, `cancel` or `reverse`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PayOp::Charge(_) => "charge",
+            PayOp::Refund { .. } => "refund",
+            PayOp::Cancel { reverse: false, .. } => "cancel",
+            PayOp::Cancel { reverse: true, .. } => "reverse",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayEvent {
+    /// Start an operation. `seed` (random bytes from the host) is what this operation's
+    /// Idempotency-Keys are drawn from, together with each event's `Now::random`.
+    Begin { op: PayOp, seed: [u8; 32] },
+    /// The device machine is back at `Ready` (after [`PayEffect::Rekey`]).
+    KeysReady,
+    /// The PIN typed on the keypad after `pin_required`.
+    Pin(Secret<String>),
+    /// The cardholder would not enter a PIN: the decline stands.
+    NoPin,
+    /// Give up what is in progress (e.g. the re-key failed), with a reason to show.
+    Abort(String),
+    /// The answer to call `call`.
+    Answer {
+        call: u32,
+        result: Result<PayAnswer, CallError>,
+    },
+    /// The retry timer asked for by [`PayEffect::Wait`].
+    Timer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayEffect {
+    /// Make this call; answer with `PayEvent::Answer { call: id, .. }`.
+    Call {
+        id: u32,
+        call: PayCall,
+    },
+    /// Fire `PayEvent::Timer` after this long (replacing a pending one).
+    Wait(Duration),
+    /// The device has no keys in memory: feed `DeviceEvent::Rekey` to the device machine and,
+    /// once it is `Ready` again, `PayEvent::KeysReady` (or `Abort` if it failed).
+    Rekey,
+    Note(PayNote),
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayOutcome {
+    /// A charge approved (possibly partially: `partial_approval`).
+    Approved(Box<Charge>),
+    Declined(Box<Charge>),
+    Refunded(Box<Refund>),
+    Cancelled(Box<Charge>),
+    /// No answer after every retry, or an answer that could not be read: the server may have
+    /// processed it. `charge_id` is the one a 504 named, to cancel.
+    Unknown {
+        error: CallError,
+        charge_id: Option<String>,
+    },
+    /// The server refused (a 4xx other than the ones handled), never retried.
+    Rejected(CallError),
+    /// The device could not even send it (not activated, no currency in the config, a bad PIN).
+    Refused(String),
+}
+
+impl PayOutcome {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PayOutcome::Approved(_) => "approved",
+            PayOutcome::Declined(_) => "declined",
+            PayOutcome::Refunded(_) => "succeeded",
+            PayOutcome::Cancelled(_) => "cancelled",
+            PayOutcome::Unknown { .. } => "unknown",
+            PayOutcome::Rejected(_) => "error",
+            PayOutcome::Refused(_) => "refused",
+        }
+    }
+
+    pub fn decline_code(&self) -> Option<DeclineCode> {
+        match self {
+            PayOutcome::Declined(c) => c.decline_code,
+            _ => None,
+        }
+    }
+}
+
+/// Where the payment side is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayPhase {
+    Idle,
+    /// Waiting for the device to fetch its keys again.
+    NeedKeys,
+    /// A call is in flight.
+    Sending,
+    /// Waiting to retry.
+    Backoff {
+        due_ms: u64,
+    },
+    /// `pin_required`: waiting for [`PayEvent::Pin`] or [`PayEvent::NoPin`].
+    AwaitingPin,
+    Done(PayOutcome),
+}
+
+/// The payment side's state, next to the device's [`DeviceState`].
+#[derive(Debug, Clone)]
+pub struct Payments {
+    pub phase: PayPhase,
+    op: Option<PayOp>,
+    /// The current attempt's plaintext request (the same on each retry).
+    request: Option<PayRequest>,
+    key: Option<String>,
+    seed: Secret<[u8; 32]>,
+    keys_drawn: u32,
+    /// Retries of the current attempt after transient failures.
+    pub retries: u32,
+    clock_retried: bool,
+    /// The `charge_id` of a 504's details (spec 7.7 row 13).
+    late_charge_id: Option<String>,
+    /// The `pin_required` decline, kept while the PIN is asked for.
+    pin_decline: Option<Box<Charge>>,
+    in_flight: Option<u32>,
+    next_call_id: u32,
+    /// Attempts so far (a new Idempotency-Key each).
+    pub attempts: u32,
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Payments::new()
+    }
+}
+
+impl Payments {
+    pub fn new() -> Payments {
+        Payments {
+            phase: PayPhase::Idle,
+            op: None,
+            request: None,
+            key: None,
+            seed: Secret([0; 32]),
+            keys_drawn: 0,
+            retries: 0,
+            clock_retried: false,
+            late_charge_id: None,
+            pin_decline: None,
+            in_flight: None,
+            next_call_id: 0,
+            attempts: 0,
+        }
+    }
+
+    /// The Idempotency-Key of the current attempt.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    pub fn outcome(&self) -> Option<&PayOutcome> {
+        match &self.phase {
+            PayPhase::Done(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Idle or done: a new operation may begin.
+    pub fn is_free(&self) -> bool {
+        matches!(self.phase, PayPhase::Idle | PayPhase::Done(_))
+    }
+}
+
+/// A lowercase UUID v4 (RFC 9562) from 16 random bytes.
+pub fn uuid_v4(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let h =
+        |r: std::ops::Range<usize>| -> String { b[r].iter().map(|x| format!("{x:02x}")).collect() };
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0..4),
+        h(4..6),
+        h(6..8),
+        h(8..10),
+        h(10..16)
+    )
+}
+
+/// The terminal's currency: config `emv.currency` (spec 4.9).
+pub fn terminal_currency(device: &DeviceState) -> Option<String> {
+    let c = device
+        .progress
+        .config
+        .as_ref()?
+        .get("emv")?
+        .get("currency")?;
+    c.as_str()
+        .filter(|c| is_valid_currency(c))
+        .map(str::to_string)
+}
+
+/// Advances the payment side by one event.
+pub fn update(
+    device: &mut DeviceState,
+    pay: &mut Payments,
+    now: Now,
+    event: PayEvent,
+) -> Vec<PayEffect> {
+    let mut r = Run {
+        d: device,
+        p: pay,
+        now,
+        fx: Vec::new(),
+    };
+    r.handle(event);
+    r.fx
+}
+
+struct Run<'a> {
+    d: &'a mut DeviceState,
+    p: &'a mut Payments,
+    now: Now,
+    fx: Vec<PayEffect>,
+}
+
+impl Run<'_> {
+    fn note(&mut self, n: PayNote) {
+        self.fx.push(PayEffect::Note(n));
+    }
+
+    fn handle(&mut self, event: PayEvent) {
+        match event {
+            PayEvent::Begin { op, seed } => self.begin(op, seed),
+            PayEvent::KeysReady => {
+                if self.p.phase == PayPhase::NeedKeys {
+                    self.first_attempt();
+                }
+            }
+            PayEvent::Pin(pin) => self.pin_entered(pin),
+            PayEvent::NoPin => {
+                if self.p.phase == PayPhase::AwaitingPin {
+                    if let Some(c) = self.p.pin_decline.take() {
+                        self.finish(PayOutcome::Declined(c));
+                    }
+                }
+            }
+            PayEvent::Abort(why) => {
+                if !self.p.is_free() {
+                    self.p.in_flight = None;
+                    self.finish(PayOutcome::Refused(why));
+                }
+            }
+            PayEvent::Answer { call, result } => {
+                if self.p.in_flight != Some(call) {
+                    return; // abandoned or stale
+                }
+                self.p.in_flight = None;
+                match result {
+                    Ok(a) => self.on_answer(a),
+                    Err(e) => self.on_error(e),
+                }
+            }
+            PayEvent::Timer => {
+                if let PayPhase::Backoff { due_ms } = self.p.phase {
+                    if due_ms <= self.now.mono_ms {
+                        self.send();
+                    }
+                }
+            }
+        }
+    }
+
+    fn begin(&mut self, op: PayOp, seed: [u8; 32]) {
+        if !self.p.is_free() {
+            return;
+        }
+        let next_call_id = self.p.next_call_id;
+        *self.p = Payments::new();
+        self.p.next_call_id = next_call_id;
+        self.p.seed = Secret(seed);
+        self.p.op = Some(op);
+        if self.d.phase == Phase::Ready && self.d.keys().is_none() {
+            self.p.phase = PayPhase::NeedKeys;
+            self.note(PayNote::Rekeying);
+            self.fx.push(PayEffect::Rekey);
+            return;
+        }
+        self.first_attempt();
+    }
+
+    fn first_attempt(&mut self) {
+        if !self.d.can_pay() {
+            let why = if self.d.phase != Phase::Ready {
+                "the device is not activated"
+            } else {
+                "the device has no keys or terminal id"
+            };
+            return self.finish(PayOutcome::Refused(why.into()));
+        }
+        let Some(currency) = terminal_currency(self.d) else {
+            return self.finish(PayOutcome::Refused(
+                "the terminal's config has no emv.currency".into(),
+            ));
+        };
+        let Some(op) = self.p.op.clone() else { return };
+        let (request, key) = match op {
+            PayOp::Charge(c) => {
+                if let Err(why) = check_amount("amount", c.amount) {
+                    return self.finish(PayOutcome::Refused(why));
+                }
+                let request = ChargeRequest {
+                    amount: Money::new(c.amount, currency.clone()),
+                    tip: c.tip.map(|t| Money::new(t, currency)),
+                    entry_mode: c.entry_mode,
+                    card: c.card,
+                    pin_block: None,
+                    reference: c.reference,
+                    allow_partial_approval: c.allow_partial.then_some(true),
+                };
+                (PayRequest::Charge(request), c.idempotency_key)
+            }
+            PayOp::Refund {
+                charge_id,
+                amount,
+                reason,
+                idempotency_key,
+            } => {
+                if let Err(why) = check_amount("refund amount", amount) {
+                    return self.finish(PayOutcome::Refused(why));
+                }
+                let request = RefundRequest {
+                    amount: RefundAmount {
+                        value: amount,
+                        currency: Some(currency),
+                    },
+                    reason,
+                };
+                (PayRequest::Refund { charge_id, request }, idempotency_key)
+            }
+            PayOp::Cancel { charge_id, reverse } => {
+                (PayRequest::Cancel { charge_id, reverse }, None)
+            }
+        };
+        self.attempt(request, key);
+    }
+
+    /// A new attempt: a new Idempotency-Key (unless given), fresh retry counts.
+    fn attempt(&mut self, request: PayRequest, key: Option<String>) {
+        let key = match &request {
+            PayRequest::Cancel { .. } => None, // ignored on cancel (spec 7.4)
+            _ => Some(key.unwrap_or_else(|| self.new_key())),
+        };
+        self.p.attempts = self.p.attempts.saturating_add(1);
+        self.p.retries = 0;
+        self.p.clock_retried = false;
+        self.p.late_charge_id = None;
+        self.note(PayNote::Attempt {
+            operation: request.name(),
+            attempt: self.p.attempts,
+            idempotency_key: key.clone(),
+            with_pin: matches!(&request, PayRequest::Charge(c) if c.pin_block.is_some()),
+        });
+        self.p.request = Some(request);
+        self.p.key = key;
+        self.send();
+    }
+
+    /// A fresh key: HMAC-SHA256(seed, count ‖ random) cut to 16 bytes, as a UUID v4.
+    fn new_key(&mut self) -> String {
+        self.p.keys_drawn = self.p.keys_drawn.wrapping_add(1);
+        let mut msg = [0u8; 12];
+        msg[..4].copy_from_slice(&self.p.keys_drawn.to_be_bytes());
+        msg[4..].copy_from_slice(&self.now.random.to_be_bytes());
+        let mac = hmac_sha256(self.p.seed.expose(), &msg);
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&mac[..16]);
+        uuid_v4(b)
+    }
+
+    fn send(&mut self) {
+        let (Some(request), Some(keys), Some(tid)) = (
+            self.p.request.clone(),
+            self.d.keys(),
+            self.d.progress.terminal_id.clone(),
+        ) else {
+            return self.finish(PayOutcome::Refused("the device lost its keys".into()));
+        };
+        let call = PayCall {
+            request,
+            idempotency_key: self.p.key.clone(),
+            terminal_id: tid,
+            key_id: keys.mac_key_id.clone(),
+            mac_key: keys.mac.clone(),
+            msk: keys.msk.clone(),
+            clock_offset_ms: self.d.clock_offset_ms,
+        };
+        self.p.next_call_id = self.p.next_call_id.wrapping_add(1);
+        let id = self.p.next_call_id;
+        self.p.in_flight = Some(id);
+        self.p.phase = PayPhase::Sending;
+        self.fx.push(PayEffect::Call { id, call });
+    }
+
+    fn finish(&mut self, outcome: PayOutcome) {
+        self.p.phase = PayPhase::Done(outcome.clone());
+        self.p.pin_decline = None;
+        let operation = self.p.op.as_ref().map_or("payment", PayOp::name);
+        self.note(PayNote::Finished { operation, outcome });
+    }
+
+    fn on_answer(&mut self, answer: PayAnswer) {
+        let Some(request) = self.p.request.clone() else {
+            return;
+        };
+        match (request, answer) {
+            (PayRequest::Charge(req), PayAnswer::Charge(c)) => match c.status {
+                ChargeStatus::Approved => self.finish(PayOutcome::Approved(c)),
+                ChargeStatus::Declined
+                    if c.decline_code == Some(DeclineCode::PinRequired)
+                        && req.pin_block.is_none() =>
+                {
+                    self.pin_required(c)
+                }
+                ChargeStatus::Declined => self.finish(PayOutcome::Declined(c)),
+                other => self.unusable(format!(
+                    "a new charge answered with status {}",
+                    other.as_str()
+                )),
+            },
+            (PayRequest::Refund { .. }, PayAnswer::Refund(r)) => {
+                self.finish(PayOutcome::Refunded(r))
+            }
+            (PayRequest::Cancel { .. }, PayAnswer::Charge(c)) => match c.status {
+                ChargeStatus::Cancelled => self.finish(PayOutcome::Cancelled(c)),
+                other => self.unusable(format!("a cancel answered with status {}", other.as_str())),
+            },
+            (req, _) => self.unusable(format!("{} got an answer of another kind", req.name())),
+        }
+    }
+
+    /// A 2xx the device cannot use: the server may have done it, so the outcome is unknown.
+    fn unusable(&mut self, why: String) {
+        let charge_id = self.p.late_charge_id.clone();
+        self.finish(PayOutcome::Unknown {
+            error: CallError::Decode(why),
+            charge_id,
+        });
+    }
+
+    fn pin_required(&mut self, decline: Box<Charge>) {
+        let given = match &self.p.op {
+            Some(PayOp::Charge(c)) => c.pin.clone(),
+            _ => None,
+        };
+        self.note(PayNote::PinRequired {
+            pin_given: given.is_some(),
+        });
+        self.p.pin_decline = Some(decline);
+        self.p.phase = PayPhase::AwaitingPin;
+        if let Some(pin) = given {
+            self.pin_entered(pin);
+        }
+    }
+
+    fn pin_entered(&mut self, pin: Secret<String>) {
+        if self.p.phase != PayPhase::AwaitingPin {
+            return;
+        }
+        let (Some(PayRequest::Charge(mut req)), Some(keys)) =
+            (self.p.request.clone(), self.d.keys())
+        else {
+            return;
+        };
+        let pad = self.now.random.to_be_bytes();
+        match encipher_with_pad(keys.tpk.expose(), pin.expose(), &req.card.pan, pad) {
+            Ok(block) => {
+                self.p.pin_decline = None;
+                req.pin_block = Some(block);
+                self.attempt(PayRequest::Charge(req), None);
+            }
+            Err(e) => self.finish(PayOutcome::Refused(format!("PIN: {e}"))),
+        }
+    }
+
+    fn on_error(&mut self, e: CallError) {
+        if e.is_transient() {
+            if let Some(id) = late_charge_id(&e) {
+                self.p.late_charge_id = Some(id);
+            }
+            if self.p.retries >= MAX_RETRIES {
+                let charge_id = self.p.late_charge_id.clone();
+                return self.finish(PayOutcome::Unknown {
+                    error: e,
+                    charge_id,
+                });
+            }
+            self.p.retries += 1;
+            let delay = backoff_delay(self.p.retries, self.now.random);
+            let due_ms = self.now.mono_ms.saturating_add(delay.as_millis() as u64);
+            self.p.phase = PayPhase::Backoff { due_ms };
+            self.fx.push(PayEffect::Wait(delay));
+            self.note(PayNote::Retry {
+                retry: self.p.retries,
+                delay,
+                error: e,
+                idempotency_key: self.p.key.clone(),
+            });
+            return;
+        }
+        if let CallError::Decode(_) = e {
+            // a 2xx that does not decrypt or parse: the server did something
+            let charge_id = self.p.late_charge_id.clone();
+            return self.finish(PayOutcome::Unknown {
+                error: e,
+                charge_id,
+            });
+        }
+        if !self.p.clock_retried {
+            if let Some(server_ms) = window_server_time(&e) {
+                self.p.clock_retried = true;
+                let offset_ms = server_ms.saturating_sub(self.now.wall_ms);
+                self.d.clock_offset_ms = offset_ms;
+                self.note(PayNote::ClockAdopted { offset_ms });
+                return self.send();
+            }
+        }
+        self.finish(PayOutcome::Rejected(e));
+    }
+}
+
+fn check_amount(what: &str, v: u64) -> Result<(), String> {
+    let max = 10u64.pow(MAX_REQUEST_DIGITS as u32) - 1;
+    if v == 0 || v > max {
+        return Err(format!("{what} must be 1 to {max} minor units, not {v}"));
+    }
+    Ok(())
+}
+
+/// `details.charge_id` of a 504 (spec 7.7 row 13).
+fn late_charge_id(e: &CallError) -> Option<String> {
+    if e.status() != Some(504) {
+        return None;
+    }
+    let id = e
+        .error_body()?
+        .details
+        .as_ref()?
+        .get("charge_id")?
+        .as_str()?;
+    // shown and put on a command line later: keep it to what a charge id can be
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| id.to_string())
+}
+
+/// `details.server_time` (Unix ms) of a `401 Timestamp outside allowed window`.
+fn window_server_time(e: &CallError) -> Option<i64> {
+    if e.status() != Some(401) {
+        return None;
+    }
+    let body = e.error_body()?;
+    if body.message != TIMESTAMP_WINDOW_MESSAGE {
+        return None;
+    }
+    let t = body.details.as_ref()?.get("server_time")?.as_str()?;
+    posemu_protocol::clock::parse_rfc3339(t).map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests;
