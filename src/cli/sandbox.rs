@@ -50,6 +50,14 @@ pub struct Args {
     /// Seed of codes, tokens, keys and fault dice (reproducible runs).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Settle approved payments every SECS seconds of sandbox clock, as POST /sandbox/settle
+    /// would (spec 7.10); 0 never settles on its own.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub settle_every: u64,
+    /// Turn off the magic amounts of spec 7.7 (amounts ending in 05, 10, 51, 54, 55, 65, 68,
+    /// 91); test cards still work.
+    #[arg(long)]
+    pub no_magic_amounts: bool,
     /// Do not log one line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -105,6 +113,8 @@ pub fn config(args: &Args) -> Result<SandboxConfig, String> {
         enforce_min_version: args.enforce_min_version,
         faults,
         seed: args.seed,
+        settle_every: (args.settle_every > 0).then(|| Duration::from_secs(args.settle_every)),
+        magic_amounts: !args.no_magic_amounts,
         ..SandboxConfig::default()
     })
 }

@@ -94,7 +94,8 @@ pub fn check_device_headers<'a>(
     Ok(id)
 }
 
-fn check_user_agent_and_client_type(
+/// Checks `User-Agent`, then `X-Client-Type`, as spec 3.1 does (payments reuse it, 7.2 row 3).
+pub fn check_user_agent_and_client_type(
     user_agent: Option<&str>,
     client_type: Option<&str>,
 ) -> Result<(), HeaderProblem> {

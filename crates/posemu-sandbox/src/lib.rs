@@ -35,6 +35,7 @@ mod extract;
 pub mod faults;
 mod jwt;
 mod params;
+mod payments;
 mod routes;
 mod state;
 mod trace;
@@ -76,6 +77,12 @@ pub struct SandboxConfig {
     pub seed: Option<u64>,
     /// One line per request, if set.
     pub request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
+    /// Settle every so often on the sandbox clock, as `POST /sandbox/settle` with no body
+    /// (`--settle-every SECS`); `None`, the default, settles only when asked (spec 7.10).
+    pub settle_every: Option<Duration>,
+    /// Magic amounts of spec 7.7 (rows 8–14 and the `65` PIN rule); `--no-magic-amounts`
+    /// turns them off. Test cards work either way.
+    pub magic_amounts: bool,
 }
 
 impl Default for SandboxConfig {
@@ -93,6 +100,8 @@ impl Default for SandboxConfig {
             clock: Arc::new(SystemClock),
             seed: None,
             request_log: None,
+            settle_every: None,
+            magic_amounts: true,
         }
     }
 }
@@ -106,6 +115,9 @@ pub struct RequestLogLine {
     pub status: u16,
     pub latency: Duration,
     pub trace_id: String,
+    /// A payment request's string to sign as the sandbox built it to verify the signature
+    /// (spec 7.2), so that a developer can compare it with their own. Never in a response.
+    pub signed: Option<String>,
 }
 
 impl fmt::Display for RequestLogLine {
@@ -124,7 +136,11 @@ impl fmt::Display for RequestLogLine {
             status,
             self.latency.as_secs_f64() * 1000.0,
             self.trace_id
-        )
+        )?;
+        match &self.signed {
+            Some(text) => write!(f, " signed={text:?}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -149,6 +165,7 @@ pub struct Shared {
     seed: u64,
     request_log: Option<mpsc::UnboundedSender<RequestLogLine>>,
     clock: Arc<dyn Clock>,
+    payments: payments::Payments,
 }
 
 impl Shared {
@@ -238,7 +255,17 @@ impl Sandbox {
                 merchant,
             });
         }
+        // from the seed, not the shared rng, so that codes, tokens and keys of a seed stay put
+        let payments = payments::Payments::new(
+            seed ^ 0x7061_796d_656e_7473,
+            config.magic_amounts,
+            config
+                .settle_every
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            config.clock.now(),
+        );
         let shared = Arc::new(Shared {
+            payments,
             faults: faults::Faults::new(config.faults.clone(), seed),
             rng: Mutex::new(StdRng::seed_from_u64(rng.next_u64())),
             jwt_secret,

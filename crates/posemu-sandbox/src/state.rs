@@ -114,6 +114,10 @@ impl CodeIndex {
 pub struct KeySet {
     pub response: posemu_protocol::wire::KeysResponse,
     pub msk: Key,
+    /// Kept server-side for payments (spec 7.2 signs with the MAC key, 7.6 PIN blocks use
+    /// the TPK); never logged or answered in the clear.
+    pub mac: Key,
+    pub tpk: Key,
     pub expires_ms: i64,
 }
 
@@ -285,6 +289,14 @@ impl World {
     pub fn peek<R>(&self, key: DevKey, f: impl FnOnce(Option<&DeviceState>) -> R) -> R {
         let shard = self.shards[key as usize % SHARDS].lock();
         f(shard.get(&key))
+    }
+
+    /// Named devices from slot `from` on, with their ids (for the terminal-id index).
+    pub fn named_from(&self, from: usize) -> Vec<(DevKey, String)> {
+        let named = self.named.read();
+        (from..named.len())
+            .map(|i| (NAMED_BASE + i as u32, named[i].id.clone()))
+            .collect()
     }
 
     /// Every device that was provisioned by name or touched, sorted by id.

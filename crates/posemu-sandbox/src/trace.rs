@@ -79,6 +79,17 @@ fn device_header(req: &Request<Body>) -> Option<&str> {
     req.headers().get(X_DEVICE_ID).and_then(|v| v.to_str().ok())
 }
 
+/// The log's device column: `X-Device-Id`, or a payment's `X-Terminal-Id`.
+fn log_device(req: &Request<Body>) -> Option<String> {
+    device_header(req)
+        .or_else(|| {
+            req.headers()
+                .get(posemu_protocol::payments::X_TERMINAL_ID)
+                .and_then(|v| v.to_str().ok())
+        })
+        .map(str::to_string)
+}
+
 /// Every request: a trace id (body and `X-Trace-Id` agree), fault injection, the error
 /// envelope for answers axum produced itself, and the log line.
 pub async fn middleware(
@@ -91,7 +102,7 @@ pub async fn middleware(
         started: Instant::now(),
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
-        device: device_header(&req).map(str::to_string),
+        device: log_device(&req),
     });
     let action = if shared.faults.is_active() {
         shared
@@ -131,6 +142,10 @@ pub async fn middleware(
             },
             latency: l.started.elapsed(),
             trace_id: trace.as_str().to_string(),
+            signed: resp
+                .extensions_mut()
+                .remove::<super::routes::payments::SignedString>()
+                .map(|s| s.0),
         });
     }
     resp

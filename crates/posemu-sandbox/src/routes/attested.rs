@@ -14,7 +14,7 @@ use super::super::extract::Attested;
 use super::super::state::{DevKey, KeySet};
 use super::super::{params, Shared};
 use posemu_protocol::clock::rfc3339;
-use posemu_protocol::crypto::{kcv, sha256_hex, Key};
+use posemu_protocol::crypto::{kcv, Key};
 use posemu_protocol::envelope::{open, seal_gzip, seal_single, Envelope};
 use posemu_protocol::rules::KEY_SET_LIFETIME_DAYS;
 use posemu_protocol::tr31::{wrap, Header};
@@ -23,12 +23,7 @@ use posemu_protocol::wire::{
     WrappedKey, WrappedKeys,
 };
 
-/// [POSEMU] `TID-` + 6 digits, stable per device (a hash of its id).
-pub fn terminal_id(device_id: &str) -> String {
-    let h = sha256_hex(device_id.as_bytes());
-    let n = u32::from_str_radix(&h[..8], 16).unwrap_or(0) % 1_000_000;
-    format!("TID-{n:06}")
-}
+pub use super::super::payments::terminals::terminal_id;
 
 fn new_key_set(s: &Shared, device: DevKey, now: DateTime<Utc>) -> KeySet {
     let zmk = s.world.identity(device).zmk;
@@ -121,6 +116,8 @@ fn new_key_set(s: &Shared, device: DevKey, now: DateTime<Utc>) -> KeySet {
             keys,
         },
         msk,
+        mac,
+        tpk,
         expires_ms: expires.timestamp_millis(),
     }
 }
@@ -141,6 +138,8 @@ pub async fn keys(State(s): State<Arc<Shared>>, a: Attested) -> Json<KeysRespons
     if let Some(r) = existing {
         return Json(r);
     }
+    // a device with keys can pay: its terminal id must resolve (spec 7.2 row 4)
+    s.payments.terminals.note(a.key, &a.id);
     // Generated outside the shard lock; if two requests race, the first stored set wins.
     let set = new_key_set(&s, a.key, now);
     Json(s.world.with_device(a.key, |st| {
@@ -162,12 +161,17 @@ fn msk(s: &Shared, key: DevKey) -> ApiResult<Key> {
 }
 
 pub fn config_json(s: &Shared, a: &Attested) -> Value {
-    let ident = s.world.identity(a.key);
+    config_for(s, a.key, &a.id)
+}
+
+/// The config of spec 4.9 for a device (payments read its currency, tips and PIN limits).
+pub fn config_for(s: &Shared, key: DevKey, device_id: &str) -> Value {
+    let ident = s.world.identity(key);
     let merchants = s.world.merchants.read();
     let m = &merchants[ident.merchant as usize];
     json!({
-        "terminal_id": terminal_id(&a.id),
-        "device_id": a.id,
+        "terminal_id": terminal_id(device_id),
+        "device_id": device_id,
         "merchant": {
             "merchant_id": m.id, "name": m.name,
             "tip_info": {"enabled": true, "percentages": [10, 15, 20]},

@@ -7,12 +7,15 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::Shared;
+use posemu_protocol::payments::paths as pay;
 use posemu_protocol::wire::paths;
 
 pub mod admin;
 pub mod attested;
 pub mod device;
 pub mod merchant;
+pub mod payments;
+pub mod payments_helpers;
 pub mod portal;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -28,6 +31,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(attested::terminal_parameters),
         )
         .route(paths::ACTIVATE, post(attested::activate))
+        .route(pay::CHARGE, post(payments::charge))
+        .route("/pos/charge/{charge_id}/refund", post(payments::refund))
+        .route("/pos/charge/{charge_id}/cancel", post(payments::cancel))
+        .route("/pos/charge/{charge_id}/reverse", post(payments::cancel))
+        .route(
+            "/sandbox/terminals/{tid}/charges",
+            get(payments_helpers::terminal_charges),
+        )
+        .route(
+            "/sandbox/charges/{charge_id}",
+            get(payments_helpers::charge),
+        )
+        .route(pay::SANDBOX_SETTLE, post(payments_helpers::settle))
         .route(paths::CLAIM, post(merchant::claim))
         .route(paths::CLIENT_SESSION, post(merchant::client_session))
         .route(paths::AUTH_TOKEN, post(merchant::client_session))

@@ -1,0 +1,606 @@
+//! Payments (spec section 7): per-terminal ledgers of charges, refunds, Idempotency-Keys and
+//! nonces, settlement, and the operations the payment routes call. Every operation here is
+//! synchronous: an `await` never separates claiming an Idempotency-Key from storing its answer.
+//!
+//! # Retention
+//!
+//! Memory is bounded per terminal; within these bounds a payment is never lost or applied
+//! twice:
+//!
+//! - charges: the newest [`MAX_CHARGES_PER_TERMINAL`] of each terminal (older ones are
+//!   forgotten, oldest first, and then answer 404);
+//! - Idempotency-Keys: 24 h from the request that stored them
+//!   ([`posemu_protocol::payments::IDEMPOTENCY_TTL_SECS`]), and at most the newest
+//!   [`MAX_IDEMPOTENCY_KEYS_PER_TERMINAL`] of each terminal;
+//! - payment nonces: 10 min ([`posemu_protocol::payments::NONCE_MEMORY_SECS`]), at most the
+//!   newest [`MAX_NONCES_PER_TERMINAL`] of each terminal.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use posemu_protocol::clock::rfc3339;
+use posemu_protocol::payments::card::{brand_of, last4, masked_pan, TEST_PIN};
+use posemu_protocol::payments::validate::ValidCharge;
+use posemu_protocol::payments::wire::{
+    CardSummary, Charge, ChargeStatus, Cvm, Gateway, Refund, RefundRequest, SettleBatch,
+    SettleResponse, Settlement, SettlementStatus, REFUND_SUCCEEDED,
+};
+use posemu_protocol::payments::Money;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::DevKey;
+
+pub mod ledger;
+pub mod outcome;
+pub mod terminals;
+
+use ledger::{IdemCheck, Ledger};
+
+/// Charges kept per terminal (see the module docs).
+pub const MAX_CHARGES_PER_TERMINAL: usize = 10_000;
+/// Idempotency-Keys kept per terminal, besides their 24 h lifetime.
+pub const MAX_IDEMPOTENCY_KEYS_PER_TERMINAL: usize = 10_000;
+/// Payment nonces kept per terminal, besides their 10 min lifetime.
+pub const MAX_NONCES_PER_TERMINAL: usize = 100_000;
+/// [POSEMU] `gateway.acquirer` in the sandbox (spec 7.5).
+pub const ACQUIRER: &str = "posemu-sandbox";
+/// Random base62 characters after `ch_`, `re_` and `bat_` (spec 7.5, 7.8, 7.12).
+pub const ID_RANDOM_LEN: usize = 24;
+
+const SHARDS: usize = 16;
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// What a payment needs to know about its terminal (from its device and config, 4.9).
+pub struct Terminal {
+    pub key: DevKey,
+    pub terminal_id: String,
+    pub merchant_id: String,
+    /// Config `emv.currency`.
+    pub currency: String,
+    /// Config `merchant.tip_info.enabled`.
+    pub tips_enabled: bool,
+    /// Config `security.pin_required_above_minor` and `security.contactless_limit_minor`.
+    pub pin_required_above: u64,
+    pub contactless_limit: u64,
+}
+
+/// The 200 of a charge or refund, as plaintext to seal.
+pub struct Answer {
+    pub plaintext: Arc<[u8]>,
+    /// An Idempotency-Key replay (`Idempotent-Replayed: true`).
+    pub replayed: bool,
+    /// Row 13 of 7.7: answer `504` with this charge id instead.
+    pub late_charge_id: Option<String>,
+}
+
+/// Which charges `POST /sandbox/settle` settles.
+pub enum SettleScope {
+    All,
+    Terminal(Vec<DevKey>),
+    Charge(String),
+}
+
+struct AutoSettle {
+    period_ms: i64,
+    next_ms: i64,
+}
+
+pub struct Payments {
+    pub terminals: terminals::TerminalIndex,
+    shards: Vec<Mutex<HashMap<DevKey, Ledger>>>,
+    /// Charge id → its terminal's device.
+    owners: Mutex<HashMap<String, DevKey>>,
+    rng: Mutex<StdRng>,
+    rrn_base: u64,
+    rrn_next: AtomicU64,
+    magic_amounts: bool,
+    auto_settle: Option<Mutex<AutoSettle>>,
+}
+
+fn json_bytes<T: serde::Serialize>(v: &T) -> Arc<[u8]> {
+    Arc::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+fn charge_not_found(id: &str) -> ApiError {
+    ApiError::new(404, "Charge not found").detail("charge_id", id)
+}
+
+fn idem_error(check: &IdemCheck, key: &str) -> Option<ApiError> {
+    match check {
+        IdemCheck::InProgress => Some(
+            ApiError::new(409, "A request with this Idempotency-Key is in progress")
+                .detail("idempotency_key", key),
+        ),
+        IdemCheck::Conflict => Some(
+            ApiError::new(422, "Idempotency-Key was used with a different request")
+                .detail("idempotency_key", key),
+        ),
+        _ => None,
+    }
+}
+
+impl Payments {
+    /// `settle_every`: automatic settlement every so many ms of sandbox clock from `start`.
+    pub fn new(
+        seed: u64,
+        magic_amounts: bool,
+        settle_every_ms: Option<i64>,
+        start: DateTime<Utc>,
+    ) -> Payments {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rrn_base = rng.random_range(100_000u64..900_000) * 1_000_000;
+        Payments {
+            terminals: Default::default(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            owners: Mutex::new(HashMap::new()),
+            rng: Mutex::new(rng),
+            rrn_base,
+            rrn_next: AtomicU64::new(1),
+            magic_amounts,
+            auto_settle: settle_every_ms.filter(|&p| p > 0).map(|period_ms| {
+                Mutex::new(AutoSettle {
+                    period_ms,
+                    next_ms: start.timestamp_millis().saturating_add(period_ms),
+                })
+            }),
+        }
+    }
+
+    fn with_ledger<R>(&self, key: DevKey, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        let mut shard = self.shards[key as usize % SHARDS].lock();
+        f(shard.entry(key).or_default())
+    }
+
+    fn id(&self, prefix: &str) -> String {
+        let mut rng = self.rng.lock();
+        let tail: String = (0..ID_RANDOM_LEN)
+            .map(|_| BASE62[rng.random_range(0..62)] as char)
+            .collect();
+        format!("{prefix}{tail}")
+    }
+
+    fn auth_code(&self) -> String {
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut rng = self.rng.lock();
+        (0..6)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    }
+
+    /// 12 digits, unique per sandbox run.
+    fn rrn(&self) -> String {
+        let n = self.rrn_next.fetch_add(1, Ordering::Relaxed);
+        format!("{:012}", (self.rrn_base + n) % 1_000_000_000_000)
+    }
+
+    /// Remembers a verified nonce of the terminal; `false` if already used (spec 7.2 row 11).
+    pub fn remember_nonce(&self, key: DevKey, nonce_hash: u64, now_ms: i64) -> bool {
+        self.with_ledger(key, |l| l.remember_nonce(nonce_hash, now_ms))
+    }
+
+    /// Settles automatically if `--settle-every` is set and a period has passed on the
+    /// sandbox clock. Called by every payment route and helper before it reads or writes,
+    /// so that what they show is as if a timer had settled at each period's end.
+    pub fn tick(&self, now: DateTime<Utc>) {
+        let Some(auto) = &self.auto_settle else {
+            return;
+        };
+        let now_ms = now.timestamp_millis();
+        let at = {
+            let mut a = auto.lock();
+            if now_ms < a.next_ms {
+                return;
+            }
+            let at = a.next_ms;
+            let periods = (now_ms - a.next_ms) / a.period_ms + 1;
+            a.next_ms = a
+                .next_ms
+                .saturating_add(periods.saturating_mul(a.period_ms));
+            at
+        };
+        // Nothing was charged between the first missed tick and now (a charge would have
+        // ticked first), so one settle at the first missed tick is the timer's result.
+        let at = DateTime::from_timestamp_millis(at).unwrap_or(now);
+        let _ = self.settle(SettleScope::All, at);
+    }
+
+    /// `POST /pos/charge` after the request checks (spec 7.4, 7.6, 7.7).
+    pub fn charge(
+        &self,
+        t: &Terminal,
+        v: &ValidCharge,
+        idem_key: Option<&str>,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Answer> {
+        let now_ms = now.timestamp_millis();
+        let digest = v.digest();
+        if let Some(k) = idem_key {
+            let check = self.with_ledger(t.key, |l| l.idem_begin(k, path, &digest, now_ms));
+            if let IdemCheck::Replay(p) = check {
+                return Ok(Answer {
+                    plaintext: p,
+                    replayed: true,
+                    late_charge_id: None,
+                });
+            }
+            if let Some(e) = idem_error(&check, k) {
+                return Err(e);
+            }
+        }
+        let release = |e: ApiError| {
+            if let Some(k) = idem_key {
+                self.with_ledger(t.key, |l| l.idem_release(k));
+            }
+            e
+        };
+        let r = &v.request;
+        if r.amount.currency != t.currency {
+            return Err(release(
+                ApiError::new(422, "Currency not supported by terminal")
+                    .detail("currency", r.amount.currency.as_str())
+                    .detail("supported", t.currency.as_str()),
+            ));
+        }
+        let tip = v.tip();
+        if tip != 0 && !t.tips_enabled {
+            return Err(release(ApiError::new(
+                422,
+                "Tips are not enabled for this merchant",
+            )));
+        }
+        let pin = v.pin.as_ref().map(|p| p.expose().as_str());
+        let total = r.amount.value.saturating_add(tip);
+        let decided = outcome::decide(&outcome::Input {
+            pan: &r.card.pan,
+            exp_month: r.card.exp_month,
+            exp_year: r.card.exp_year,
+            pin,
+            amount: r.amount.value,
+            total,
+            entry_mode: r.entry_mode,
+            allow_partial_approval: v.allow_partial_approval(),
+            now,
+            magic_amounts: self.magic_amounts,
+            pin_required_above: t.pin_required_above,
+            contactless_limit: t.contactless_limit,
+        });
+        let currency = r.amount.currency.as_str();
+        let (status, approved, decline, settlement, late) = match decided {
+            outcome::Outcome::Approved {
+                approved_amount,
+                late,
+                ..
+            } => (
+                ChargeStatus::Approved,
+                Some(Money::new(approved_amount, currency)),
+                None,
+                SettlementStatus::Pending,
+                late,
+            ),
+            outcome::Outcome::Declined(d) => (
+                ChargeStatus::Declined,
+                None,
+                Some(d),
+                SettlementStatus::None,
+                false,
+            ),
+        };
+        let mut charge = Charge {
+            charge_id: self.id("ch_"),
+            terminal_id: t.terminal_id.clone(),
+            merchant_id: t.merchant_id.clone(),
+            status,
+            amount: r.amount.clone(),
+            tip: Money::new(tip, currency),
+            total: Money::new(total, currency),
+            partial_approval: approved.as_ref().is_some_and(|a| a.value < total),
+            approved_amount: approved,
+            refunded_amount: Money::zero(currency),
+            entry_mode: r.entry_mode,
+            card: CardSummary {
+                brand: brand_of(&r.card.pan),
+                masked_pan: masked_pan(&r.card.pan),
+                last4: last4(&r.card.pan),
+            },
+            cvm: if pin == Some(TEST_PIN) {
+                Cvm::OnlinePin
+            } else {
+                Cvm::None
+            },
+            auth_code: (status == ChargeStatus::Approved).then(|| self.auth_code()),
+            decline_code: decline,
+            reference: r.reference.clone(),
+            gateway: Gateway {
+                acquirer: ACQUIRER.into(),
+                response_code: decided.response_code().into(),
+                rrn: self.rrn(),
+                stan: String::new(),
+                pos_entry_mode: r.entry_mode.pos_entry_mode().into(),
+            },
+            settlement: Settlement {
+                status: settlement,
+                batch_id: None,
+                settled_at: None,
+            },
+            refunds: Vec::new(),
+            created_at: rfc3339(now),
+            cancelled_at: None,
+        };
+        let id = charge.charge_id.clone();
+        let (plaintext, evicted) = self.with_ledger(t.key, |l| {
+            charge.gateway.stan = l.next_stan();
+            let plaintext = json_bytes(&charge);
+            if let Some(k) = idem_key {
+                l.idem_finish(k, plaintext.clone());
+            }
+            (plaintext, l.insert_charge(charge))
+        });
+        {
+            let mut owners = self.owners.lock();
+            if let Some(old) = evicted {
+                owners.remove(&old);
+            }
+            owners.insert(id.clone(), t.key);
+        }
+        Ok(Answer {
+            plaintext,
+            replayed: false,
+            late_charge_id: late.then_some(id),
+        })
+    }
+
+    /// `POST /pos/charge/{id}/refund` after the request checks (spec 7.8). One critical
+    /// section from the Idempotency-Key check to storing the answer.
+    pub fn refund(
+        &self,
+        t: &Terminal,
+        charge_id: &str,
+        req: &RefundRequest,
+        idem_key: Option<&str>,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Answer> {
+        let now_ms = now.timestamp_millis();
+        let refund_id = self.id("re_");
+        self.with_ledger(t.key, |l| {
+            let currency = l
+                .charge(charge_id)
+                .ok_or_else(|| charge_not_found(charge_id))?
+                .amount
+                .currency
+                .clone();
+            if let Some(k) = idem_key {
+                let check = l.idem_begin(k, path, &req.digest(&currency), now_ms);
+                if let IdemCheck::Replay(p) = check {
+                    return Ok(Answer {
+                        plaintext: p,
+                        replayed: true,
+                        late_charge_id: None,
+                    });
+                }
+                if let Some(e) = idem_error(&check, k) {
+                    return Err(e);
+                }
+            }
+            let result = apply_refund(l, charge_id, req, refund_id, now);
+            match (&result, idem_key) {
+                (Ok(a), Some(k)) => l.idem_finish(k, a.plaintext.clone()),
+                (Err(_), Some(k)) => l.idem_release(k),
+                _ => {}
+            }
+            result
+        })
+    }
+
+    /// `POST /pos/charge/{id}/cancel` and `/reverse` after 7.2 (spec 7.9): the charge object.
+    pub fn cancel(
+        &self,
+        t: &Terminal,
+        charge_id: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Arc<[u8]>> {
+        self.with_ledger(t.key, |l| {
+            let c = l
+                .charge_mut(charge_id)
+                .ok_or_else(|| charge_not_found(charge_id))?;
+            if c.status == ChargeStatus::Declined {
+                return Err(conflict(c, "Charge was declined").detail("status", "declined"));
+            }
+            if c.settlement.status == SettlementStatus::Settled {
+                let at = c.settlement.settled_at.clone();
+                return Err(conflict(c, "Charge is already settled; refund it instead")
+                    .detail("settled_at", at));
+            }
+            if c.status == ChargeStatus::Approved {
+                c.status = ChargeStatus::Cancelled;
+                c.settlement.status = SettlementStatus::None;
+                c.cancelled_at = Some(rfc3339(now));
+            }
+            Ok(json_bytes(c))
+        })
+    }
+
+    /// The charge as it is now (`GET /sandbox/charges/{id}`).
+    pub fn find(&self, charge_id: &str) -> Option<Charge> {
+        let key = *self.owners.lock().get(charge_id)?;
+        self.with_ledger(key, |l| l.charge(charge_id).cloned())
+    }
+
+    /// Every charge of these devices, newest first.
+    pub fn charges_of(&self, keys: &[DevKey]) -> Vec<Charge> {
+        let mut all: Vec<Charge> = Vec::new();
+        for &k in keys {
+            self.with_ledger(k, |l| all.extend(l.charges().rev().cloned()));
+        }
+        if keys.len() > 1 {
+            all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        }
+        all
+    }
+
+    /// `POST /sandbox/settle` (spec 7.12): one batch per terminal of every charge in scope that
+    /// is `approved` with settlement `pending`.
+    pub fn settle(&self, scope: SettleScope, now: DateTime<Utc>) -> ApiResult<SettleResponse> {
+        let at = rfc3339(now);
+        let mut batches = Vec::new();
+        let mut settle_ledger = |l: &mut Ledger, only: Option<&str>| {
+            let ids: Vec<String> = l
+                .charge_ids()
+                .filter(|id| only.is_none_or(|o| o == id.as_str()))
+                .filter(|id| {
+                    l.charge(id).is_some_and(|c| {
+                        c.status == ChargeStatus::Approved
+                            && c.settlement.status == SettlementStatus::Pending
+                    })
+                })
+                .cloned()
+                .collect();
+            if ids.is_empty() {
+                return;
+            }
+            let batch_id = self.id("bat_");
+            let mut total: Option<Money> = None;
+            let mut terminal_id = String::new();
+            for id in &ids {
+                if let Some(c) = l.charge_mut(id) {
+                    c.settlement = Settlement {
+                        status: SettlementStatus::Settled,
+                        batch_id: Some(batch_id.clone()),
+                        settled_at: Some(at.clone()),
+                    };
+                    let approved = c.approved_amount.as_ref().map_or(0, |a| a.value);
+                    total = Some(match total.take() {
+                        Some(t) => t.saturating_add(approved),
+                        None => Money::new(approved, c.amount.currency.clone()),
+                    });
+                    terminal_id.clone_from(&c.terminal_id);
+                }
+            }
+            batches.push(SettleBatch {
+                batch_id,
+                terminal_id,
+                charge_ids: ids,
+                total: total.unwrap_or_else(|| Money::zero("")),
+            });
+        };
+        match scope {
+            SettleScope::All => {
+                for shard in &self.shards {
+                    for l in shard.lock().values_mut() {
+                        settle_ledger(l, None);
+                    }
+                }
+            }
+            SettleScope::Terminal(keys) => {
+                for k in keys {
+                    self.with_ledger(k, |l| settle_ledger(l, None));
+                }
+            }
+            SettleScope::Charge(id) => {
+                let key = self.owners.lock().get(&id).copied();
+                let key = key.ok_or_else(|| charge_not_found(&id))?;
+                self.with_ledger(key, |l| {
+                    let c = l.charge(&id).ok_or_else(|| charge_not_found(&id))?;
+                    if c.status != ChargeStatus::Approved
+                        || c.settlement.status != SettlementStatus::Pending
+                    {
+                        return Err(conflict(c, "Charge cannot be settled")
+                            .detail("status", c.status.as_str())
+                            .detail("settlement_status", c.settlement.status.as_str()));
+                    }
+                    settle_ledger(l, Some(&id));
+                    Ok(())
+                })?;
+            }
+        }
+        batches.sort_by(|a, b| a.terminal_id.cmp(&b.terminal_id));
+        Ok(SettleResponse {
+            settled_at: at,
+            batches,
+        })
+    }
+}
+
+fn conflict(c: &Charge, message: &str) -> ApiError {
+    ApiError::new(409, message).detail("charge_id", c.charge_id.as_str())
+}
+
+/// The checks and effect of a refund on a charge of this ledger (spec 7.8, in its order).
+fn apply_refund(
+    l: &mut Ledger,
+    charge_id: &str,
+    req: &RefundRequest,
+    refund_id: String,
+    now: DateTime<Utc>,
+) -> ApiResult<Answer> {
+    let c = l
+        .charge_mut(charge_id)
+        .ok_or_else(|| charge_not_found(charge_id))?;
+    match c.status {
+        ChargeStatus::Declined => {
+            return Err(conflict(c, "Charge was declined").detail("status", "declined"))
+        }
+        ChargeStatus::Cancelled => {
+            return Err(conflict(c, "Charge was cancelled").detail("status", "cancelled"))
+        }
+        _ => {}
+    }
+    if c.settlement.status == SettlementStatus::Pending {
+        return Err(conflict(c, "Charge is not settled; cancel it instead")
+            .detail("settlement_status", "pending"));
+    }
+    if c.status == ChargeStatus::Refunded {
+        return Err(conflict(c, "Charge is already fully refunded").detail("status", "refunded"));
+    }
+    let charge_currency = c.amount.currency.clone();
+    let currency = req
+        .amount
+        .currency
+        .clone()
+        .unwrap_or_else(|| charge_currency.clone());
+    if currency != charge_currency {
+        return Err(ApiError::new(422, "Currency does not match charge")
+            .detail("currency", currency)
+            .detail("charge_currency", charge_currency));
+    }
+    let approved = c.approved_amount.as_ref().map_or(0, |a| a.value);
+    let remaining = approved.saturating_sub(c.refunded_amount.value);
+    if req.amount.value > remaining {
+        return Err(ApiError::new(422, "Refund amount exceeds remaining amount")
+            .detail("charge_id", charge_id)
+            .detail("requested", req.amount.value.to_string())
+            .detail("remaining", remaining.to_string()));
+    }
+    let refund = Refund {
+        refund_id,
+        charge_id: charge_id.to_string(),
+        status: REFUND_SUCCEEDED.into(),
+        amount: Money::new(req.amount.value, currency),
+        reason: req.reason.unwrap_or_default(),
+        created_at: rfc3339(now),
+        charge: None,
+    };
+    c.refunded_amount = c.refunded_amount.saturating_add(req.amount.value);
+    c.status = if c.refunded_amount.value >= approved {
+        ChargeStatus::Refunded
+    } else {
+        ChargeStatus::PartiallyRefunded
+    };
+    c.refunds.push(refund.clone());
+    let answer = Refund {
+        charge: Some(Box::new(c.clone())),
+        ..refund
+    };
+    Ok(Answer {
+        plaintext: json_bytes(&answer),
+        replayed: false,
+        late_charge_id: None,
+    })
+}
