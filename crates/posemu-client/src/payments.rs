@@ -318,3 +318,34 @@ impl Transport {
 
 #[cfg(test)]
 mod tests;
+
+/// `^[A-Za-z0-9_]{1,64}$`: what a charge id may be before it goes into a path (a `ch_` id is
+/// `ch_` and 24 base62 characters; spec 7.5).
+pub fn is_safe_charge_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `GET /sandbox/charges/{charge_id}` (spec 7.12, sandbox only): the charge as it is now, e.g.
+/// to learn what is left to refund.
+pub async fn sandbox_charge(
+    transport: &Transport,
+    charge_id: &str,
+) -> Result<posemu_protocol::payments::Charge, CallError> {
+    if !is_safe_charge_id(charge_id) {
+        return Err(CallError::Decode(format!(
+            "charge id {charge_id:?} is not letters, digits and _"
+        )));
+    }
+    let out = Outgoing {
+        method: Method::GET,
+        url: transport.url(&posemu_protocol::payments::paths::sandbox_charge(charge_id)),
+        headers: HeaderMap::new(),
+        body: None,
+        timeout: None,
+    };
+    let inc = transport.send(out).await?;
+    if !inc.status.is_success() {
+        return Err(inc.to_http_error(std::time::SystemTime::now()));
+    }
+    json("sandbox-charge", &inc.body)
+}

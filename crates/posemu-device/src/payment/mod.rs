@@ -18,6 +18,7 @@
 //! - other declines and other 4xx end the operation, never retried.
 
 mod notes;
+pub mod receipt;
 
 use std::time::Duration;
 
