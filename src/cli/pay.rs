@@ -375,29 +375,30 @@ async fn drive(
             })
         }
         Request::Refund(a) => {
-            let amount =
-                match &a.amount {
-                    Some(s) => match minor_units("--amount", s, &currency, false) {
-                        Ok(v) => v,
-                        Err(e) => return bad(out, e),
-                    },
-                    None => match runner.refundable(&a.charge_id).await {
-                        Ok(m) if m.value > 0 => m.value,
-                        Ok(_) => {
-                            return bad(
-                                out,
-                                format!("charge {} has nothing left to refund", a.charge_id),
-                            )
-                        }
-                        Err(e) => return bad(
+            let amount = match &a.amount {
+                Some(s) => match minor_units("--amount", s, &currency, false) {
+                    Ok(v) => v,
+                    Err(e) => return bad(out, e),
+                },
+                None => match runner.refundable(&a.charge_id).await {
+                    Ok(m) if m.value > 0 => m.value,
+                    Ok(_) => {
+                        return bad(
+                            out,
+                            format!("charge {} has nothing left to refund", a.charge_id),
+                        )
+                    }
+                    Err(e) => {
+                        return bad(
                             out,
                             format!(
                                 "cannot read charge {} to refund all of it ({e}): give --amount",
                                 a.charge_id
                             ),
-                        ),
-                    },
-                };
+                        )
+                    }
+                },
+            };
             PayOp::Refund {
                 charge_id: a.charge_id.clone(),
                 amount,

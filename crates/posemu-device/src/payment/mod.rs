@@ -9,7 +9,7 @@
 //!
 //! The rules of 7.11, each in one place:
 //! - one Idempotency-Key (lowercase UUID v4) per attempt, the same on every retry of it
-//!   ([`Payments::new_key`]);
+//!   (`Run::new_key`);
 //! - no answer, a timeout or a 5xx: at most [`MAX_RETRIES`] retries with the backoff of 4.3,
 //!   then "payment outcome unknown", with the `charge_id` a 504 gave to cancel ([`Run::on_error`]);
 //! - `401 Timestamp outside allowed window`: adopt the offset of `details.server_time`, retry once;
@@ -22,6 +22,9 @@ pub mod receipt;
 
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
 pub use notes::PayNote;
 
 use super::machine::{DeviceState, Now};
@@ -33,8 +36,8 @@ use posemu_protocol::payments::money::{is_valid_currency, MAX_REQUEST_DIGITS};
 use posemu_protocol::payments::pinblock::encipher_with_pad;
 use posemu_protocol::payments::wire::{CardData, RefundAmount};
 use posemu_protocol::payments::{
-    Charge, ChargeRequest, ChargeStatus, DeclineCode, EntryMode, Money, Refund, RefundReason,
-    RefundRequest,
+    new_idempotency_key, Charge, ChargeRequest, ChargeStatus, DeclineCode, EntryMode, Money,
+    Refund, RefundReason, RefundRequest,
 };
 
 /// [POSEMU] retries of one attempt after no answer, a timeout or a 5xx (spec 7.11).
@@ -249,22 +252,6 @@ impl Payments {
     }
 }
 
-/// A lowercase UUID v4 (RFC 9562) from 16 random bytes.
-pub fn uuid_v4(mut b: [u8; 16]) -> String {
-    b[6] = (b[6] & 0x0F) | 0x40;
-    b[8] = (b[8] & 0x3F) | 0x80;
-    let h =
-        |r: std::ops::Range<usize>| -> String { b[r].iter().map(|x| format!("{x:02x}")).collect() };
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
-}
-
 /// The terminal's currency: config `emv.currency` (spec 4.9).
 pub fn terminal_currency(device: &DeviceState) -> Option<String> {
     let c = device
@@ -444,16 +431,15 @@ impl Run<'_> {
         self.send();
     }
 
-    /// A fresh key: HMAC-SHA256(seed, count ‖ random) cut to 16 bytes, as a UUID v4.
+    /// A fresh key (a lowercase UUID v4): drawn from HMAC-SHA256(seed, count ‖ random), so
+    /// every key comes from injected randomness and no two of one operation are alike.
     fn new_key(&mut self) -> String {
         self.p.keys_drawn = self.p.keys_drawn.wrapping_add(1);
         let mut msg = [0u8; 12];
         msg[..4].copy_from_slice(&self.p.keys_drawn.to_be_bytes());
         msg[4..].copy_from_slice(&self.now.random.to_be_bytes());
-        let mac = hmac_sha256(self.p.seed.expose(), &msg);
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&mac[..16]);
-        uuid_v4(b)
+        let bytes = hmac_sha256(self.p.seed.expose(), &msg);
+        new_idempotency_key(&mut StdRng::from_seed(bytes))
     }
 
     fn send(&mut self) {

@@ -598,9 +598,3 @@ fn refuses_what_cannot_be_sent() {
     s.ev(PayEvent::Abort("keys: refused".into()));
     assert!(matches!(s.outcome(), PayOutcome::Refused(w) if w == "keys: refused"));
 }
-
-#[test]
-fn uuid_v4_shape() {
-    assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
-    assert_eq!(uuid_v4([0xFF; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
-}
