@@ -631,4 +631,6 @@ fn window_server_time(e: &CallError) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;

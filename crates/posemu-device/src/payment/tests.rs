@@ -19,12 +19,12 @@ const MSK: [u8; 32] = [3; 32];
 const TPK: [u8; 32] = [4; 32];
 const WALL0: i64 = 1_765_635_930_000;
 
-struct Sim {
-    d: DeviceState,
-    p: Payments,
-    mono: u64,
-    random: u64,
-    fx: Vec<PayEffect>,
+pub(super) struct Sim {
+    pub(super) d: DeviceState,
+    pub(super) p: Payments,
+    pub(super) mono: u64,
+    pub(super) random: u64,
+    pub(super) fx: Vec<PayEffect>,
 }
 
 fn activated_progress() -> Progress {
@@ -54,7 +54,7 @@ impl Sim {
     }
 
     /// Activated with its keys (the re-key path of `restarted` run through).
-    fn ready() -> Sim {
+    pub(super) fn ready() -> Sim {
         let mut s = Sim::restarted();
         s.rekey();
         s
@@ -106,13 +106,13 @@ impl Sim {
         assert!(self.d.can_pay());
     }
 
-    fn ev(&mut self, e: PayEvent) -> &[PayEffect] {
+    pub(super) fn ev(&mut self, e: PayEvent) -> &[PayEffect] {
         let now = self.now();
         self.fx = update(&mut self.d, &mut self.p, now, e);
         &self.fx
     }
 
-    fn begin(&mut self, op: PayOp) -> &[PayEffect] {
+    pub(super) fn begin(&mut self, op: PayOp) -> &[PayEffect] {
         self.ev(PayEvent::Begin { op, seed: [1; 32] })
     }
 
@@ -164,7 +164,7 @@ impl Sim {
     }
 }
 
-fn input() -> ChargeInput {
+pub(super) fn input() -> ChargeInput {
     ChargeInput {
         amount: 1500,
         tip: Some(150),
@@ -181,7 +181,7 @@ fn input() -> ChargeInput {
     }
 }
 
-fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
+pub(super) fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
     let approved = status != "declined";
     Box::new(
         serde_json::from_value(json!({
@@ -204,7 +204,7 @@ fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
     )
 }
 
-fn http(status: u16, message: &str, details: serde_json::Value) -> CallError {
+pub(super) fn http(status: u16, message: &str, details: serde_json::Value) -> CallError {
     let mut env = ErrorEnvelope::new(status, message, "ab".repeat(16));
     if let serde_json::Value::Object(m) = details {
         env = env.with_details(m);
