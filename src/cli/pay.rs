@@ -241,6 +241,7 @@ async fn run(req: Request) -> ExitCode {
     let mut out = Output {
         json: c.json,
         started: Instant::now(),
+        claim_hint: None,
     };
     let opened = match c.device.open().await {
         Ok(o) => o,
@@ -251,6 +252,9 @@ async fn run(req: Request) -> ExitCode {
     };
     let mut session = opened.session;
     let embedded = opened.sandbox.is_some();
+    if c.auto_claim.is_none() {
+        out.claim_hint = Some((opened.server.clone(), session.profile.device_id.clone()));
+    }
     out.info(
         "device",
         format!(
@@ -493,6 +497,8 @@ fn prompt_pin() -> Option<Secret<String>> {
 struct Output {
     json: bool,
     started: Instant,
+    /// Server and device id, to tell how to claim a shown code (without `--auto-claim`).
+    claim_hint: Option<(String, String)>,
 }
 
 impl Output {
@@ -522,6 +528,12 @@ impl Output {
             let mut v = n.to_json();
             v["t_ms"] = json!(self.t_ms());
             return self.line(&v.to_string());
+        }
+        if let (Note::CodeShown { code, .. }, Some((server, id))) = (n, self.claim_hint.clone()) {
+            self.line(&format!("✓ {}", n.describe()));
+            return self.line(&format!(
+                "  a merchant claims it at {server}/portal?code={code}\n  or: curl -X POST {server}/sandbox/devices/{id}/claim (or run with --auto-claim)"
+            ));
         }
         let mark = match n {
             Note::StepStarted(_) | Note::ClockOffset { .. } => return,

@@ -206,6 +206,39 @@ fn every_request_draws_a_new_nonce_iv_and_signature_and_adds_the_clock_offset() 
     assert_eq!(a.header("idempotency-key"), b.header("idempotency-key"));
 }
 
+#[test]
+fn device_faults_reach_payment_requests() {
+    let now = posemu_protocol::clock::parse_rfc3339("2025-12-13T14:30:00Z").unwrap();
+    let f = DeviceFaults {
+        clock_skew_ms: 600_000,
+        wrong_secret: true,
+        reuse_nonce: true,
+        drop_headers: crate::HeaderSet::EMPTY.with(FaultHeader::ClientType),
+        malform_headers: crate::HeaderSet::EMPTY.with(FaultHeader::Signature),
+        request_timeout: None,
+    };
+    let c = call(PayRequest::Charge(vector_charge()));
+    let st = Stamp::draw(now, 0, &f, &mut StdRng::seed_from_u64(1));
+    assert_eq!(st.timestamp, "2025-12-13T14:40:00Z");
+    assert_eq!(st.nonce, REUSED_NONCE);
+    let p = build(&transport("http://127.0.0.1:9"), &identity(), &f, &c, &st);
+    assert!(p.header("x-client-type").is_none());
+    assert_eq!(
+        p.header("x-signature"),
+        Some(FaultHeader::Signature.malformed_value())
+    );
+    let f = DeviceFaults {
+        wrong_secret: true,
+        ..DeviceFaults::NONE
+    };
+    let p = build(&transport("http://127.0.0.1:9"), &identity(), &f, &c, &st);
+    let sig = parse_signature(p.header("x-signature").unwrap()).unwrap();
+    assert!(
+        !verify(&key(0x20), &p.string_to_sign, &sig),
+        "signed with wrong bytes"
+    );
+}
+
 fn charge_json() -> serde_json::Value {
     json!({
         "charge_id": "ch_4fR9kT2mXq7LbN3vZp8sWc1D", "terminal_id": "TID-004812",
