@@ -44,7 +44,8 @@ pub struct PayArgs {
     /// A tip in major units, e.g. 1.50.
     #[arg(long, value_name = "AMOUNT", value_parser = parse_amount_syntax)]
     pub tip: Option<String>,
-    /// The card number (12–19 digits); test cards in the README.
+    /// The card number (12–19 digits); the sandbox's test cards are in spec 7.7, e.g.
+    /// 4000000000000002 declines, 4000000000000655 asks for a PIN.
     #[arg(long, value_name = "PAN", default_value = "4242424242424242", value_parser = parse_pan)]
     pub card: String,
     /// Expiry MM/YY or MM/YYYY (default: December, three years ahead).

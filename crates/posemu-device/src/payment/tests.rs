@@ -244,6 +244,18 @@ fn a_restarted_device_fetches_its_keys_before_its_first_charge() {
 }
 
 #[test]
+fn rekey_is_ignored_unless_ready_without_keys() {
+    let mut s = Sim::ready();
+    let fx = s.dev(DeviceEvent::Rekey);
+    assert!(fx.is_empty(), "keys already installed: {fx:?}");
+    let config = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", ZMK);
+    let mut d = DeviceState::new(config);
+    let now = s.now();
+    assert!(device_update(&mut d, now, DeviceEvent::Rekey).is_empty());
+    assert_eq!(d.phase, Phase::Off);
+}
+
+#[test]
 fn a_charge_is_built_from_the_input_and_the_terminal_currency() {
     let mut s = Sim::ready();
     s.begin(PayOp::Charge(input()));
