@@ -8,6 +8,7 @@ use super::*;
 use crate::keyset::tests::key_set;
 use crate::machine::{update as device_update, DeviceConfig, DeviceEvent, Effect};
 use crate::progress::Progress;
+use crate::Phase;
 use posemu_protocol::api::{ApiAnswer, ApiCall};
 use posemu_protocol::error::ErrorEnvelope;
 use posemu_protocol::payments::pinblock;
