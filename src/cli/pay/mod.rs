@@ -3,23 +3,23 @@
 //! `activate`); a device activated before fetches its keys again first. Text mode ends with
 //! the receipt; `--json` prints JSON Lines whose last line is the outcome.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chrono::Datelike;
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod flags;
+mod output;
 
 use super::device_args::DeviceArgs;
-use posemu_client::payments::is_safe_charge_id;
-use posemu_device::payment::{receipt, ChargeInput, PayNote, PayOp, PayOutcome};
-use posemu_device::Note;
+use flags::*;
+use output::{prompt_pin, Output};
+use posemu_device::payment::{receipt, ChargeInput, PayOp, PayOutcome};
 use posemu_protocol::api::Secret;
-use posemu_protocol::payments::money::{currency_decimals, MAX_REQUEST_DIGITS};
 use posemu_protocol::payments::wire::CardData;
-use posemu_protocol::payments::{
-    is_valid_idempotency_key, luhn_ok, parse_major, EntryMode, RefundReason,
-};
+use posemu_protocol::payments::{luhn_ok, EntryMode, RefundReason};
 use posemu_runtime::{PayRunner, Shown, UpError};
 
 /// Flags every payment command shares.
@@ -112,93 +112,6 @@ pub mod exit {
     pub const DECLINED: u8 = 5;
     pub const UNKNOWN: u8 = 6;
     pub const INTERRUPTED: u8 = 130;
-}
-
-fn parse_amount_syntax(s: &str) -> Result<String, String> {
-    // the currency (and so its decimals) is known once the device is activated; 3 is the most
-    parse_major(s, 3)
-        .map(|_| s.to_string())
-        .ok_or_else(|| format!("{s:?} is not an amount in major units such as 15.00 or 0.68"))
-}
-
-fn parse_pan(s: &str) -> Result<String, String> {
-    if !(12..=19).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("a card number is 12 to 19 digits, nothing else".into());
-    }
-    Ok(s.to_string())
-}
-
-fn parse_expiry(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{s:?} is not an expiry MM/YY or MM/YYYY, e.g. 12/30");
-    let (m, y) = s.split_once('/').ok_or_else(bad)?;
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    if !digits(m) || !digits(y) || m.len() > 2 || !(y.len() == 2 || y.len() == 4) {
-        return Err(bad());
-    }
-    let month: u32 = m.parse().map_err(|_| bad())?;
-    let mut year: u32 = y.parse().map_err(|_| bad())?;
-    if y.len() == 2 {
-        year += 2000;
-    }
-    if !(1..=12).contains(&month) || !(2000..=2099).contains(&year) {
-        return Err(bad());
-    }
-    Ok((month, year))
-}
-
-fn parse_entry(s: &str) -> Result<EntryMode, String> {
-    EntryMode::parse(s).ok_or_else(|| format!("{s:?} is not chip, contactless, swipe or manual"))
-}
-
-fn parse_pin(s: &str) -> Result<String, String> {
-    if !(4..=12).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("a PIN is 4 to 12 digits".into());
-    }
-    Ok(s.to_string())
-}
-
-fn parse_reference(s: &str) -> Result<String, String> {
-    if !(1..=64).contains(&s.len()) || !s.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
-        return Err("a reference is 1 to 64 printable ASCII characters".into());
-    }
-    Ok(s.to_string())
-}
-
-fn parse_key(s: &str) -> Result<String, String> {
-    if !is_valid_idempotency_key(s) {
-        return Err("an Idempotency-Key is 1 to 255 visible ASCII characters".into());
-    }
-    Ok(s.to_string())
-}
-
-fn parse_charge_id(s: &str) -> Result<String, String> {
-    if !is_safe_charge_id(s) {
-        return Err(format!(
-            "{s:?} is not a charge id such as ch_4fR9kT2mXq7LbN3vZp8sWc1D"
-        ));
-    }
-    Ok(s.to_string())
-}
-
-fn parse_reason(s: &str) -> Result<RefundReason, String> {
-    RefundReason::parse(s).ok_or_else(|| {
-        "a reason is requested_by_customer, duplicate, fraudulent or other".to_string()
-    })
-}
-
-/// `s` in minor units of `currency`: its decimals, more than 0, at most 10 digits.
-fn minor_units(flag: &str, s: &str, currency: &str, zero_ok: bool) -> Result<u64, String> {
-    let decimals = currency_decimals(currency);
-    let v = parse_major(s, decimals).ok_or_else(|| {
-        format!("{flag} {s}: the terminal's currency {currency} has {decimals} decimals")
-    })?;
-    let max = 10u64.pow(MAX_REQUEST_DIGITS as u32) - 1;
-    if (v == 0 && !zero_ok) || v > max {
-        return Err(format!(
-            "{flag} {s}: must be more than 0 and at most {max} minor units"
-        ));
-    }
-    Ok(v)
 }
 
 /// What one command asks of the device, once its currency is known.
@@ -450,166 +363,4 @@ async fn drive(
         PayOutcome::Unknown { .. } => exit::UNKNOWN,
         PayOutcome::Rejected(_) | PayOutcome::Refused(_) => exit::ERROR,
     })
-}
-
-/// The keypad: one `*` per digit, Enter to confirm, Esc to refuse.
-fn prompt_pin() -> Option<Secret<String>> {
-    use crossterm::event::{read, Event, KeyCode, KeyEventKind};
-    use crossterm::terminal::{disable_raw_mode, enable_raw_mode};
-    let mut o = std::io::stdout();
-    let _ = write!(
-        o,
-        "Enter PIN (4–12 digits, Enter to confirm, Esc to refuse): "
-    );
-    let _ = o.flush();
-    enable_raw_mode().ok()?;
-    let mut pin = String::new();
-    let result = loop {
-        let Ok(Event::Key(k)) = read() else { continue };
-        if k.kind != KeyEventKind::Press {
-            continue;
-        }
-        match k.code {
-            KeyCode::Char(c) if c.is_ascii_digit() && pin.len() < 12 => {
-                pin.push(c);
-                let _ = write!(o, "*");
-            }
-            KeyCode::Backspace if !pin.is_empty() => {
-                pin.pop();
-                let _ = write!(o, "\x08 \x08");
-            }
-            KeyCode::Enter if pin.len() >= 4 => break Some(Secret(pin)),
-            KeyCode::Esc => break None,
-            KeyCode::Char('c')
-                if k.modifiers
-                    .contains(crossterm::event::KeyModifiers::CONTROL) =>
-            {
-                break None
-            }
-            _ => {}
-        }
-        let _ = o.flush();
-    };
-    let _ = disable_raw_mode();
-    let _ = writeln!(o, "\r");
-    result
-}
-
-struct Output {
-    json: bool,
-    started: Instant,
-    /// Server and device id, to tell how to claim a shown code (without `--auto-claim`).
-    claim_hint: Option<(String, String)>,
-}
-
-impl Output {
-    fn t_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn shown(&mut self, s: Shown) {
-        match s {
-            Shown::Device(n) => self.device_note(n),
-            Shown::Pay(n) => self.pay_note(n),
-            Shown::AutoClaimed => self.info(
-                "auto_claim",
-                "claimed through the sandbox helper".into(),
-                json!({}),
-            ),
-        }
-    }
-
-    fn device_note(&mut self, n: &Note) {
-        if let Note::Polled { count, .. } = n {
-            if *count != 1 && count % 10 != 0 {
-                return;
-            }
-        }
-        if self.json {
-            let mut v = n.to_json();
-            v["t_ms"] = json!(self.t_ms());
-            return self.line(&v.to_string());
-        }
-        if let (Note::CodeShown { code, .. }, Some((server, id))) = (n, self.claim_hint.clone()) {
-            self.line(&format!("✓ {}", n.describe()));
-            return self.line(&format!(
-                "  a merchant claims it at {server}/portal?code={code}\n  or: curl -X POST {server}/sandbox/devices/{id}/claim (or run with --auto-claim)"
-            ));
-        }
-        let mark = match n {
-            Note::StepStarted(_) | Note::ClockOffset { .. } => return,
-            Note::Failed(_) | Note::UpdateRequired { .. } => "✗",
-            Note::Polled { .. } | Note::Backoff { .. } | Note::SlowDown { .. } => "…",
-            _ => "✓",
-        };
-        self.line(&format!("{mark} {}", n.describe()));
-    }
-
-    fn pay_note(&mut self, n: &PayNote) {
-        if self.json {
-            let mut v: Value = n.to_json();
-            v["t_ms"] = json!(self.t_ms());
-            return self.line(&v.to_string());
-        }
-        let mark = match n {
-            PayNote::Finished { outcome, .. } => match outcome {
-                PayOutcome::Approved(_) | PayOutcome::Refunded(_) | PayOutcome::Cancelled(_) => "✓",
-                _ => "✗",
-            },
-            _ => "…",
-        };
-        self.line(&format!("{mark} {}", n.describe()));
-    }
-
-    fn info(&mut self, kind: &str, text: String, mut v: Value) {
-        if self.json {
-            v["event"] = json!(kind);
-            v["t_ms"] = json!(self.t_ms());
-            self.line(&v.to_string());
-        } else {
-            self.line(&text);
-        }
-    }
-
-    fn line(&mut self, s: &str) {
-        let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{s}");
-        let _ = o.flush();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_are_checked_with_clear_errors() {
-        assert!(parse_amount_syntax("15.00").is_ok() && parse_amount_syntax("0.68").is_ok());
-        for bad in ["", "15,00", "-1", "1.2345", "abc", ".5"] {
-            assert!(
-                parse_amount_syntax(bad).unwrap_err().contains("15.00"),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(minor_units("--amount", "15.00", "EUR", false), Ok(1500));
-        assert_eq!(minor_units("--amount", "0.68", "EUR", false), Ok(68));
-        assert!(minor_units("--amount", "1.005", "EUR", false)
-            .unwrap_err()
-            .contains("2 decimals"));
-        assert!(minor_units("--amount", "0", "EUR", false).is_err());
-        assert_eq!(minor_units("--tip", "0", "EUR", true), Ok(0));
-        assert!(minor_units("--amount", "100000000.00", "EUR", false).is_err());
-        assert_eq!(parse_expiry("12/30"), Ok((12, 2030)));
-        assert_eq!(parse_expiry("1/2031"), Ok((1, 2031)));
-        for bad in ["13/30", "00/30", "12-30", "12/3", "12/20301", "a/30"] {
-            assert!(parse_expiry(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_pan("4242 4242 4242 4242").is_err());
-        assert!(parse_pan("42424242424").is_err());
-        assert!(parse_pin("12a4").is_err() && parse_pin("123").is_err());
-        assert!(parse_charge_id("ch_../x").is_err());
-        assert!(parse_reference("a\nb").is_err());
-        assert!(parse_key("").is_err());
-        assert_eq!(parse_reason("duplicate"), Ok(RefundReason::Duplicate));
-    }
 }
