@@ -119,13 +119,14 @@ impl Args {
         let mut opts = options.session_options(&server, Some(PROGRESS_KEY.into()));
         opts.pace = self.pace.hold();
         let session =
-            DeviceSession::open(home, profile, &opts, clock).map_err(|e| e.to_string())?;
+            DeviceSession::open(home, profile, &opts, clock.clone()).map_err(|e| e.to_string())?;
         Ok(Opened {
             options,
             open: OpenDevice {
                 session,
                 sandbox: Some(sandbox),
                 server,
+                clock,
             },
             mode: DemoMode {
                 auto_claim: self.auto_claim,

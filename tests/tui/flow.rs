@@ -253,11 +253,12 @@ fn opener(home: Home, clock: ManualClock) -> Opener {
                 }
             };
             let opts = SessionOptions::new(&url);
-            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock))?;
+            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock.clone()))?;
             Ok(OpenDevice {
                 session,
                 sandbox,
                 server: url,
+                clock: Arc::new(clock),
             })
         })
     })

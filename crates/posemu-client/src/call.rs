@@ -72,7 +72,7 @@ struct Prepared {
     request_plaintext: Option<Vec<u8>>,
 }
 
-fn put(
+pub(crate) fn put(
     headers: &mut HeaderMap,
     faults: &DeviceFaults,
     which: FaultHeader,
@@ -134,7 +134,11 @@ fn authorize(h: &mut HeaderMap, faults: &DeviceFaults, token: &Secret<String>) {
 
 /// The `X-Timestamp` a device sends: its wall clock, corrected by the offset it learned, plus
 /// any injected skew.
-fn attest_timestamp(now: DateTime<Utc>, offset_ms: i64, faults: &DeviceFaults) -> String {
+pub(crate) fn attest_timestamp(
+    now: DateTime<Utc>,
+    offset_ms: i64,
+    faults: &DeviceFaults,
+) -> String {
     let shift = chrono::Duration::milliseconds(offset_ms.saturating_add(faults.clock_skew_ms));
     rfc3339(now.checked_add_signed(shift).unwrap_or(now))
 }
@@ -322,7 +326,7 @@ pub(crate) fn trace_id(inc: &Incoming) -> Option<String> {
         })
 }
 
-fn system_time(t: DateTime<Utc>) -> SystemTime {
+pub(crate) fn system_time(t: DateTime<Utc>) -> SystemTime {
     SystemTime::from(t)
 }
 

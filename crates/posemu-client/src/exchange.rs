@@ -96,10 +96,13 @@ pub struct Exchange {
     /// Redacted: `Authorization` keeps only its scheme and a short token prefix.
     pub request_headers: Vec<(String, String)>,
     pub request_body: Option<Captured>,
-    /// The JSON sealed into the request envelope (activate).
+    /// The JSON sealed into the request envelope (activate; a payment's redacted: PAN masked,
+    /// expiry hidden, `pin_block` as `***`).
     pub request_plaintext: Option<Captured>,
-    /// The attestation string to sign, for attest.
+    /// The string to sign: attest's, or a payment's (spec 7.2, its last line the body hash).
     pub signing_string: Option<String>,
+    /// SHA-256 (lowercase hex) of the request body as sent, for payment calls (spec 7.2).
+    pub body_sha256: Option<String>,
     /// `None` when no answer came (network error, timeout).
     pub status: Option<u16>,
     /// `HTTP/1.1`, …; empty without an answer.
@@ -241,6 +244,7 @@ impl Exchange {
             request_body: out.body.as_deref().map(Captured::body),
             request_plaintext: None,
             signing_string: None,
+            body_sha256: None,
             status: None,
             http_version: String::new(),
             response_headers: Vec::new(),
@@ -386,6 +390,7 @@ pub(crate) fn sample_exchange(step: &'static str) -> Exchange {
         request_body: None,
         request_plaintext: None,
         signing_string: None,
+        body_sha256: None,
         status: Some(200),
         http_version: "HTTP/1.1".into(),
         response_headers: vec![],

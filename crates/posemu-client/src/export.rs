@@ -134,6 +134,7 @@ fn har_entry(e: &Exchange) -> Value {
             "_signingString",
             e.signing_string.as_ref().map(|s| json!(s)),
         ),
+        ("_bodySha256", e.body_sha256.as_ref().map(|s| json!(s))),
         (
             "_requestPlaintext",
             e.request_plaintext.as_ref().map(captured_json),
@@ -214,7 +215,20 @@ pub fn curl(e: &Exchange) -> String {
     if let Some(b) = &e.request_body {
         parts.push(format!("--data-raw {}", shell_quote(&b.text)));
     }
-    parts.join(" \\\n  ")
+    let command = parts.join(" \\\n  ");
+    // a signed payment request: what was signed, as shell comments above the command
+    match (&e.body_sha256, &e.signing_string) {
+        (Some(hash), Some(signed)) => {
+            let mut s = format!("# body SHA-256: {hash}\n# string to sign:\n");
+            for line in signed.lines() {
+                s.push_str("#   ");
+                s.push_str(&line.replace(|c: char| c.is_control(), " "));
+                s.push('\n');
+            }
+            s + &command
+        }
+        _ => command,
+    }
 }
 
 /// The OSC 52 escape sequence that asks the terminal to put `text` on the clipboard.

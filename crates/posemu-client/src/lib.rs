@@ -8,6 +8,8 @@
 //! - [`Transport::call`]: one [`ApiCall`](posemu_protocol::api::ApiCall) →
 //!   [`ApiAnswer`](posemu_protocol::api::ApiAnswer) or [`CallError`](posemu_protocol::api::CallError),
 //!   recorded in an optional [`ExchangeLog`].
+//! - [`Transport::pay`]: one payment call ([`PayCall`](posemu_protocol::api::PayCall)), sealed,
+//!   signed, decrypted ([`payments`]).
 //! - [`export`]: HAR 1.2, copy as curl, OSC 52; [`merchant`]: claiming for unattended runs.
 //!
 //! In the workspace: depends only on `posemu-protocol`. It never reaches the device machine (a
@@ -24,6 +26,7 @@ pub mod exchange;
 pub mod export;
 pub mod identity;
 pub mod merchant;
+pub mod payments;
 pub mod transport;
 
 pub use call::new_nonce;

@@ -59,6 +59,9 @@ pub enum DeviceEvent {
     },
     Timer(Timer),
     SetPollInterval(Duration),
+    /// An activated device without keys in memory (restarted from saved progress) fetches them
+    /// again: bootstrap, attest, keys, then `Ready` with keys. Ignored unless `Ready` without keys.
+    Rekey,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -43,6 +43,8 @@ pub struct InstalledKeys {
     pub tpk: Secret<Key>,
     pub tdk: Secret<Key>,
     pub mac: Secret<Key>,
+    /// The `key_id` of the `mac` entry: the `X-Key-Id` of payment requests (spec 7.2).
+    pub mac_key_id: String,
     /// `(name, kcv)` top-down.
     pub kcvs: Vec<(String, String)>,
 }
@@ -122,6 +124,7 @@ pub fn unwrap_key_set(zmk: &Key, r: &KeysResponse) -> Result<InstalledKeys, KeyS
         tpk: Secret(tpk),
         tdk: Secret(tdk),
         mac: Secret(mac),
+        mac_key_id: k.mac.key_id.clone(),
         kcvs,
     })
 }

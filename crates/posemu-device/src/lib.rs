@@ -10,6 +10,7 @@ pub mod events;
 pub mod failure;
 pub mod keyset;
 pub mod machine;
+pub mod payment;
 pub mod poll;
 pub mod progress;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use super::events::{DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
 use super::failure::{Failure, FailureKind};
-use super::keyset::unwrap_key_set;
+use super::keyset::{unwrap_key_set, InstalledKeys};
 use super::poll::{backoff_delay, clamp_interval, POLL_DEFAULT, SLOW_DOWN};
 use super::progress::{Progress, SavedCode, SavedParameters};
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
@@ -82,7 +82,10 @@ pub struct DeviceState {
     pub attempt: u32,
     pub retry_due_ms: Option<u64>,
     token: Option<(Secret<String>, u64)>,
-    msk: Option<Secret<Key>>,
+    /// The installed key set: memory only, never in `progress` (key bytes are redacted in Debug).
+    keys: Option<InstalledKeys>,
+    /// Attest → keys for an activated device without keys in memory (see `DeviceEvent::Rekey`).
+    rekeying: bool,
     in_flight: Option<InFlight>,
     next_call_id: u32,
     reattested: bool,
@@ -113,7 +116,8 @@ impl DeviceState {
             attempt: 0,
             retry_due_ms: None,
             token: None,
-            msk: None,
+            keys: None,
+            rekeying: false,
             in_flight: None,
             next_call_id: 0,
             reattested: false,
@@ -142,6 +146,16 @@ impl DeviceState {
     /// The step whose call is in flight, if any.
     pub fn in_flight(&self) -> Option<Step> {
         self.in_flight.map(|f| f.step)
+    }
+
+    /// The installed key set, if this run of the device installed one.
+    pub fn keys(&self) -> Option<&InstalledKeys> {
+        self.keys.as_ref()
+    }
+
+    /// Activated and holding its keys: it can take payments.
+    pub fn can_pay(&self) -> bool {
+        self.phase == Phase::Ready && self.keys.is_some() && self.progress.terminal_id.is_some()
     }
 
     /// Whether the device is done (ready) or stopped and waiting for a person.
@@ -188,6 +202,7 @@ impl Run<'_> {
             }
             DeviceEvent::Timer(t) => self.on_timer(t),
             DeviceEvent::SetPollInterval(d) => self.set_interval(d),
+            DeviceEvent::Rekey => self.rekey(),
         }
     }
 
@@ -209,6 +224,18 @@ impl Run<'_> {
             self.note(Note::ReadyFromSaved);
             return;
         }
+        self.begin(Step::Bootstrap);
+    }
+
+    /// [POSEMU] An activated device holds no keys after a restart (they are never saved): before
+    /// its first payment it bootstraps (clock offset, minimum version), attests and fetches its
+    /// key set again, then is `Ready` with keys. Nothing else changes.
+    fn rekey(&mut self) {
+        if self.s.phase != Phase::Ready || self.s.keys.is_some() || self.s.in_flight.is_some() {
+            return;
+        }
+        self.s.rekeying = true;
+        self.s.flow_started_ms = self.now.mono_ms;
         self.begin(Step::Bootstrap);
     }
 
@@ -301,7 +328,7 @@ impl Run<'_> {
         if matches!(
             step,
             Step::Config | Step::TerminalParameters | Step::Activate
-        ) && self.s.msk.is_none()
+        ) && self.s.keys.is_none()
         {
             return self.begin(Step::Keys);
         }
@@ -318,7 +345,13 @@ impl Run<'_> {
                     .unwrap_or_default(),
             )
         };
-        let msk = || self.s.msk.clone().unwrap_or(Secret([0; 32]));
+        let msk = || {
+            self.s
+                .keys
+                .as_ref()
+                .map(|k| k.msk.clone())
+                .unwrap_or(Secret([0; 32]))
+        };
         let call = match step {
             Step::Bootstrap => ApiCall::Bootstrap,
             Step::PairingCode => ApiCall::PairingCode,
@@ -435,14 +468,18 @@ impl Run<'_> {
             (Step::Keys, ApiAnswer::Keys(k)) => {
                 match unwrap_key_set(self.s.config.zmk.expose(), &k) {
                     Ok(keys) => {
-                        self.s.msk = Some(Secret(*keys.msk.expose()));
                         self.s.progress.key_set = Some(keys.summary());
+                        self.s.keys = Some(keys);
                         self.done(Step::Keys);
                         self.note(Note::KeysInstalled {
                             key_set_id: k.key_set.key_set_id.clone(),
                         });
                         self.fx.push(Effect::Save);
-                        self.begin(Step::Config);
+                        if std::mem::take(&mut self.s.rekeying) {
+                            self.s.phase = Phase::Ready;
+                        } else {
+                            self.begin(Step::Config);
+                        }
                     }
                     Err(e) => self.fail(Step::Keys, FailureKind::KeySet(e.to_string())),
                 }
@@ -672,6 +709,7 @@ impl Run<'_> {
             }
             // the server forgot the claim (reset, or a new sandbox): pair again
             (Step::Attest, Some(409)) if self.s.phase == Phase::Step(Step::Attest) => {
+                self.s.rekeying = false;
                 self.s.progress = Progress::new(&self.s.config.device_id, &self.s.config.server);
                 self.fx.push(Effect::Save);
                 self.begin(Step::PairingCode);

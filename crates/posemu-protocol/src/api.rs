@@ -217,3 +217,89 @@ impl CallError {
         }
     }
 }
+
+/// One payment call (spec 7): a type of its own beside [`ApiCall`], so the activation flow's
+/// exhaustive matches stay as they are. The client draws the IV, nonce and timestamp (its wall
+/// clock plus `clock_offset_ms`), seals the plaintext under `msk`, signs the bytes it sends
+/// with `mac_key` and decrypts the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayCall {
+    pub request: PayRequest,
+    /// The same on every retry of one attempt (spec 7.4, 7.11); never sent on cancel.
+    pub idempotency_key: Option<String>,
+    pub terminal_id: String,
+    /// The `key_id` of the key set's `mac` entry (`X-Key-Id`).
+    pub key_id: String,
+    pub mac_key: Secret<Key>,
+    pub msk: Secret<Key>,
+    pub clock_offset_ms: i64,
+}
+
+/// What a payment call asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayRequest {
+    Charge(crate::payments::ChargeRequest),
+    Refund {
+        charge_id: String,
+        request: crate::payments::RefundRequest,
+    },
+    /// `reverse`: the `/reverse` path, the same operation (spec 7.9).
+    Cancel {
+        charge_id: String,
+        reverse: bool,
+    },
+}
+
+impl PayRequest {
+    /// `charge`, `refund`, `cancel` or `reverse` (the exchange log's step name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PayRequest::Charge(_) => "charge",
+            PayRequest::Refund { .. } => "refund",
+            PayRequest::Cancel { reverse: false, .. } => "cancel",
+            PayRequest::Cancel { reverse: true, .. } => "reverse",
+        }
+    }
+
+    /// The path after the server's base URL (spec 7.1).
+    pub fn path(&self) -> String {
+        use crate::payments::paths;
+        match self {
+            PayRequest::Charge(_) => paths::CHARGE.to_string(),
+            PayRequest::Refund { charge_id, .. } => paths::refund(charge_id),
+            PayRequest::Cancel {
+                charge_id,
+                reverse: false,
+            } => paths::cancel(charge_id),
+            PayRequest::Cancel {
+                charge_id,
+                reverse: true,
+            } => paths::reverse(charge_id),
+        }
+    }
+
+    /// The plaintext JSON sealed into the request envelope; `None` for cancel (no body).
+    pub fn plaintext(&self) -> Option<Vec<u8>> {
+        match self {
+            PayRequest::Charge(c) => serde_json::to_vec(c).ok(),
+            PayRequest::Refund { request, .. } => serde_json::to_vec(request).ok(),
+            PayRequest::Cancel { .. } => None,
+        }
+    }
+
+    /// The plaintext as logs show it: PAN masked, expiry hidden, `pin_block` as `***`.
+    pub fn redacted_json(&self) -> Option<serde_json::Value> {
+        match self {
+            PayRequest::Charge(c) => Some(c.redacted_json()),
+            PayRequest::Refund { request, .. } => serde_json::to_value(request).ok(),
+            PayRequest::Cancel { .. } => None,
+        }
+    }
+}
+
+/// A payment call's 200, decrypted: the charge object (charge, cancel) or the refund (refund).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayAnswer {
+    Charge(Box<crate::payments::Charge>),
+    Refund(Box<crate::payments::Refund>),
+}

@@ -54,6 +54,10 @@ impl Machine {
         &self.state
     }
 
+    pub fn state_mut(&mut self) -> &mut DeviceState {
+        &mut self.state
+    }
+
     /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
     pub fn now_ms(&self) -> u64 {
         (self.epoch.elapsed().as_millis() as u64).saturating_mul(self.warp as u64)
@@ -192,6 +196,11 @@ impl Driver {
 
     pub fn state(&self) -> &DeviceState {
         self.machine.state()
+    }
+
+    /// The machine's state, for a second machine over the same device (payments).
+    pub fn state_mut(&mut self) -> &mut DeviceState {
+        self.machine.state_mut()
     }
 
     pub fn now_ms(&self) -> u64 {

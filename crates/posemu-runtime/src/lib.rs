@@ -7,6 +7,7 @@
 pub mod driver;
 pub mod home;
 pub mod open;
+pub mod payments;
 pub mod session;
 pub mod store;
 
@@ -15,5 +16,6 @@ pub use home::Home;
 pub use open::{
     open_device, open_device_in, DeviceOptions, OpenDevice, OpenError, EMBEDDED_PROGRESS_KEY,
 };
+pub use payments::{PayRunner, Shown, UpError};
 pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};
 pub use store::ProgressStore;

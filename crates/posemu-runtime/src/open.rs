@@ -74,6 +74,8 @@ pub struct OpenDevice {
     pub session: DeviceSession,
     pub sandbox: Option<Sandbox>,
     pub server: String,
+    /// The wall clock the device and an embedded sandbox share (warped with `time_warp`).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl DeviceOptions {
@@ -156,11 +158,12 @@ pub async fn open_device_in(
         }
     };
     let session_opts = opts.session_options(&server, progress_key);
-    let session = DeviceSession::open(home, profile, &session_opts, clock)?;
+    let session = DeviceSession::open(home, profile, &session_opts, clock.clone())?;
     Ok(OpenDevice {
         session,
         sandbox,
         server,
+        clock,
     })
 }
 

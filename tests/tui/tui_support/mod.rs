@@ -97,6 +97,7 @@ impl Harness {
             session,
             sandbox,
             server: url.clone(),
+            clock: Arc::new(clock.clone()),
         };
         let mut app = App::new(flags(&[]).options(), Arc::new(clock.clone()), setup.theme);
         app.exec.home = Some(home.clone());
