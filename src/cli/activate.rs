@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::device_args::DeviceArgs;
 use posemu_client::merchant::sandbox_claim;
 use posemu_device::{DeviceEvent, Note, Phase, Step};
+use posemu_protocol::text::escape_control;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,7 +73,11 @@ pub async fn run(args: Args) -> ExitCode {
         json!({ "device_id": device_id, "server": opened.server, "embedded_sandbox": opened.sandbox.is_some() }),
     );
     if let Some(problem) = &session.resume_problem {
-        out.info("warning", problem.clone(), json!({ "message": problem }));
+        out.info(
+            "warning",
+            escape_control(problem).into_owned(),
+            json!({ "message": problem }),
+        );
     }
     for f in args.device.faults().describe() {
         out.info("fault", format!("device fault: {f}"), json!({ "fault": f }));
@@ -120,7 +125,7 @@ pub async fn run(args: Args) -> ExitCode {
                     out.note(&note);
                 }
                 if let Some(e) = session.driver.take_save_error() {
-                    out.info("warning", format!("cannot save progress: {e}"), json!({ "message": e }));
+                    out.info("warning", format!("cannot save progress: {}", escape_control(&e.to_string())), json!({ "message": e.to_string() }));
                 }
                 if let Some(code) = settled(&session.driver.state().phase) {
                     return code;
@@ -129,7 +134,7 @@ pub async fn run(args: Args) -> ExitCode {
             Some(r) = claims.recv() => match r {
                 Ok(()) => out.info("auto_claim", "claimed through the sandbox helper".into(), json!({})),
                 Err(e) => {
-                    out.info("error", format!("auto-claim failed: {e} (--auto-claim needs a posemu sandbox)"), json!({ "message": e }));
+                    out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
                     return ExitCode::from(1);
                 }
             },
@@ -182,7 +187,7 @@ impl Output {
         let mut text = format!("{mark} {}", n.describe());
         if let Note::Failed(f) = n {
             if let Some(t) = f.trace_id() {
-                text.push_str(&format!("\n  trace id {t}"));
+                text.push_str(&format!("\n  trace id {}", escape_control(t)));
             }
         }
         self.line(&text);

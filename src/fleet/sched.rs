@@ -31,7 +31,7 @@ use super::devices::DeviceSource;
 use super::dist::Dist;
 use super::stats::{error_key, Endpoint, State, Stats};
 use posemu_client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
-use posemu_device::poll::uniform_between;
+use posemu_device::poll::{deadline, uniform_between};
 use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
 };
@@ -453,7 +453,7 @@ impl Worker {
                     });
                 }
                 Effect::Wait { timer, after } => {
-                    let at = now.mono_ms + after.as_millis() as u64;
+                    let at = deadline(now.mono_ms, after);
                     let k = timer_slot(timer);
                     dev.due[k] = at;
                     self.heap.push(Reverse((at, j as u32, k as u8)));

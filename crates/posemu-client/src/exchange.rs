@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use posemu_protocol::text::{escape_control, escape_control_multiline};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -225,6 +226,39 @@ fn redact_value(v: &mut Value) -> bool {
 
 /// Request headers as logged: `Authorization` redacted, the rest as sent.
 impl Exchange {
+    /// Control characters in everything a server (or a flag) chose are escaped before the
+    /// entry is kept, so the debug view and exports show them as text
+    /// ([`escape_control`]; bodies keep their line feeds and tabs).
+    fn escape_for_display(&mut self) {
+        fn one(s: &mut String) {
+            if let Cow::Owned(e) = escape_control(s) {
+                *s = e;
+            }
+        }
+        fn body(c: &mut Option<Captured>) {
+            if let Some(c) = c {
+                if let Cow::Owned(e) = escape_control_multiline(&c.text) {
+                    c.text = e;
+                }
+            }
+        }
+        one(&mut self.url);
+        one(&mut self.http_version);
+        for (n, v) in self
+            .request_headers
+            .iter_mut()
+            .chain(self.response_headers.iter_mut())
+        {
+            one(n);
+            one(v);
+        }
+        body(&mut self.request_body);
+        body(&mut self.response_body);
+        body(&mut self.response_plaintext);
+        self.trace_id.iter_mut().for_each(one);
+        self.error.iter_mut().for_each(one);
+    }
+
     /// The exchange of a request about to be sent: no answer yet.
     pub(crate) fn sent(
         step: &'static str,
@@ -331,6 +365,7 @@ impl ExchangeLog {
 
     /// Stores `e` (giving it the next id), drops the oldest beyond capacity, notifies.
     pub fn record(&self, mut e: Exchange) -> Arc<Exchange> {
+        e.escape_for_display();
         let mut i = self.inner.lock();
         e.id = i.next_id;
         i.next_id += 1;
@@ -400,6 +435,27 @@ pub(crate) fn sample_exchange(step: &'static str) -> Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_exchanges_show_server_text_escaped() {
+        let mut e = sample_exchange("status");
+        e.response_headers = vec![("X-Trace-Id".into(), "\x1b[2J".into())];
+        e.trace_id = Some("\x1b]52;c;aGk=\x07".into());
+        e.error = Some("HTTP 404 \u{9b}2J".into());
+        e.response_body = Some(Captured::body(b"{\n \"m\": \"\x1b[31m\"\n}"));
+        let log = ExchangeLog::new(4);
+        let e = log.record(e);
+        let texts = [
+            e.response_headers[0].1.as_str(),
+            e.trace_id.as_deref().unwrap(),
+            e.error.as_deref().unwrap(),
+        ];
+        for t in texts {
+            assert!(!t.chars().any(char::is_control), "{t:?}");
+        }
+        let body = &e.response_body.as_ref().unwrap().text;
+        assert_eq!(body, "{\n \"m\": \"\\e[31m\"\n}");
+    }
 
     #[test]
     fn tokens_keep_only_a_prefix() {

@@ -295,6 +295,8 @@ impl fmt::Debug for MerchantSession {
 
 /// Renew the token when less than this much of its life is left.
 const RENEW_MARGIN: Duration = Duration::from_secs(10);
+/// [POSEMU] The longest merchant-token lifetime (`expires_in`) the client believes.
+pub const MAX_MERCHANT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl MerchantSession {
     pub fn new(transport: Transport, credentials: MerchantCredentials) -> Self {
@@ -350,10 +352,13 @@ impl MerchantSession {
             merchant_id: info.merchant_id,
             merchant_name: info.merchant_name,
         };
-        let life = Duration::from_secs(tok.expires_in).saturating_sub(RENEW_MARGIN);
+        // a server's lifetime is believed up to an hour (`Instant + u64::MAX s` would panic)
+        let life = Duration::from_secs(tok.expires_in)
+            .min(MAX_MERCHANT_TOKEN_LIFETIME)
+            .saturating_sub(RENEW_MARGIN);
         *self.session.lock() = Some(Session {
             token: Secret(tok.access_token),
-            renew_at: started + life,
+            renew_at: started.checked_add(life).unwrap_or(started),
             info: info.clone(),
         });
         Ok(info)

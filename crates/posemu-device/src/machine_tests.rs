@@ -336,7 +336,7 @@ fn a_429_with_retry_after_waits_that_long_then_adds_five_seconds_for_the_codes_l
     let now = sim.s.poll_due_ms.unwrap();
     sim.at(now).ev(DeviceEvent::Timer(Timer::Poll));
     sim.answer(status(DeviceStatus::Inactive, PairingCodeStatus::Expired));
-    sim.answer(code_answer("NEWC0D", 300));
+    sim.answer(code_answer("NEWC2D", 300));
     assert_eq!(sim.s.effective_interval(), Duration::from_secs(3));
 }
 
@@ -673,7 +673,11 @@ fn garbage_answers_fail_clearly_instead_of_panicking() {
     let Phase::Failed(f) = &sim.s.phase else {
         panic!()
     };
-    assert!(f.message().contains("cannot be shown"));
+    assert!(
+        f.message().contains("not a code of spec 4.2"),
+        "{}",
+        f.message()
+    );
 
     let mut sim = Sim::new();
     sim.ev(DeviceEvent::Start);
@@ -695,4 +699,107 @@ fn a_device_the_server_no_longer_knows_as_claimed_pairs_again() {
     assert_eq!(sim.step(), "pairing-code");
     assert_eq!(sim.s.status(), DeviceStatus::Inactive);
     assert!(sim.saved());
+}
+
+#[test]
+fn codes_outside_the_spec_are_unusable_answers_and_never_shown() {
+    for bad in [
+        "\x1b]52;c;aGk=\x07\x1b[2J",
+        "K7M3N0",
+        "K7M3NPQ",
+        "k7m3np",
+        "K7M3N",
+    ] {
+        let mut sim = Sim::new();
+        sim.ev(DeviceEvent::Start);
+        sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+        sim.answer(code_answer(bad, 300));
+        assert!(sim.s.code.is_none(), "{bad:?} shown");
+        let Phase::Failed(f) = &sim.s.phase else {
+            panic!("{bad:?}: {:?}", sim.s.phase)
+        };
+        assert!(matches!(f.kind, FailureKind::BadAnswer(_)), "{f:?}");
+        let text = Note::Failed((**f).clone()).describe();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+}
+
+#[test]
+fn huge_retry_after_is_clamped_and_never_turns_into_a_busy_poll() {
+    let mut sim = Sim::new();
+    sim.run_to_pairing("K7M3NP");
+    let t = sim.poll_now();
+    sim.error(http(429, Some(Duration::from_secs(u64::MAX))));
+    assert_eq!(sim.waits(Timer::Poll), Some(MAX_RETRY_AFTER));
+    assert_eq!(
+        sim.s.poll_due_ms,
+        Some(t + MAX_RETRY_AFTER.as_millis() as u64)
+    );
+    // slow-down stops growing at its maximum
+    for _ in 0..100 {
+        let due = sim.s.poll_due_ms.unwrap();
+        sim.at(due).ev(DeviceEvent::Timer(Timer::Poll));
+        sim.error(http(429, None));
+    }
+    assert_eq!(
+        sim.s.effective_interval(),
+        Duration::from_secs(3) + MAX_SLOW_DOWN
+    );
+
+    // on another step: a retry within the clamp, not never
+    let mut sim = Sim::new();
+    sim.run_to_pairing("K7M3NP");
+    sim.poll_now();
+    sim.answer(claimed());
+    sim.answer(attest(300));
+    assert_eq!(sim.step(), "keys");
+    sim.error(http(429, Some(Duration::from_secs(u64::MAX))));
+    assert_eq!(sim.waits(Timer::Retry), Some(MAX_RETRY_AFTER));
+    let due = sim.s.retry_due_ms.unwrap();
+    sim.at(due).ev(DeviceEvent::Timer(Timer::Retry));
+    // the 300 s token died meanwhile: keys again after attesting again
+    assert_eq!(sim.step(), "attest");
+}
+
+#[test]
+fn huge_lifetimes_are_clamped_instead_of_expiring_at_once() {
+    let mut sim = Sim::new();
+    sim.ev(DeviceEvent::Start);
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    sim.answer(code_answer("K7M3NP", u64::MAX));
+    assert_eq!(sim.waits(Timer::CodeExpiry), Some(MAX_CODE_LIFETIME));
+    assert_eq!(sim.s.code_remaining(0), Some(MAX_CODE_LIFETIME));
+    assert!(sim.s.progress.pending_code.as_ref().unwrap().expires_at_ms > WALL0);
+    sim.poll_now();
+    sim.answer(claimed());
+    sim.answer(attest(u64::MAX));
+    // the token is still valid: keys goes out without attesting again
+    assert_eq!(sim.step(), "keys");
+    sim.answer(keys());
+    assert_eq!(sim.step(), "config");
+}
+
+#[test]
+fn a_saved_code_from_a_tampered_file_is_not_shown() {
+    let mut p = Progress::new("POS-8F3A2C91", "http://x");
+    p.pending_code = Some(SavedCode {
+        code: "\x1b[2JOWNED".into(),
+        expires_at_ms: i64::MAX,
+    });
+    let cfg = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", ZMK);
+    let mut sim = Sim::with(cfg, Some(p));
+    sim.ev(DeviceEvent::Start);
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    assert_eq!(sim.step(), "pairing-code");
+
+    let mut p = Progress::new("POS-8F3A2C91", "http://x");
+    p.pending_code = Some(SavedCode {
+        code: "K7M3NP".into(),
+        expires_at_ms: i64::MAX,
+    });
+    let cfg = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", ZMK);
+    let mut sim = Sim::with(cfg, Some(p));
+    sim.ev(DeviceEvent::Start);
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    assert_eq!(sim.waits(Timer::CodeExpiry), Some(MAX_CODE_LIFETIME));
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod headers;
 pub mod provision;
 pub mod rules;
+pub mod text;
 pub mod tr31;
 pub mod version;
 pub mod wire;

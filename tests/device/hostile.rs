@@ -1,0 +1,304 @@
+//! The device side against hostile servers: a raw-tokio HTTP server on 127.0.0.1:0 that answers
+//! crafted bytes, and the real binary, client and machine facing it.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One request as the hostile server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub head: String,
+}
+
+type Handler = dyn Fn(&Seen) -> Vec<u8> + Send + Sync;
+
+/// A server that answers every request with whatever `handler` returns (raw bytes, status line
+/// and headers included) and closes the connection.
+pub struct Hostile {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Hostile {
+    pub async fn start(handler: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, log) = (handler.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (n, v) = l.split_once(':')?;
+                            n.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let mut words = head.split_whitespace();
+                    let seen = Seen {
+                        method: words.next().unwrap_or_default().to_string(),
+                        path: words.next().unwrap_or_default().to_string(),
+                        head: head.clone(),
+                    };
+                    log.lock().push(seen.clone());
+                    let answer = handler(&seen);
+                    let _ = sock.write_all(&answer).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        Hostile { url, seen }
+    }
+
+    /// How many requests went to `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.seen.lock().iter().filter(|s| s.path == path).count()
+    }
+}
+
+/// A complete HTTP/1.1 answer.
+pub fn answer(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n").into_bytes();
+    for (n, v) in headers {
+        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn json_answer(status: u16, body: &serde_json::Value) -> Vec<u8> {
+    answer(
+        status,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// A bootstrap answer any device accepts.
+pub fn bootstrap_ok() -> Vec<u8> {
+    json_answer(
+        200,
+        &serde_json::json!({"status": "ok", "server_time": posemu_protocol::clock::rfc3339(chrono::Utc::now()), "min_supported_version": "1.3.5"}),
+    )
+}
+
+pub fn posemu(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_posemu"))
+        .args(args)
+        .env("POSEMU_HOME", home)
+        .output()
+        .expect("the binary runs")
+}
+
+async fn activate(home: &std::path::Path, args: &[&str]) -> Output {
+    let (home, args): (std::path::PathBuf, Vec<String>) = (
+        home.to_path_buf(),
+        args.iter().map(|s| s.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        posemu(&home, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_no_control(text: &str) {
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(char::is_control),
+            "a control character reached the terminal: {line:?}"
+        );
+    }
+}
+
+/// 9: a pairing code that is an escape sequence is an unusable answer; nothing raw is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_escape_sequence_as_pairing_code_never_reaches_the_terminal() {
+    let evil = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J";
+    let server = Hostile::start(move |s| match s.path.as_str() {
+        "/pos/bootstrap" => bootstrap_ok(),
+        "/pos/pairing-code" => json_answer(
+            200,
+            &serde_json::json!({"pairing_code": evil, "expires_in_sec": 300}),
+        ),
+        _ => json_answer(404, &serde_json::json!({})),
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let o = activate(home.path(), &["activate", "--server", &server.url]).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_no_control(&out);
+    assert!(out.contains("pairing-code answer unusable"), "{out}");
+    assert!(!out.contains("✓ pairing code"), "{out}");
+    assert_eq!(server.count("/pos/pairing-code"), 1, "an unusable answer is not retried");
+    assert!(server.seen.lock().iter().all(|s| s.method == "POST" && !s.head.is_empty()));
+}
+
+/// 9: error messages, codes and trace ids a server chose are escaped in text output.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_error_texts_are_escaped() {
+    let server = Hostile::start(|_| {
+        json_answer(
+            404,
+            &serde_json::json!({"error": {"code": "40\u{1b}[31m", "message": "Device \u{1b}]0;pwned\u{7} not found\u{9b}2J",
+                "trace_id": "\u{1b}[2Jtrace"}}),
+        )
+    })
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let o = activate(home.path(), &["activate", "--server", &server.url]).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_no_control(&out);
+    assert!(out.contains("Device \\e]0;pwned\\u{7} not found"), "{out}");
+    assert!(out.contains("trace id \\e[2Jtrace"), "{out}");
+}
+
+fn identity() -> posemu_client::DeviceIdentity {
+    posemu_runtime::profile_identity(
+        &posemu_profile::builtin_named(posemu_profile::DEFAULT_PROFILE).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn call(
+    url: &str,
+    call: posemu_protocol::api::ApiCall,
+) -> Result<posemu_protocol::api::ApiAnswer, posemu_protocol::api::CallError> {
+    let t = posemu_client::Transport::new(url, posemu_client::TransportConfig::default()).unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    t.call(
+        &identity(),
+        &posemu_client::DeviceFaults::NONE,
+        &call,
+        chrono::Utc::now(),
+        &mut rng,
+        None,
+    )
+    .await
+}
+
+/// 10: `Retry-After: 18446744073709551615` on a 429, through the real client into the machine:
+/// the next poll waits the documented maximum, not ~0 ms (nor forever on keys).
+#[tokio::test]
+async fn an_overflowing_retry_after_is_clamped_from_wire_to_timer() {
+    use posemu_device::poll::MAX_RETRY_AFTER;
+    use posemu_device::{update, DeviceConfig, DeviceEvent, DeviceState, Effect, Now, Timer};
+    use posemu_protocol::api::{ApiAnswer, ApiCall};
+    use posemu_protocol::wire::PairingCodeResponse;
+
+    let server = Hostile::start(|_| {
+        answer(
+            429,
+            &[("Retry-After", "18446744073709551615")],
+            br#"{"error":{"code":"4029","message":"slow down","trace_id":"x"}}"#,
+        )
+    })
+    .await;
+    let result = call(&server.url, ApiCall::Status).await;
+    assert_eq!(result.as_ref().err().and_then(|e| e.status()), Some(429));
+
+    let mut s = DeviceState::new(DeviceConfig::new(
+        "POS-8F3A2C91",
+        &server.url,
+        "1.4.2",
+        [0; 32],
+    ));
+    let mut now = Now {
+        mono_ms: 1_000,
+        wall_ms: 1_765_635_930_000,
+        random: 0,
+    };
+    let call_id = |fx: &[Effect]| {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Call { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a call")
+    };
+    let fx = update(&mut s, now, DeviceEvent::Start);
+    let boot = posemu_protocol::wire::BootstrapResponse {
+        status: "ok".into(),
+        server_time: "2025-12-13T14:25:30Z".into(),
+        min_supported_version: "1.3.5".into(),
+    };
+    let fx = update(
+        &mut s,
+        now,
+        DeviceEvent::Answer {
+            call: call_id(&fx),
+            result: Ok(ApiAnswer::Bootstrap(boot)),
+        },
+    );
+    let code = PairingCodeResponse {
+        pairing_code: "K7M3NP".into(),
+        expires_in_sec: 300,
+    };
+    update(
+        &mut s,
+        now,
+        DeviceEvent::Answer {
+            call: call_id(&fx),
+            result: Ok(ApiAnswer::PairingCode(code)),
+        },
+    );
+    now.mono_ms = s.poll_due_ms.unwrap();
+    let fx = update(&mut s, now, DeviceEvent::Timer(Timer::Poll));
+    let fx = update(
+        &mut s,
+        now,
+        DeviceEvent::Answer {
+            call: call_id(&fx),
+            result: result.map(|_| unreachable!()),
+        },
+    );
+    let wait = fx.iter().find_map(|e| match e {
+        Effect::Wait {
+            timer: Timer::Poll,
+            after,
+        } => Some(*after),
+        _ => None,
+    });
+    assert_eq!(wait, Some(MAX_RETRY_AFTER));
+    assert_eq!(
+        s.poll_due_ms,
+        Some(now.mono_ms + MAX_RETRY_AFTER.as_millis() as u64)
+    );
+    let _ = Duration::ZERO;
+}
