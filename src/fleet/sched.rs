@@ -29,13 +29,14 @@ use tokio::time::Instant;
 
 use super::devices::DeviceSource;
 use super::dist::Dist;
-use super::stats::{error_key, Endpoint, State, Stats};
+use super::stats::{error_key, truncate_chars, Endpoint, State, Stats, MAX_REASON_CHARS};
 use posemu_client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
 use posemu_device::poll::{deadline, uniform_between};
 use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
 };
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
+use posemu_protocol::text::escape_control;
 
 /// How a fleet claims codes, unattended.
 pub enum ClaimMode {
@@ -595,16 +596,21 @@ pub fn failure_reason(f: &posemu_device::Failure) -> String {
                 status,
                 error: Some(b),
                 ..
-            } => format!("{}: HTTP {status} {} {}", step.name(), b.code, b.message),
+            } => truncate_chars(
+                format!(
+                    "{}: HTTP {status} {} {}",
+                    step.name(),
+                    escape_control(&b.code),
+                    escape_control(&b.message)
+                ),
+                MAX_REASON_CHARS,
+            ),
             CallError::Http { status, .. } => format!("{}: HTTP {status}", step.name()),
             CallError::Network(_) => format!("{}: network error", step.name()),
             CallError::Timeout(_) => format!("{}: timeout", step.name()),
             CallError::Decode(_) => format!("{}: unusable answer", step.name()),
         },
-        _ => {
-            let mut m = f.message();
-            m.truncate(160);
-            m
-        }
+        // cut on a character boundary (a byte cut panics inside a multi-byte character)
+        _ => truncate_chars(f.message(), MAX_REASON_CHARS),
     }
 }

@@ -5,4 +5,5 @@ mod client_errors;
 mod client_flow;
 mod engine;
 mod hostile;
+mod hostile_server;
 mod profiles_fixtures;
