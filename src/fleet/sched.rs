@@ -30,7 +30,8 @@ use tokio::time::Instant;
 use super::devices::DeviceSource;
 use super::dist::Dist;
 use super::stats::{error_key, truncate_chars, Endpoint, State, Stats, MAX_REASON_CHARS};
-use posemu_client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
+use posemu_client::merchant::{claim_code, ClaimOutcome};
+use posemu_client::{DeviceFaults, DeviceIdentity, Transport};
 use posemu_device::poll::{deadline, uniform_between};
 use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
@@ -38,13 +39,8 @@ use posemu_device::{
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
 use posemu_protocol::text::escape_control;
 
-/// How a fleet claims codes, unattended.
-pub enum ClaimMode {
-    /// `POST /sandbox/devices/{id}/claim` (posemu's sandbox).
-    SandboxHelper,
-    /// `POST /pos/claim` as a signed-in merchant (real servers).
-    Merchant(Arc<MerchantSession>),
-}
+/// How a fleet claims codes, unattended (the client's one auto-claim, [`claim_code`]).
+pub use posemu_client::merchant::ClaimVia as ClaimMode;
 
 /// What every worker shares.
 pub struct Plan {
@@ -127,7 +123,8 @@ enum Done {
     },
     Claimed {
         slot: u32,
-        error: Option<CallError>,
+        /// The error, and whether it is worth retrying at all.
+        error: Option<(CallError, bool)>,
         latency_us: u64,
     },
 }
@@ -410,13 +407,13 @@ impl Worker {
                 error,
                 latency_us,
             } => {
-                let retry = error
-                    .as_ref()
-                    .is_some_and(|e| e.is_transient() || e.status() == Some(429));
+                let retry = error.as_ref().is_some_and(|(e, may_retry)| {
+                    *may_retry && (e.is_transient() || e.status() == Some(429))
+                });
                 self.stats.lock().request(
                     Endpoint::Claim,
                     latency_us,
-                    error.as_ref().map(error_key),
+                    error.as_ref().map(|(e, _)| error_key(e)),
                 );
                 if retry {
                     // the merchant tries again shortly; a code that expires meanwhile gets its own
@@ -553,20 +550,29 @@ impl Worker {
         };
         let device_id = dev.identity.device_id().to_string();
         let transport = self.transport.clone();
-        let merchant = match mode {
-            ClaimMode::SandboxHelper => None,
-            ClaimMode::Merchant(m) => Some(m.clone()),
-        };
+        let via = mode.clone();
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
-            let error = match merchant {
-                None => sandbox_claim(&transport, &device_id, None).await.err(),
-                Some(m) => m.claim(&code, Some(&device_id)).await.err(),
+            // the heap did the waiting and the code was checked just above: no delay, current
+            let r = claim_code(
+                &via,
+                &transport,
+                &device_id,
+                &code,
+                Duration::ZERO,
+                || true,
+                None,
+            );
+            let error = match r.await {
+                Ok(ClaimOutcome::Claimed) | Ok(ClaimOutcome::NotCurrent(None)) => None,
+                // counted as the answer it was, but never retried: the code is gone
+                Ok(ClaimOutcome::NotCurrent(Some(e))) => Some((e.source, false)),
+                Err(e) => Some((e.source, true)),
             };
             Done::Claimed {
                 slot,
-                error: error.map(|e| e.source),
+                error,
                 latency_us: started.elapsed().as_micros() as u64,
             }
         }));

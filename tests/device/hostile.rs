@@ -201,3 +201,47 @@ async fn an_overflowing_retry_after_is_clamped_from_wire_to_timer() {
     );
     let _ = Duration::ZERO;
 }
+
+/// 13: the one auto-claim: a claim for a code the device no longer shows sends nothing; a 409
+/// from the helper means "not current any more", not a failure; other errors stay errors.
+#[tokio::test]
+async fn the_auto_claim_helper_claims_once_and_knows_stale_codes() {
+    use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
+    let server = Hostile::start(|s| {
+        if s.path.ends_with("/POS-0000000A/claim") {
+            json_answer(
+                409,
+                &serde_json::json!({"error": {"code": "4009", "message": "No pending pairing code", "trace_id": "t"}}),
+            )
+        } else if s.path.ends_with("/POS-0000000B/claim") {
+            json_answer(500, &serde_json::json!({}))
+        } else {
+            json_answer(
+                200,
+                &serde_json::json!({"status": "claimed", "device_id": "POS-0000000C", "pairing_code": "K7M3NP"}),
+            )
+        }
+    })
+    .await;
+    let t = posemu_client::Transport::new(&server.url, posemu_client::TransportConfig::default())
+        .unwrap();
+    let via = ClaimVia::SandboxHelper;
+    let claim = |id: &'static str, current: bool| {
+        let (t, via) = (t.clone(), via.clone());
+        async move { claim_code(&via, &t, id, "K7M3NP", Duration::ZERO, || current, None).await }
+    };
+    assert_eq!(
+        claim("POS-0000000C", false).await,
+        Ok(ClaimOutcome::NotCurrent(None))
+    );
+    assert_eq!(server.seen.lock().len(), 0, "a stale code is not claimed");
+    assert_eq!(claim("POS-0000000C", true).await, Ok(ClaimOutcome::Claimed));
+    assert!(matches!(
+        claim("POS-0000000A", true).await,
+        Ok(ClaimOutcome::NotCurrent(Some(e))) if e.status() == Some(409)
+    ));
+    assert_eq!(
+        claim("POS-0000000B", true).await.unwrap_err().status(),
+        Some(500)
+    );
+}

@@ -221,6 +221,70 @@ pub async fn sandbox_reset(
     .await
 }
 
+/// How an unattended run claims codes.
+#[derive(Debug, Clone)]
+pub enum ClaimVia {
+    /// `POST /sandbox/devices/{id}/claim`: claims whatever code of the device is pending.
+    SandboxHelper,
+    /// `POST /pos/claim` with the code, as a signed-in merchant (real servers).
+    Merchant(std::sync::Arc<MerchantSession>),
+}
+
+/// What became of one [`claim_code`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The server said 2xx: the device learns it at its next poll.
+    Claimed,
+    /// The code is not current any more: the device moved on to another code before the claim
+    /// went out (no request; `None`), or the server has no pending code for it (the sandbox
+    /// helper's 409; `/pos/claim`'s 404, 409 or 410): it was claimed, expired or replaced
+    /// meanwhile. Not a failure: the device learns which at its next poll, and a new code
+    /// gets a claim of its own.
+    NotCurrent(Option<MerchantError>),
+}
+
+/// Whether a failed claim only says the code is no longer pending on the server.
+fn is_stale(via: &ClaimVia, e: &MerchantError) -> bool {
+    match via {
+        ClaimVia::SandboxHelper => e.status() == Some(409),
+        ClaimVia::Merchant(_) => matches!(e.status(), Some(404 | 409 | 410)),
+    }
+}
+
+/// The one auto-claim: claims `code` of `device_id` once, after `delay` (chosen by the caller:
+/// `--auto-claim DELAY`, a fleet's drawn delay, or zero when the caller waited already).
+///
+/// `still_current` tells whether the device still shows `code`; it is asked after the delay,
+/// so a claim meant for a code that was replaced meanwhile never claims its successor (the
+/// sandbox helper claims whatever is pending), and a claim that loses the race to a code change
+/// is [`ClaimOutcome::NotCurrent`], not an error. Callers start one per code shown
+/// (`Note::CodeShown`); a caller that checks currency itself passes `|| true`.
+pub async fn claim_code(
+    via: &ClaimVia,
+    transport: &Transport,
+    device_id: &str,
+    code: &str,
+    delay: Duration,
+    still_current: impl Fn() -> bool + Send,
+    log: Option<&ExchangeLog>,
+) -> Result<ClaimOutcome, MerchantError> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if !still_current() {
+        return Ok(ClaimOutcome::NotCurrent(None));
+    }
+    let result = match via {
+        ClaimVia::SandboxHelper => sandbox_claim(transport, device_id, log).await.map(|_| ()),
+        ClaimVia::Merchant(m) => m.claim(code, Some(device_id)).await.map(|_| ()),
+    };
+    match result {
+        Ok(()) => Ok(ClaimOutcome::Claimed),
+        Err(e) if is_stale(via, &e) => Ok(ClaimOutcome::NotCurrent(Some(e))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Merchant API credentials (spec 4.5).
 #[derive(Clone)]
 pub struct MerchantCredentials {
