@@ -245,3 +245,67 @@ async fn the_auto_claim_helper_claims_once_and_knows_stale_codes() {
         Some(500)
     );
 }
+
+/// 15: a client relies on the HTTP status of sandbox helpers alone, and reads no field it does
+/// not need from any answer: minimal answers work, extra fields are ignored.
+#[tokio::test]
+async fn minimal_answers_are_enough() {
+    use posemu_client::merchant::{
+        claim_code, sandbox_claim, sandbox_expire_code, sandbox_reset, ClaimOutcome, ClaimVia,
+    };
+    use posemu_protocol::api::{ApiAnswer, ApiCall};
+    let server = Hostile::start(|s| match s.path.as_str() {
+        "/pos/bootstrap" => json_answer(
+            200,
+            &serde_json::json!({"server_time": "2025-12-13T14:25:30Z", "min_supported_version": "1.3.5", "extra": [1]}),
+        ),
+        "/pos/status" => json_answer(
+            200,
+            &serde_json::json!({"is_claimed": false, "pairing_code_status": "pending"}),
+        ),
+        "/pos/attest" => json_answer(200, &serde_json::json!({"attestation_token": "att_x"})),
+        p if p.ends_with("/claim") => json_answer(
+            200,
+            &serde_json::json!({"status": "claimed", "device_id": "POS-8F3A2C91"}),
+        ),
+        p if p.ends_with("/expire-code") => answer(200, &[], b""),
+        _ => answer(204, &[], b""),
+    })
+    .await;
+    let r = call(&server.url, ApiCall::Bootstrap).await;
+    assert!(
+        matches!(r, Ok(ApiAnswer::Bootstrap(ref b)) if b.server_time.starts_with("2025")),
+        "{r:?}"
+    );
+    let r = call(&server.url, ApiCall::Status).await;
+    assert!(
+        matches!(r, Ok(ApiAnswer::Status(ref s)) if !s.is_claimed),
+        "{r:?}"
+    );
+    let r = call(&server.url, ApiCall::Attest { clock_offset_ms: 0 }).await;
+    assert!(
+        matches!(r, Ok(ApiAnswer::Attest(ref a)) if a.expires_in_sec == 300),
+        "{r:?}"
+    );
+
+    let t = posemu_client::Transport::new(&server.url, posemu_client::TransportConfig::default())
+        .unwrap();
+    let id = "POS-8F3A2C91";
+    let claimed = sandbox_claim(&t, id, None).await.unwrap();
+    assert_eq!(claimed.pairing_code, "");
+    let outcome = claim_code(
+        &ClaimVia::SandboxHelper,
+        &t,
+        id,
+        "K7M3NP",
+        Duration::ZERO,
+        || true,
+        None,
+    );
+    assert_eq!(outcome.await, Ok(ClaimOutcome::Claimed));
+    assert!(sandbox_expire_code(&t, id, None).await.is_ok());
+    assert_eq!(
+        sandbox_reset(&t, id, None).await,
+        Ok(serde_json::Value::Null)
+    );
+}

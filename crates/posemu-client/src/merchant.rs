@@ -16,6 +16,7 @@ use super::call::{fill_response, json};
 use super::exchange::{Exchange, ExchangeLog};
 use super::transport::{Outgoing, Transport};
 use posemu_protocol::api::{CallError, Secret};
+use posemu_protocol::text::escape_control;
 use posemu_protocol::wire::{
     paths, ClaimRequest, ClaimResponse, ClientSessionRequest, ClientSessionResponse,
     SessionInitiateRequest, SessionInitiateResponse,
@@ -82,13 +83,39 @@ impl MerchantError {
     }
 }
 
-/// The answer of the sandbox's claim and expire-code helpers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer of the sandbox's claim and expire-code helpers, for display only: the HTTP status
+/// alone says whether it worked (spec 5), so every field may be missing (empty) and a body
+/// that is not this JSON at all reads as all empty. Server text, so control characters are
+/// escaped already.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxCodeAction {
     /// `claimed` or `expired`.
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub device_id: String,
+    #[serde(default)]
     pub pairing_code: String,
+}
+
+impl SandboxCodeAction {
+    fn escaped(mut self) -> Self {
+        for s in [
+            &mut self.status,
+            &mut self.device_id,
+            &mut self.pairing_code,
+        ] {
+            if let std::borrow::Cow::Owned(e) = escape_control(s) {
+                *s = e;
+            }
+        }
+        self
+    }
+}
+
+/// A helper's 2xx body as `T` if it is one, else `T::default()`: helpers are judged by status.
+fn lenient<T: DeserializeOwned + Default>(body: &[u8]) -> T {
+    serde_json::from_slice(body).unwrap_or_default()
 }
 
 /// A path segment with everything but `[A-Za-z0-9-_.]` percent-encoded, so that an odd device
@@ -114,6 +141,19 @@ async fn exchange<T: DeserializeOwned>(
     body: Option<Vec<u8>>,
     log: Option<&ExchangeLog>,
 ) -> Result<T, MerchantError> {
+    let body = exchange_raw(transport, action, path, bearer, body, log).await?;
+    json(action.step(), &body).map_err(|source| MerchantError { action, source })
+}
+
+/// Sends a request; the body of a 2xx answer, else the error. Records the exchange if `log`.
+async fn exchange_raw(
+    transport: &Transport,
+    action: MerchantAction,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+    log: Option<&ExchangeLog>,
+) -> Result<Vec<u8>, MerchantError> {
     let err = |source| MerchantError { action, source };
     let mut headers = HeaderMap::new();
     if body.is_some() {
@@ -145,7 +185,7 @@ async fn exchange<T: DeserializeOwned>(
                 fill_response(e, &inc);
             }
             if inc.status.is_success() {
-                json(action.step(), &inc.body)
+                Ok(inc.body)
             } else {
                 Err(inc.to_http_error(now.into()))
             }
@@ -173,7 +213,7 @@ pub async fn sandbox_claim(
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
     let path = format!("/sandbox/devices/{}/claim", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxClaim,
         &path,
@@ -181,7 +221,8 @@ pub async fn sandbox_claim(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient::<SandboxCodeAction>(&body).escaped())
 }
 
 /// Expires the device's pending code now (sandbox only).
@@ -191,7 +232,7 @@ pub async fn sandbox_expire_code(
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
     let path = format!("/sandbox/devices/{}/expire-code", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxExpireCode,
         &path,
@@ -199,18 +240,20 @@ pub async fn sandbox_expire_code(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient::<SandboxCodeAction>(&body).escaped())
 }
 
 /// Puts the device back to `inactive` with no code and no keys (sandbox only), so that a
-/// device restarted from scratch and the server agree.
+/// device restarted from scratch and the server agree. The answer's JSON for display
+/// (`Null` when the body is not JSON): the status alone says it worked.
 pub async fn sandbox_reset(
     transport: &Transport,
     device_id: &str,
     log: Option<&ExchangeLog>,
 ) -> Result<serde_json::Value, MerchantError> {
     let path = format!("/sandbox/devices/{}/reset", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxReset,
         &path,
@@ -218,7 +261,8 @@ pub async fn sandbox_reset(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient(&body))
 }
 
 /// How an unattended run claims codes.

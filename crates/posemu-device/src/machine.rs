@@ -456,7 +456,8 @@ impl Run<'_> {
                 match serde_json::from_value::<ConfigSummary>(v.clone()) {
                     Ok(c) => {
                         self.s.progress.terminal_id = Some(c.terminal_id);
-                        self.s.progress.merchant_name = Some(c.merchant.name);
+                        self.s.progress.merchant_name =
+                            Some(c.merchant.name).filter(|n| !n.is_empty());
                         self.s.progress.config = Some(v);
                         self.done(Step::Config);
                         self.fx.push(Effect::Save);
@@ -479,7 +480,10 @@ impl Run<'_> {
             (Step::Activate, ApiAnswer::Activate(r)) => {
                 let p = &mut self.s.progress;
                 p.status = DeviceStatus::Activated;
-                p.terminal_id = Some(r.terminal_id.clone());
+                if !r.terminal_id.is_empty() || p.terminal_id.is_none() {
+                    p.terminal_id = Some(r.terminal_id.clone());
+                }
+                let terminal_id = p.terminal_id.clone().unwrap_or_default();
                 p.activated_at = Some(r.activated_at.clone());
                 p.pending_code = None;
                 self.done(Step::Activate);
@@ -488,7 +492,7 @@ impl Run<'_> {
                 let total =
                     Duration::from_millis(self.now.mono_ms.saturating_sub(self.s.flow_started_ms));
                 self.note(Note::Activated {
-                    terminal_id: r.terminal_id,
+                    terminal_id,
                     activated_at: r.activated_at,
                     total,
                 });
