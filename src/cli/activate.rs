@@ -58,6 +58,8 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let mut session = opened.session;
+    // the server as shown: no credentials (they go out as basic auth only), no escapes
+    let server = escape_control(session.transport.base_url()).into_owned();
     let device_id = session.profile.device_id.clone();
     out.info(
         "device",
@@ -66,14 +68,14 @@ pub async fn run(args: Args) -> ExitCode {
             session.profile.model,
             session.profile.os,
             session.profile.app_version,
-            opened.server,
+            server,
             if opened.sandbox.is_some() {
                 " (embedded sandbox)"
             } else {
                 ""
             }
         ),
-        json!({ "device_id": device_id, "server": opened.server, "embedded_sandbox": opened.sandbox.is_some() }),
+        json!({ "device_id": device_id, "server": server, "embedded_sandbox": opened.sandbox.is_some() }),
     );
     if let Some(problem) = &session.resume_problem {
         out.info(
@@ -122,8 +124,8 @@ pub async fn run(args: Args) -> ExitCode {
                             }
                             None => out.info("how_to_claim", format!(
                                 "  a merchant claims it at {}/portal?code={code}\n  or: curl -X POST {}/sandbox/devices/{device_id}/claim",
-                                opened.server, opened.server
-                            ), json!({ "portal": format!("{}/portal?code={code}", opened.server) })),
+                                server, server
+                            ), json!({ "portal": format!("{server}/portal?code={code}") })),
                         }
                         continue;
                     }

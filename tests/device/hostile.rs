@@ -309,3 +309,109 @@ async fn minimal_answers_are_enough() {
         Ok(serde_json::Value::Null)
     );
 }
+
+/// 14: credentials in `--server` go out as basic auth and nowhere else: not in `--json`
+/// output, saved progress, exchange URLs, HAR or curl; cookies and big bodies are redacted; a
+/// HAR file is 0600.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_in_the_server_url_are_sent_never_shown() {
+    let big = format!(
+        r#"{{"access_token":"eyJSECRETSECRETSECRET","pad":"{}"}}"#,
+        "x".repeat(600 * 1024)
+    );
+    let server = Hostile::start(move |s| match s.path.as_str() {
+        "/pos/bootstrap" => {
+            let mut a = bootstrap_ok();
+            let at = a.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+            a.splice(
+                at..at,
+                b"Set-Cookie: sid=COOKIESECRET; Path=/\r\n".iter().copied(),
+            );
+            a
+        }
+        "/pos/pairing-code" => answer(200, &[("Content-Type", "application/json")], big.as_bytes()),
+        _ => json_answer(404, &serde_json::json!({})),
+    })
+    .await;
+    let with_creds = server.url.replace("http://", "http://alice:s3cretpw@");
+    let home = tempfile::tempdir().unwrap();
+    let o = activate(
+        home.path(),
+        &["activate", "--json", "--server", &with_creds],
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("s3cretpw"), "{out}");
+    assert!(out.contains(&server.url), "{out}");
+    for f in walk(home.path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+        assert!(!text.contains("s3cretpw"), "{}: {text}", f.display());
+    }
+    let heads: Vec<String> = server.seen.lock().iter().map(|s| s.head.clone()).collect();
+    // alice:s3cretpw
+    assert!(
+        heads[0].contains("authorization: Basic YWxpY2U6czNjcmV0cHc="),
+        "{heads:?}"
+    );
+
+    // the client's log, HAR and curl
+    let t = posemu_client::Transport::new(&with_creds, posemu_client::TransportConfig::default())
+        .unwrap();
+    let log = posemu_client::ExchangeLog::new(8);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    for c in [
+        posemu_protocol::api::ApiCall::Bootstrap,
+        posemu_protocol::api::ApiCall::PairingCode,
+    ] {
+        let _ = t
+            .call(
+                &identity(),
+                &posemu_client::DeviceFaults::NONE,
+                &c,
+                chrono::Utc::now(),
+                &mut rng,
+                Some(&log),
+            )
+            .await;
+    }
+    let entries = log.entries();
+    assert_eq!(entries.len(), 2);
+    let har_path = home.path().join("x.har");
+    posemu_client::export::write_har(&har_path, entries.iter().map(|e| e.as_ref())).unwrap();
+    let har = std::fs::read_to_string(&har_path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&har_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let curl = posemu_client::export::curl(&entries[0]);
+    for text in [&har, &curl, &format!("{entries:?}")] {
+        for secret in [
+            "s3cretpw",
+            "COOKIESECRET",
+            "SECRETSECRET",
+            "YWxpY2U6czNjcmV0cHc",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret} in {}",
+                &text[..text.len().min(3000)]
+            );
+        }
+    }
+    assert!(har.contains("sid=…"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

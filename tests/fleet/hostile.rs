@@ -79,3 +79,24 @@ async fn unique_huge_error_codes_are_capped() {
     assert!(size < 512 * 1024, "report of {size} bytes");
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
 }
+
+/// 14: credentials in `--server` stay out of the report and the summary.
+#[test]
+fn credentials_in_the_server_url_stay_out_of_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = report_path(dir.path(), "r.json");
+    let out = fleet(&[
+        "--devices",
+        "2",
+        "--server",
+        "http://alice:s3cretpw@127.0.0.1:9",
+        "--duration",
+        "1s",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    let report = std::fs::read_to_string(&path).unwrap();
+    assert!(report.contains("http://127.0.0.1:9"), "{report}");
+    assert!(!report.contains("s3cretpw"));
+    assert!(!text(&out).contains("s3cretpw"), "{}", text(&out));
+}

@@ -71,13 +71,12 @@ impl Captured {
         c
     }
 
-    /// A body, with token fields redacted.
+    /// A body, with token fields redacted: at any size (a truncated body is not JSON any
+    /// more, so the redaction works on the text; see [`redact_json_text`]).
     pub fn body(data: &[u8]) -> Captured {
         let mut c = Captured::new(data, MAX_BODY_CHARS);
-        if !c.truncated {
-            if let Cow::Owned(red) = redact_json_text(&c.text) {
-                c.text = red;
-            }
+        if let Cow::Owned(red) = redact_json_text(&c.text) {
+            c.text = red;
         }
         c
     }
@@ -188,39 +187,92 @@ pub fn redact_authorization(value: &str) -> String {
     }
 }
 
-/// `text` with the values of [`SECRET_FIELDS`] redacted, if it is JSON holding any.
+/// `text` with the string values of [`SECRET_FIELDS`] redacted (`"access_token": "eyJhbGci…"`).
+/// Works on the text, not a parse, so it also covers bodies cut short, bodies that are not
+/// quite JSON, and a value that runs to the end of a truncated text.
 pub fn redact_json_text(text: &str) -> Cow<'_, str> {
     if !SECRET_FIELDS.iter().any(|f| text.contains(f)) {
         return Cow::Borrowed(text);
     }
-    let Ok(mut v) = serde_json::from_str::<Value>(text) else {
-        return Cow::Borrowed(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    // the earliest `"field"` of any secret field
+    let next = |t: &str| {
+        SECRET_FIELDS
+            .iter()
+            .filter_map(|f| {
+                let quoted = format!("\"{f}\"");
+                t.find(&quoted).map(|i| (i, i + quoted.len()))
+            })
+            .min()
     };
-    if redact_value(&mut v) {
-        Cow::Owned(v.to_string())
+    while let Some((_, name_end)) = next(rest) {
+        out.push_str(&rest[..name_end]);
+        rest = &rest[name_end..];
+        let after_colon = rest.trim_start().strip_prefix(':').map(str::trim_start);
+        let Some(value) = after_colon.and_then(|v| v.strip_prefix('"')) else {
+            continue; // a key not followed by a string value
+        };
+        out.push_str(&rest[..rest.len() - value.len()]);
+        // the string runs to the first unescaped quote, or to the end of a cut text
+        let mut end = value.len();
+        let mut escaped = false;
+        for (i, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push_str(&redact_token(&value[..end]));
+        changed = true;
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        Cow::Owned(out)
     } else {
         Cow::Borrowed(text)
     }
 }
 
-fn redact_value(v: &mut Value) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, val) in m.iter_mut() {
-                if SECRET_FIELDS.contains(&k.as_str()) {
-                    if let Value::String(s) = val {
-                        *s = redact_token(s);
-                        changed = true;
-                    }
-                } else {
-                    changed |= redact_value(val);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| redact_value(x) | c),
-        _ => false,
+/// Headers whose values are credentials: kept as their scheme or cookie names only.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// A header value as logged: credentials of [`SECRET_HEADERS`] redacted, the rest as sent.
+pub fn redact_header(name: &str, value: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if !SECRET_HEADERS.contains(&lower.as_str()) {
+        return value.to_string();
+    }
+    if lower.ends_with("authorization") {
+        return redact_authorization(value);
+    }
+    // cookies: `name=…` for each (`Cookie: a=1; b=2`, `Set-Cookie: sid=x; Path=/`): the
+    // value of the first pair of each cookie is the secret, its attributes are not
+    let cookie = |pair: &str| match pair.split_once('=') {
+        Some((n, _)) => format!("{}=…", n.trim()),
+        None => "…".to_string(),
+    };
+    if lower == "cookie" {
+        value.split(';').map(cookie).collect::<Vec<_>>().join("; ")
+    } else {
+        let mut parts = value.split(';');
+        let first = cookie(parts.next().unwrap_or(""));
+        std::iter::once(first)
+            .chain(parts.map(|p| p.trim().to_string()))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -287,16 +339,12 @@ impl Exchange {
     }
 }
 
+/// Headers (of a request or an answer) as logged: credentials redacted ([`redact_header`]).
 pub(crate) fn logged_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .map(|(n, v)| {
             let v = String::from_utf8_lossy(v.as_bytes());
-            let v = if *n == reqwest::header::AUTHORIZATION {
-                redact_authorization(&v)
-            } else {
-                v.into_owned()
-            };
-            (canonical_name(n.as_str()), v)
+            (canonical_name(n.as_str()), redact_header(n.as_str(), &v))
         })
         .collect()
 }
@@ -485,6 +533,43 @@ mod tests {
             redact_json_text("not json access_token"),
             Cow::Borrowed(_)
         ));
+        // cut short mid-value, escaped quotes, white space around the colon
+        let cut = r#"{"pad":"x","access_token" :  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0"#;
+        assert_eq!(
+            redact_json_text(cut),
+            r#"{"pad":"x","access_token" :  "eyJhbGci…"#
+        );
+        let esc = r#"{"client_secret":"ab\"cdefghijklmnop","n":1}"#;
+        assert_eq!(
+            redact_json_text(esc),
+            r#"{"client_secret":"ab\"cdef…","n":1}"#
+        );
+    }
+
+    #[test]
+    fn bodies_of_any_size_lose_their_secrets() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.SECRETSECRETSECRET";
+        let big = format!(
+            r#"{{"access_token":"{token}","pad":"{}"}}"#,
+            "x".repeat(MAX_BODY_CHARS * 2)
+        );
+        let c = Captured::body(big.as_bytes());
+        assert!(c.truncated);
+        assert!(!c.text.contains("SECRETSECRET"), "{}", &c.text[..80]);
+    }
+
+    #[test]
+    fn credential_headers_are_redacted() {
+        assert_eq!(
+            redact_header("Set-Cookie", "sid=abcdef123456; Path=/; HttpOnly"),
+            "sid=…; Path=/; HttpOnly"
+        );
+        assert_eq!(redact_header("cookie", "a=1; b=secret"), "a=…; b=…");
+        assert_eq!(
+            redact_header("Authorization", "Basic YWxpY2U6czNjcmV0cHc="),
+            "Basic YWxpY2U6…"
+        );
+        assert_eq!(redact_header("X-Trace-Id", "abc"), "abc");
     }
 
     #[test]

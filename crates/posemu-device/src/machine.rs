@@ -25,7 +25,7 @@ use posemu_protocol::wire::{ActivationChecks, ConfigSummary, DeviceStatus, Pairi
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
     pub device_id: String,
-    /// The server URL (saved progress belongs to one server).
+    /// The server URL (saved progress belongs to one server), without credentials.
     pub server: String,
     pub app_version: String,
     pub zmk: Secret<Key>,
@@ -44,7 +44,7 @@ impl DeviceConfig {
     pub fn new(device_id: &str, server: &str, app_version: &str, zmk: Key) -> DeviceConfig {
         DeviceConfig {
             device_id: device_id.to_string(),
-            server: server.to_string(),
+            server: posemu_protocol::text::strip_userinfo(server).into_owned(),
             app_version: app_version.to_string(),
             zmk: Secret(zmk),
             poll_interval: POLL_DEFAULT,
