@@ -606,3 +606,8 @@ mod tests {
         );
     }
 }
+
+/// Random and mutated answers to every step's decode path (proptest).
+#[cfg(test)]
+#[path = "call_prop.rs"]
+mod prop;
