@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod export;
 pub mod identity;
 pub mod merchant;
+pub mod redact;
 pub mod transport;
 
 pub use call::new_nonce;
