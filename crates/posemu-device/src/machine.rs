@@ -455,9 +455,9 @@ impl Run<'_> {
             (Step::Config, ApiAnswer::Config(v)) => {
                 match serde_json::from_value::<ConfigSummary>(v.clone()) {
                     Ok(c) => {
-                        self.s.progress.terminal_id = Some(c.terminal_id);
+                        self.s.progress.terminal_id = Some(shown(c.terminal_id));
                         self.s.progress.merchant_name =
-                            Some(c.merchant.name).filter(|n| !n.is_empty());
+                            Some(shown(c.merchant.name)).filter(|n| !n.is_empty());
                         self.s.progress.config = Some(v);
                         self.done(Step::Config);
                         self.fx.push(Effect::Save);
@@ -481,10 +481,10 @@ impl Run<'_> {
                 let p = &mut self.s.progress;
                 p.status = DeviceStatus::Activated;
                 if !r.terminal_id.is_empty() || p.terminal_id.is_none() {
-                    p.terminal_id = Some(r.terminal_id.clone());
+                    p.terminal_id = Some(shown(r.terminal_id.clone()));
                 }
                 let terminal_id = p.terminal_id.clone().unwrap_or_default();
-                p.activated_at = Some(r.activated_at.clone());
+                p.activated_at = Some(shown(r.activated_at.clone()));
                 p.pending_code = None;
                 self.done(Step::Activate);
                 self.s.phase = Phase::Ready;
@@ -560,6 +560,7 @@ impl Run<'_> {
     }
 
     fn update_required(&mut self, version: String, min: String) {
+        let min = shown(min);
         self.s.phase = Phase::UpdateRequired {
             version: version.clone(),
             min: min.clone(),
@@ -740,6 +741,15 @@ impl Run<'_> {
             delay: wait,
             error: e,
         });
+    }
+}
+
+/// Server text the state keeps for display (ready screen, update screen), escaped at the source
+/// so no screen can print it raw.
+fn shown(s: String) -> String {
+    match posemu_protocol::text::escape_control(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(e) => e,
     }
 }
 

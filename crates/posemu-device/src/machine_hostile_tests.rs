@@ -246,3 +246,39 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn server_text_kept_for_screens_is_escaped_at_the_source() {
+    let mut sim = Sim::new();
+    sim.ev(DeviceEvent::Start);
+    sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
+    sim.error(CallError::Http {
+        status: 426,
+        retry_after: None,
+        error: Some(ErrorBody {
+            code: "4026".into(),
+            message: "below the minimum \x1b]52;c;aGk=\x07".into(),
+            details: None,
+            trace_id: String::new(),
+        }),
+    });
+    let Phase::UpdateRequired { min, .. } = &sim.s.phase else {
+        panic!("{:?}", sim.s.phase)
+    };
+    assert!(!min.chars().any(char::is_control), "{min:?}");
+
+    let mut sim = Sim::new();
+    sim.run_to_pairing("K7M3NP");
+    sim.poll_now();
+    sim.answer(claimed());
+    sim.answer(attest(300));
+    sim.answer(keys());
+    sim.answer(ApiAnswer::Config(serde_json::json!({
+        "terminal_id": "TID-\x1b]52;c;aGk=\x07",
+        "merchant": {"name": "Evil\x1b[2J"}
+    })));
+    let p = &sim.s.progress;
+    for t in [p.terminal_id.as_deref(), p.merchant_name.as_deref()] {
+        assert!(!t.unwrap().chars().any(char::is_control), "{t:?}");
+    }
+}
