@@ -109,7 +109,8 @@ impl DeviceArgs {
         Ok(OpenDevice {
             session,
             sandbox,
-            server,
+            // as shown on screens: credentials go out as basic auth only (the transport has them)
+            server: posemu_protocol::text::strip_userinfo(&server).into_owned(),
         })
     }
 
