@@ -11,6 +11,7 @@ use reqwest::{Method, StatusCode, Version};
 use posemu_protocol::api::CallError;
 use posemu_protocol::error::ErrorEnvelope;
 use posemu_protocol::headers::RETRY_AFTER;
+use posemu_protocol::text::escape_control;
 
 /// Answers larger than this are refused (the biggest real answer, terminal parameters, is
 /// ~40 KB of hex); it bounds what a broken or hostile server can make a device buffer.
@@ -320,9 +321,18 @@ impl Incoming {
         CallError::Http {
             status: self.status.as_u16(),
             retry_after,
+            // server text, escaped at the source: every screen and log shows it as text
             error: serde_json::from_slice::<ErrorEnvelope>(&self.body)
                 .ok()
-                .map(|e| e.error),
+                .map(|e| {
+                    let mut b = e.error;
+                    for s in [&mut b.code, &mut b.message, &mut b.trace_id] {
+                        if let std::borrow::Cow::Owned(x) = escape_control(s) {
+                            *s = x;
+                        }
+                    }
+                    b
+                }),
         }
     }
 }

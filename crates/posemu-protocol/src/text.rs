@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-/// `s` with every control character (C0, DEL, C1; `\n` and `\t` too) written as a visible
+/// `s` with every control character (C0, DEL, C1; `\n` and `\t` too) and bidi override
+/// (U+202A–U+202E, U+2066–U+2069) written as a visible
 /// escape (`\e` for ESC, `\u{9b}` …), so that text a server chose cannot move the cursor,
 /// clear the screen, set the clipboard (OSC 52) or fake a line of output. Borrowed when there
 /// is nothing to escape. Backslashes are left alone: the output is for eyes, not a parser.
@@ -17,9 +18,15 @@ pub fn escape_control_multiline(s: &str) -> Cow<'_, str> {
     escape(s, true)
 }
 
+/// Control characters, and the bidirectional overrides and isolates that reorder what a
+/// terminal shows (U+202A–U+202E, U+2066–U+2069).
+fn is_hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn escape(s: &str, keep_lines: bool) -> Cow<'_, str> {
     let kept = |c: char| keep_lines && matches!(c, '\n' | '\t');
-    if !s.chars().any(|c| c.is_control() && !kept(c)) {
+    if !s.chars().any(|c| is_hidden(c) && !kept(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -30,7 +37,7 @@ fn escape(s: &str, keep_lines: bool) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+            c if is_hidden(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -66,6 +73,7 @@ mod tests {
             "\\e]52;c;aGk=\\u{7}\\e[2J\\u{9b}31m\\r\\nx"
         );
         assert_eq!(escape_control("ü–ok"), "ü–ok");
+        assert_eq!(escape_control("a\u{202e}b"), "a\\u{202e}b");
         assert_eq!(
             escape_control_multiline("{\n\t\x1b[2J\r}"),
             "{\n\t\\e[2J\\r}"
