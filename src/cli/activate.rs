@@ -1,16 +1,20 @@
 //! `posemu activate`: one device from power-on to activated, headless, a line per step
 //! (or one JSON object per event with `--json`).
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::device_args::DeviceArgs;
-use posemu_client::merchant::sandbox_claim;
+use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
 use posemu_device::{DeviceEvent, Note, Phase, Step};
+use posemu_protocol::text::escape_control;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,6 +58,8 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     let mut session = opened.session;
+    // the server as shown: no credentials (they go out as basic auth only), no escapes
+    let server = escape_control(session.transport.base_url()).into_owned();
     let device_id = session.profile.device_id.clone();
     out.info(
         "device",
@@ -62,23 +68,31 @@ pub async fn run(args: Args) -> ExitCode {
             session.profile.model,
             session.profile.os,
             session.profile.app_version,
-            opened.server,
+            server,
             if opened.sandbox.is_some() {
                 " (embedded sandbox)"
             } else {
                 ""
             }
         ),
-        json!({ "device_id": device_id, "server": opened.server, "embedded_sandbox": opened.sandbox.is_some() }),
+        json!({ "device_id": device_id, "server": server, "embedded_sandbox": opened.sandbox.is_some() }),
     );
     if let Some(problem) = &session.resume_problem {
-        out.info("warning", problem.clone(), json!({ "message": problem }));
+        out.info(
+            "warning",
+            escape_control(problem).into_owned(),
+            json!({ "message": problem }),
+        );
     }
     for f in args.device.faults().describe() {
         out.info("fault", format!("device fault: {f}"), json!({ "fault": f }));
     }
 
-    let (claims_tx, mut claims) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (claims_tx, mut claims) =
+        mpsc::unbounded_channel::<(String, Result<ClaimOutcome, String>)>();
+    // the code on screen, for auto-claims that wake up after it changed; one claim per code
+    let current_code: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut claimed_codes = HashSet::new();
     let events = session.driver.sender();
     let _ = events.send(DeviceEvent::Start);
     loop {
@@ -96,18 +110,22 @@ pub async fn run(args: Args) -> ExitCode {
                         out.note(&note);
                         match args.auto_claim {
                             Some(delay) => {
-                                let transport = session.transport.clone();
-                                let (id, tx) = (device_id.clone(), claims_tx.clone());
-                                tokio::spawn(async move {
-                                    tokio::time::sleep(delay).await;
-                                    let r = sandbox_claim(&transport, &id, None).await;
-                                    let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
-                                });
+                                *current_code.lock() = Some(code.clone());
+                                if claimed_codes.insert(code.clone()) {
+                                    let transport = session.transport.clone();
+                                    let (id, tx, code) = (device_id.clone(), claims_tx.clone(), code.clone());
+                                    let current = current_code.clone();
+                                    tokio::spawn(async move {
+                                        let still = || current.lock().as_deref() == Some(code.as_str());
+                                        let r = claim_code(&ClaimVia::SandboxHelper, &transport, &id, &code, delay, still, None).await;
+                                        let _ = tx.send((code, r.map_err(|e| e.to_string())));
+                                    });
+                                }
                             }
                             None => out.info("how_to_claim", format!(
                                 "  a merchant claims it at {}/portal?code={code}\n  or: curl -X POST {}/sandbox/devices/{device_id}/claim",
-                                opened.server, opened.server
-                            ), json!({ "portal": format!("{}/portal?code={code}", opened.server) })),
+                                server, server
+                            ), json!({ "portal": format!("{server}/portal?code={code}") })),
                         }
                         continue;
                     }
@@ -119,17 +137,20 @@ pub async fn run(args: Args) -> ExitCode {
                     }
                     out.note(&note);
                 }
+                *current_code.lock() = session.driver.state().code.as_ref().map(|c| c.code.clone());
                 if let Some(e) = session.driver.take_save_error() {
-                    out.info("warning", format!("cannot save progress: {e}"), json!({ "message": e }));
+                    out.info("warning", format!("cannot save progress: {}", escape_control(&e.to_string())), json!({ "message": e.to_string() }));
                 }
                 if let Some(code) = settled(&session.driver.state().phase) {
                     return code;
                 }
             }
-            Some(r) = claims.recv() => match r {
-                Ok(()) => out.info("auto_claim", "claimed through the sandbox helper".into(), json!({})),
+            Some((code, r)) = claims.recv() => match r {
+                Ok(ClaimOutcome::Claimed) => out.info("auto_claim", format!("claimed {code} through the sandbox helper"), json!({ "code": code })),
+                // the code changed before or while the claim went out: the new code has its own
+                Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
                 Err(e) => {
-                    out.info("error", format!("auto-claim failed: {e} (--auto-claim needs a posemu sandbox)"), json!({ "message": e }));
+                    out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
                     return ExitCode::from(1);
                 }
             },
@@ -182,7 +203,7 @@ impl Output {
         let mut text = format!("{mark} {}", n.describe());
         if let Note::Failed(f) = n {
             if let Some(t) = f.trace_id() {
-                text.push_str(&format!("\n  trace id {t}"));
+                text.push_str(&format!("\n  trace id {}", escape_control(t)));
             }
         }
         self.line(&text);

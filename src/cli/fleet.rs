@@ -10,14 +10,18 @@ use std::time::Duration;
 use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
 use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
 use crate::fleet::fault_shares::FaultShare;
-use crate::fleet::threshold::{Outcome, Threshold};
+use crate::fleet::threshold::{implicit_outcomes, Outcome, Threshold};
 use crate::fleet::{FleetConfig, Report, ServerChoice, Ui};
 use posemu_client::{MerchantCredentials, TransportConfig};
 use posemu_protocol::api::Secret;
 use posemu_protocol::provision::is_valid_fleet_prefix;
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = EXIT_CODES
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Sub>,
@@ -148,6 +152,15 @@ pub struct RunArgs {
     pub no_poll_spread: bool,
 }
 
+/// The exit codes, as `posemu fleet --help` lists them (and the README's fleet section).
+pub const EXIT_CODES: &str = "Exit codes:
+  0    every --threshold passed; without any: no device failed and at least one reached
+       its goal (activated; with --no-claim: a status poll answered)
+  1    a threshold failed; without any: a device failed, or none reached its goal
+       (nothing answered); also: the report could not be written
+  2    bad flags, files or threshold expressions (nothing ran)
+  130  stopped by Ctrl-C or q (the report is still written)";
+
 /// Usage errors exit 2; failed thresholds or devices 1; an interrupted run 130.
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("posemu fleet: {msg}");
@@ -168,14 +181,8 @@ fn parse_thresholds(exprs: &[String]) -> Result<Vec<Threshold>, String> {
 /// Prints the threshold outcomes; true if all passed.
 fn judge(report: &Report, thresholds: &[Threshold], implicit: bool) -> bool {
     let outcomes: Vec<Outcome> = if thresholds.is_empty() && implicit {
-        // without explicit thresholds a run passes when no device failed
-        vec![Threshold::parse("failed==0")
-            .map(|t| t.check(report))
-            .unwrap_or_else(|e| Outcome {
-                threshold: e,
-                actual: String::new(),
-                pass: false,
-            })]
+        // without explicit thresholds: no device failed and at least one reached its goal
+        implicit_outcomes(report)
     } else {
         thresholds.iter().map(|t| t.check(report)).collect()
     };

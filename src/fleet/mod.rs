@@ -135,7 +135,8 @@ impl FleetConfig {
             fleet_devices: self.fleet_devices,
             device_source: source,
             seed_fingerprint: seed_fp,
-            server: server.into(),
+            // credentials go out as basic auth only, never into a report
+            server: posemu_protocol::text::strip_userinfo(server).into_owned(),
             ramp_per_sec: self.ramp_per_sec,
             poll: format!(
                 "{}ms-{}ms",
@@ -214,8 +215,8 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
     let epoch = tokio::time::Instant::now();
     let started_at = posemu_protocol::clock::rfc3339(chrono::Utc::now());
     let plan = Arc::new(Plan {
+        server: transport.base_url().to_string(),
         transport,
-        server: server.url.clone(),
         user_agent,
         app_version: cfg.app_version.clone(),
         poll: cfg.poll,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use posemu_protocol::text::escape_control;
 use serde::{Deserialize, Serialize};
 
 use super::procstat::Usage;
@@ -379,12 +380,12 @@ impl Report {
             let e: Vec<String> = self
                 .errors_by_code
                 .iter()
-                .map(|(k, v)| format!("{k}×{v}"))
+                .map(|(k, v)| format!("{}×{v}", escape_control(k)))
                 .collect();
             let _ = writeln!(s, "  errors by code: {}", e.join(", "));
         }
         for (why, n) in self.failures.iter().take(5) {
-            let _ = writeln!(s, "  failed ×{n}: {why}");
+            let _ = writeln!(s, "  failed ×{n}: {}", escape_control(why));
         }
         let line = |name: &str, p: &Percentiles| {
             format!(
@@ -430,9 +431,11 @@ impl Report {
     }
 }
 
+/// Adds counts of a loaded report, with the caps of a run (a report file is input too).
 fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, v) in from {
-        *into.entry(k.clone()).or_default() += v;
+        let k = super::stats::truncate_chars(k.clone(), super::stats::MAX_REASON_CHARS);
+        super::stats::add_capped(into, &k, *v, super::stats::MAX_ERROR_KINDS);
     }
 }
 

@@ -29,21 +29,18 @@ use tokio::time::Instant;
 
 use super::devices::DeviceSource;
 use super::dist::Dist;
-use super::stats::{error_key, Endpoint, State, Stats};
-use posemu_client::{sandbox_claim, DeviceFaults, DeviceIdentity, MerchantSession, Transport};
-use posemu_device::poll::uniform_between;
+use super::stats::{error_key, truncate_chars, Endpoint, State, Stats, MAX_REASON_CHARS};
+use posemu_client::merchant::{claim_code, ClaimOutcome};
+use posemu_client::{DeviceFaults, DeviceIdentity, Transport};
+use posemu_device::poll::{deadline, uniform_between};
 use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
 };
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
+use posemu_protocol::text::escape_control;
 
-/// How a fleet claims codes, unattended.
-pub enum ClaimMode {
-    /// `POST /sandbox/devices/{id}/claim` (posemu's sandbox).
-    SandboxHelper,
-    /// `POST /pos/claim` as a signed-in merchant (real servers).
-    Merchant(Arc<MerchantSession>),
-}
+/// How a fleet claims codes, unattended (the client's one auto-claim, [`claim_code`]).
+pub use posemu_client::merchant::ClaimVia as ClaimMode;
 
 /// What every worker shares.
 pub struct Plan {
@@ -126,7 +123,8 @@ enum Done {
     },
     Claimed {
         slot: u32,
-        error: Option<CallError>,
+        /// The error, and whether it is worth retrying at all.
+        error: Option<(CallError, bool)>,
         latency_us: u64,
     },
 }
@@ -409,13 +407,13 @@ impl Worker {
                 error,
                 latency_us,
             } => {
-                let retry = error
-                    .as_ref()
-                    .is_some_and(|e| e.is_transient() || e.status() == Some(429));
+                let retry = error.as_ref().is_some_and(|(e, may_retry)| {
+                    *may_retry && (e.is_transient() || e.status() == Some(429))
+                });
                 self.stats.lock().request(
                     Endpoint::Claim,
                     latency_us,
-                    error.as_ref().map(error_key),
+                    error.as_ref().map(|(e, _)| error_key(e)),
                 );
                 if retry {
                     // the merchant tries again shortly; a code that expires meanwhile gets its own
@@ -453,7 +451,7 @@ impl Worker {
                     });
                 }
                 Effect::Wait { timer, after } => {
-                    let at = now.mono_ms + after.as_millis() as u64;
+                    let at = deadline(now.mono_ms, after);
                     let k = timer_slot(timer);
                     dev.due[k] = at;
                     self.heap.push(Reverse((at, j as u32, k as u8)));
@@ -552,20 +550,29 @@ impl Worker {
         };
         let device_id = dev.identity.device_id().to_string();
         let transport = self.transport.clone();
-        let merchant = match mode {
-            ClaimMode::SandboxHelper => None,
-            ClaimMode::Merchant(m) => Some(m.clone()),
-        };
+        let via = mode.clone();
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
-            let error = match merchant {
-                None => sandbox_claim(&transport, &device_id, None).await.err(),
-                Some(m) => m.claim(&code, Some(&device_id)).await.err(),
+            // the heap did the waiting and the code was checked just above: no delay, current
+            let r = claim_code(
+                &via,
+                &transport,
+                &device_id,
+                &code,
+                Duration::ZERO,
+                || true,
+                None,
+            );
+            let error = match r.await {
+                Ok(ClaimOutcome::Claimed) | Ok(ClaimOutcome::NotCurrent(None)) => None,
+                // counted as the answer it was, but never retried: the code is gone
+                Ok(ClaimOutcome::NotCurrent(Some(e))) => Some((e.source, false)),
+                Err(e) => Some((e.source, true)),
             };
             Done::Claimed {
                 slot,
-                error: error.map(|e| e.source),
+                error,
                 latency_us: started.elapsed().as_micros() as u64,
             }
         }));
@@ -595,16 +602,21 @@ pub fn failure_reason(f: &posemu_device::Failure) -> String {
                 status,
                 error: Some(b),
                 ..
-            } => format!("{}: HTTP {status} {} {}", step.name(), b.code, b.message),
+            } => truncate_chars(
+                format!(
+                    "{}: HTTP {status} {} {}",
+                    step.name(),
+                    escape_control(&b.code),
+                    escape_control(&b.message)
+                ),
+                MAX_REASON_CHARS,
+            ),
             CallError::Http { status, .. } => format!("{}: HTTP {status}", step.name()),
             CallError::Network(_) => format!("{}: network error", step.name()),
             CallError::Timeout(_) => format!("{}: timeout", step.name()),
             CallError::Decode(_) => format!("{}: unusable answer", step.name()),
         },
-        _ => {
-            let mut m = f.message();
-            m.truncate(160);
-            m
-        }
+        // cut on a character boundary (a byte cut panics inside a multi-byte character)
+        _ => truncate_chars(f.message(), MAX_REASON_CHARS),
     }
 }

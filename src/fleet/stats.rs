@@ -217,10 +217,17 @@ impl Endpoint {
 }
 
 /// The key an error is counted under: the Viopay error `code` when the server sent an error
-/// body (`4029`), else `HTTP 502`, `network`, `timeout` or `decode`.
+/// body (`4029`) and it looks like one (at most [`MAX_CODE_CHARS`] ASCII letters and digits),
+/// else `HTTP 502`, `network`, `timeout` or `decode`.
 pub fn error_key(e: &CallError) -> String {
     match e {
-        CallError::Http { error: Some(b), .. } if !b.code.is_empty() => b.code.clone(),
+        CallError::Http { error: Some(b), .. }
+            if !b.code.is_empty()
+                && b.code.len() <= MAX_CODE_CHARS
+                && b.code.bytes().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            b.code.clone()
+        }
         CallError::Http { status, .. } => format!("HTTP {status}"),
         CallError::Network(_) => "network".into(),
         CallError::Timeout(_) => "timeout".into(),
@@ -228,8 +235,37 @@ pub fn error_key(e: &CallError) -> String {
     }
 }
 
-/// Distinct failure reasons kept; the rest are counted under "other".
-const MAX_FAILURE_KINDS: usize = 64;
+/// Distinct failure reasons kept; the rest are counted under [`OTHER`].
+pub const MAX_FAILURE_KINDS: usize = 64;
+/// Distinct error keys kept; the rest are counted under [`OTHER`]. A server that answers a
+/// new error code per request cannot grow the fleet's memory or its report.
+pub const MAX_ERROR_KINDS: usize = 64;
+/// The longest error code counted as itself (Viopay's are 4 characters).
+pub const MAX_CODE_CHARS: usize = 16;
+/// Failure reasons are cut to this many characters.
+pub const MAX_REASON_CHARS: usize = 200;
+/// The key of everything past the caps.
+pub const OTHER: &str = "other";
+
+/// `s` cut to at most `max` characters (on a character boundary), with `…` if cut.
+pub fn truncate_chars(mut s: String, max: usize) -> String {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
+}
+
+/// Adds `n` under `key`, or under [`OTHER`] once `map` holds `cap` other keys.
+pub fn add_capped(map: &mut BTreeMap<String, u64>, key: &str, n: u64, cap: usize) {
+    if let Some(v) = map.get_mut(key) {
+        *v = v.saturating_add(n);
+        return;
+    }
+    let key = if map.len() >= cap { OTHER } else { key };
+    let v = map.entry(key.to_string()).or_default();
+    *v = v.saturating_add(n);
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct EndpointStats {
@@ -271,7 +307,7 @@ impl Stats {
         e.latency.record(latency_us);
         if let Some(key) = error {
             e.errors += 1;
-            *self.errors.entry(key).or_default() += 1;
+            add_capped(&mut self.errors, &key, 1, MAX_ERROR_KINDS);
         }
     }
 
@@ -281,12 +317,8 @@ impl Stats {
     }
 
     pub fn failure(&mut self, why: String) {
-        let key = if self.failures.len() >= MAX_FAILURE_KINDS && !self.failures.contains_key(&why) {
-            "other".to_string()
-        } else {
-            why
-        };
-        *self.failures.entry(key).or_default() += 1;
+        let why = truncate_chars(why, MAX_REASON_CHARS);
+        add_capped(&mut self.failures, &why, 1, MAX_FAILURE_KINDS);
     }
 
     pub fn requests(&self) -> u64 {
@@ -307,7 +339,7 @@ impl Stats {
             a.errors += b.errors;
         }
         for (k, v) in &o.errors {
-            *self.errors.entry(k.clone()).or_default() += v;
+            add_capped(&mut self.errors, k, *v, MAX_ERROR_KINDS);
         }
         for (a, b) in self.states.iter_mut().zip(o.states) {
             *a += b;
@@ -315,7 +347,7 @@ impl Stats {
         self.time_to_activate.add(&o.time_to_activate);
         self.poll_lateness.add(&o.poll_lateness);
         for (k, v) in &o.failures {
-            *self.failures.entry(k.clone()).or_default() += v;
+            add_capped(&mut self.failures, k, *v, MAX_FAILURE_KINDS);
         }
     }
 }
@@ -342,6 +374,38 @@ mod tests {
         assert_eq!(sum.len(), 12);
         assert!(Hist::decode("not base64!").unwrap_err().contains("base64"));
         assert!(Hist::decode("AAAA").is_err());
+    }
+
+    #[test]
+    fn error_kinds_and_reasons_are_bounded() {
+        let mut s = Stats::default();
+        for i in 0..1000 {
+            let e = CallError::Http {
+                status: 503,
+                retry_after: None,
+                error: Some(posemu_protocol::ErrorBody {
+                    code: format!("{i}{}", "x".repeat(i % 3 * 50)),
+                    message: String::new(),
+                    details: None,
+                    trace_id: String::new(),
+                }),
+            };
+            s.request(Endpoint::Step(Step::Status), 1, Some(error_key(&e)));
+            s.failure(format!("{i} {}", "ü".repeat(10_000)));
+        }
+        assert_eq!(s.errors.len(), MAX_ERROR_KINDS + 1);
+        assert_eq!(s.errors.values().sum::<u64>(), 1000);
+        assert!(s.errors.keys().all(|k| k.len() <= MAX_CODE_CHARS));
+        assert_eq!(s.failures.len(), MAX_FAILURE_KINDS + 1);
+        assert!(s
+            .failures
+            .keys()
+            .all(|k| k.chars().count() <= MAX_REASON_CHARS + 1));
+        let mut sum = Stats::default();
+        sum.add(&s);
+        sum.add(&s);
+        assert_eq!(sum.errors.len(), MAX_ERROR_KINDS + 1);
+        assert_eq!(sum.errors.values().sum::<u64>(), 2000);
     }
 
     #[test]

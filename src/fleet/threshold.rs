@@ -107,6 +107,36 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// The checks of a run given no `--threshold`: no device failed, and at least one reached the
+/// run's goal (activated; with `--no-claim`, which never activates anyone, a status poll
+/// answered), so that a fleet where nothing works never passes.
+pub fn implicit_outcomes(r: &Report) -> Vec<Outcome> {
+    let d = &r.devices;
+    let failed = Outcome {
+        threshold: "failed==0".into(),
+        actual: d.failed.to_string(),
+        pass: d.failed == 0,
+    };
+    let goal = if r.config.claim.is_some() {
+        Outcome {
+            threshold: "activated>0".into(),
+            actual: format!("{} of {}", d.activated, d.total),
+            pass: d.activated > 0,
+        }
+    } else {
+        let answered = r
+            .endpoints
+            .get(posemu_device::Step::Status.name())
+            .map_or(0, |e| e.requests.saturating_sub(e.errors));
+        Outcome {
+            threshold: "a status poll answered (--no-claim)".into(),
+            actual: answered.to_string(),
+            pass: answered > 0,
+        }
+    };
+    vec![failed, goal]
+}
+
 const EXAMPLES: &str =
     "expected METRIC OP VALUE, e.g. p99(status)<200ms, activated>=99.9%, errors(4029)<10";
 

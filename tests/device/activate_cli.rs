@@ -235,3 +235,36 @@ async fn a_crash_mid_flow_resumes_from_saved_progress_on_the_next_run() {
         "{out}"
     );
 }
+
+/// 13: an interrupted run leaves a pending code; `--auto-claim` on the next run (a fresh
+/// embedded sandbox that never saw that code) must claim the code that is current, once, and
+/// not fail on the resumed one.
+#[test]
+fn auto_claim_after_an_interrupted_run_claims_the_current_code() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    for _ in 0..3 {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_posemu"))
+            .args(["activate"])
+            .env("POSEMU_HOME", home.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // the code is saved before its line is printed
+        assert!(lines.any(|l| l.unwrap().contains("✓ pairing code ")));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let o = posemu(
+            home.path(),
+            &["activate", "--auto-claim", "--time-warp", "1000"],
+        );
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}\n{err}");
+        assert!(out.contains(", resumed"), "{out}");
+        assert!(out.contains("— ready for payments"), "{out}");
+        assert!(!out.contains("auto-claim failed"), "{out}");
+    }
+}

@@ -4,5 +4,7 @@ mod activate_cli;
 mod client_errors;
 mod client_flow;
 mod engine;
+mod hostile;
+mod hostile_server;
 mod pay_cli;
 mod profiles_fixtures;

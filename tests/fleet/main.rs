@@ -1,7 +1,10 @@
 //! Integration tests: fleet (one binary, a module per file).
 
 mod fleet_support;
+#[path = "../device/hostile_server.rs"]
+mod hostile_server;
 
+mod hostile;
 mod run;
 mod shards;
 mod thresholds;

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use super::device_faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
-use super::exchange::{canonical_name, Captured, Exchange, ExchangeLog};
+use super::exchange::{logged_headers, Captured, Exchange, ExchangeLog};
 use super::identity::DeviceIdentity;
 use super::transport::{Incoming, Outgoing, Transport};
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
@@ -298,16 +298,7 @@ impl Transport {
 pub(crate) fn fill_response(entry: &mut Exchange, inc: &Incoming) {
     entry.status = Some(inc.status.as_u16());
     entry.http_version = format!("{:?}", inc.version);
-    entry.response_headers = inc
-        .headers
-        .iter()
-        .map(|(n, v)| {
-            (
-                canonical_name(n.as_str()),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    entry.response_headers = logged_headers(&inc.headers);
     entry.response_body = (!inc.body.is_empty()).then(|| Captured::body(&inc.body));
     entry.trace_id = trace_id(inc);
 }
@@ -619,3 +610,8 @@ mod tests {
         );
     }
 }
+
+/// Random and mutated answers to every step's decode path (proptest).
+#[cfg(test)]
+#[path = "call_prop.rs"]
+mod prop;

@@ -8,8 +8,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::redact::{
+    redact_authorization, redact_header, redact_json_text, redact_token, SECRET_FIELDS,
+    SECRET_HEADERS,
+};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use posemu_protocol::text::{escape_control, escape_control_multiline};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -20,16 +25,6 @@ pub const DEFAULT_CAPACITY: usize = 500;
 pub const MAX_BODY_CHARS: usize = 256 * 1024;
 /// Decrypted terminal parameters (~200 KB) are kept as a preview of this many characters.
 pub const PLAINTEXT_PREVIEW_CHARS: usize = 2048;
-/// JSON fields whose string values are tokens or secrets, redacted in logged bodies.
-pub const SECRET_FIELDS: &[&str] = &[
-    "attestation_token",
-    "access_token",
-    "refresh_token",
-    "client_secret",
-    "identity_secret_hex",
-    "zmk_hex",
-];
-
 /// A captured text (a body or a decrypted plaintext), possibly cut short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Captured {
@@ -70,13 +65,12 @@ impl Captured {
         c
     }
 
-    /// A body, with token fields redacted.
+    /// A body, with token fields redacted: at any size (a truncated body is not JSON any
+    /// more, so the redaction works on the text; see [`redact_json_text`]).
     pub fn body(data: &[u8]) -> Captured {
         let mut c = Captured::new(data, MAX_BODY_CHARS);
-        if !c.truncated {
-            if let Cow::Owned(red) = redact_json_text(&c.text) {
-                c.text = red;
-            }
+        if let Cow::Owned(red) = redact_json_text(&c.text) {
+            c.text = red;
         }
         c
     }
@@ -170,64 +164,41 @@ pub fn pretty_json(text: &str) -> Option<String> {
     serde_json::to_string_pretty(&v).ok()
 }
 
-/// The first 8 characters of a token and an ellipsis: enough to tell tokens apart, useless
-/// to an attacker (`att_f83k…`). Short tokens show nothing.
-pub fn redact_token(token: &str) -> String {
-    const KEEP: usize = 8;
-    if token.chars().count() <= KEEP + 4 {
-        return "…".into();
-    }
-    let mut s: String = token.chars().take(KEEP).collect();
-    s.push('…');
-    s
-}
-
-/// `Attestation att_f83k…`: the scheme stays, the credential goes.
-pub fn redact_authorization(value: &str) -> String {
-    match value.trim().split_once(' ') {
-        Some((scheme, token)) => format!("{scheme} {}", redact_token(token.trim())),
-        None => redact_token(value),
-    }
-}
-
-/// `text` with the values of [`SECRET_FIELDS`] redacted, if it is JSON holding any.
-pub fn redact_json_text(text: &str) -> Cow<'_, str> {
-    if !SECRET_FIELDS.iter().any(|f| text.contains(f)) {
-        return Cow::Borrowed(text);
-    }
-    let Ok(mut v) = serde_json::from_str::<Value>(text) else {
-        return Cow::Borrowed(text);
-    };
-    if redact_value(&mut v) {
-        Cow::Owned(v.to_string())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-fn redact_value(v: &mut Value) -> bool {
-    match v {
-        Value::Object(m) => {
-            let mut changed = false;
-            for (k, val) in m.iter_mut() {
-                if SECRET_FIELDS.contains(&k.as_str()) {
-                    if let Value::String(s) = val {
-                        *s = redact_token(s);
-                        changed = true;
-                    }
-                } else {
-                    changed |= redact_value(val);
-                }
-            }
-            changed
-        }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| redact_value(x) | c),
-        _ => false,
-    }
-}
-
 /// Request headers as logged: `Authorization` redacted, the rest as sent.
 impl Exchange {
+    /// Control characters in everything a server (or a flag) chose are escaped before the
+    /// entry is kept, so the debug view and exports show them as text
+    /// ([`escape_control`]; bodies keep their line feeds and tabs).
+    fn escape_for_display(&mut self) {
+        fn one(s: &mut String) {
+            if let Cow::Owned(e) = escape_control(s) {
+                *s = e;
+            }
+        }
+        fn body(c: &mut Option<Captured>) {
+            if let Some(c) = c {
+                if let Cow::Owned(e) = escape_control_multiline(&c.text) {
+                    c.text = e;
+                }
+            }
+        }
+        one(&mut self.url);
+        one(&mut self.http_version);
+        for (n, v) in self
+            .request_headers
+            .iter_mut()
+            .chain(self.response_headers.iter_mut())
+        {
+            one(n);
+            one(v);
+        }
+        body(&mut self.request_body);
+        body(&mut self.response_body);
+        body(&mut self.response_plaintext);
+        self.trace_id.iter_mut().for_each(one);
+        self.error.iter_mut().for_each(one);
+    }
+
     /// The exchange of a request about to be sent: no answer yet.
     pub(crate) fn sent(
         step: &'static str,
@@ -257,16 +228,12 @@ impl Exchange {
     }
 }
 
+/// Headers (of a request or an answer) as logged: credentials redacted ([`redact_header`]).
 pub(crate) fn logged_headers(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .map(|(n, v)| {
             let v = String::from_utf8_lossy(v.as_bytes());
-            let v = if *n == reqwest::header::AUTHORIZATION {
-                redact_authorization(&v)
-            } else {
-                v.into_owned()
-            };
-            (canonical_name(n.as_str()), v)
+            (canonical_name(n.as_str()), redact_header(n.as_str(), &v))
         })
         .collect()
 }
@@ -335,6 +302,7 @@ impl ExchangeLog {
 
     /// Stores `e` (giving it the next id), drops the oldest beyond capacity, notifies.
     pub fn record(&self, mut e: Exchange) -> Arc<Exchange> {
+        e.escape_for_display();
         let mut i = self.inner.lock();
         e.id = i.next_id;
         i.next_id += 1;
@@ -407,6 +375,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recorded_exchanges_show_server_text_escaped() {
+        let mut e = sample_exchange("status");
+        e.response_headers = vec![("X-Trace-Id".into(), "\x1b[2J".into())];
+        e.trace_id = Some("\x1b]52;c;aGk=\x07".into());
+        e.error = Some("HTTP 404 \u{9b}2J".into());
+        e.response_body = Some(Captured::body(b"{\n \"m\": \"\x1b[31m\"\n}"));
+        let log = ExchangeLog::new(4);
+        let e = log.record(e);
+        let texts = [
+            e.response_headers[0].1.as_str(),
+            e.trace_id.as_deref().unwrap(),
+            e.error.as_deref().unwrap(),
+        ];
+        for t in texts {
+            assert!(!t.chars().any(char::is_control), "{t:?}");
+        }
+        let body = &e.response_body.as_ref().unwrap().text;
+        assert_eq!(body, "{\n \"m\": \"\\e[31m\"\n}");
+    }
+
+    #[test]
     fn tokens_keep_only_a_prefix() {
         assert_eq!(redact_token("att_f83kLmP9s2abcdefghijklmn"), "att_f83k…");
         assert_eq!(redact_token("short"), "…");
@@ -434,6 +423,43 @@ mod tests {
             redact_json_text("not json access_token"),
             Cow::Borrowed(_)
         ));
+        // cut short mid-value, escaped quotes, white space around the colon
+        let cut = r#"{"pad":"x","access_token" :  "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0"#;
+        assert_eq!(
+            redact_json_text(cut),
+            r#"{"pad":"x","access_token" :  "eyJhbGci…"#
+        );
+        let esc = r#"{"client_secret":"ab\"cdefghijklmnop","n":1}"#;
+        assert_eq!(
+            redact_json_text(esc),
+            r#"{"client_secret":"ab\"cdef…","n":1}"#
+        );
+    }
+
+    #[test]
+    fn bodies_of_any_size_lose_their_secrets() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.SECRETSECRETSECRET";
+        let big = format!(
+            r#"{{"access_token":"{token}","pad":"{}"}}"#,
+            "x".repeat(MAX_BODY_CHARS * 2)
+        );
+        let c = Captured::body(big.as_bytes());
+        assert!(c.truncated);
+        assert!(!c.text.contains("SECRETSECRET"), "{}", &c.text[..80]);
+    }
+
+    #[test]
+    fn credential_headers_are_redacted() {
+        assert_eq!(
+            redact_header("Set-Cookie", "sid=abcdef123456; Path=/; HttpOnly"),
+            "sid=…; Path=/; HttpOnly"
+        );
+        assert_eq!(redact_header("cookie", "a=1; b=secret"), "a=…; b=…");
+        assert_eq!(
+            redact_header("Authorization", "Basic YWxpY2U6czNjcmV0cHc="),
+            "Basic YWxpY2U6…"
+        );
+        assert_eq!(redact_header("X-Trace-Id", "abc"), "abc");
     }
 
     #[test]

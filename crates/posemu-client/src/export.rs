@@ -30,6 +30,30 @@ pub fn har_string<'a>(exchanges: impl IntoIterator<Item = &'a Exchange>) -> Stri
     serde_json::to_string_pretty(&har(exchanges)).unwrap_or_default()
 }
 
+/// Writes [`har_string`] of `exchanges` to `path`, readable by the owner only (mode 0600 on
+/// Unix, also when the file existed): a HAR holds device ids, URLs and bodies.
+pub fn write_har<'a>(
+    path: &std::path::Path,
+    exchanges: impl IntoIterator<Item = &'a Exchange>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = har_string(exchanges);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        o.mode(0o600);
+        let mut f = o.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        o.open(path)?.write_all(text.as_bytes())
+    }
+}
+
 fn name_values(headers: &[(String, String)]) -> Vec<Value> {
     headers
         .iter()

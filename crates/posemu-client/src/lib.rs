@@ -27,6 +27,7 @@ pub mod export;
 pub mod identity;
 pub mod merchant;
 pub mod payments;
+pub mod redact;
 pub mod transport;
 
 pub use call::new_nonce;

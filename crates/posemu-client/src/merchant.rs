@@ -16,6 +16,7 @@ use super::call::{fill_response, json};
 use super::exchange::{Exchange, ExchangeLog};
 use super::transport::{Outgoing, Transport};
 use posemu_protocol::api::{CallError, Secret};
+use posemu_protocol::text::escape_control;
 use posemu_protocol::wire::{
     paths, ClaimRequest, ClaimResponse, ClientSessionRequest, ClientSessionResponse,
     SessionInitiateRequest, SessionInitiateResponse,
@@ -82,13 +83,39 @@ impl MerchantError {
     }
 }
 
-/// The answer of the sandbox's claim and expire-code helpers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer of the sandbox's claim and expire-code helpers, for display only: the HTTP status
+/// alone says whether it worked (spec 5), so every field may be missing (empty) and a body
+/// that is not this JSON at all reads as all empty. Server text, so control characters are
+/// escaped already.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxCodeAction {
     /// `claimed` or `expired`.
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub device_id: String,
+    #[serde(default)]
     pub pairing_code: String,
+}
+
+impl SandboxCodeAction {
+    fn escaped(mut self) -> Self {
+        for s in [
+            &mut self.status,
+            &mut self.device_id,
+            &mut self.pairing_code,
+        ] {
+            if let std::borrow::Cow::Owned(e) = escape_control(s) {
+                *s = e;
+            }
+        }
+        self
+    }
+}
+
+/// A helper's 2xx body as `T` if it is one, else `T::default()`: helpers are judged by status.
+fn lenient<T: DeserializeOwned + Default>(body: &[u8]) -> T {
+    serde_json::from_slice(body).unwrap_or_default()
 }
 
 /// A path segment with everything but `[A-Za-z0-9-_.]` percent-encoded, so that an odd device
@@ -114,6 +141,19 @@ async fn exchange<T: DeserializeOwned>(
     body: Option<Vec<u8>>,
     log: Option<&ExchangeLog>,
 ) -> Result<T, MerchantError> {
+    let body = exchange_raw(transport, action, path, bearer, body, log).await?;
+    json(action.step(), &body).map_err(|source| MerchantError { action, source })
+}
+
+/// Sends a request; the body of a 2xx answer, else the error. Records the exchange if `log`.
+async fn exchange_raw(
+    transport: &Transport,
+    action: MerchantAction,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+    log: Option<&ExchangeLog>,
+) -> Result<Vec<u8>, MerchantError> {
     let err = |source| MerchantError { action, source };
     let mut headers = HeaderMap::new();
     if body.is_some() {
@@ -145,7 +185,7 @@ async fn exchange<T: DeserializeOwned>(
                 fill_response(e, &inc);
             }
             if inc.status.is_success() {
-                json(action.step(), &inc.body)
+                Ok(inc.body)
             } else {
                 Err(inc.to_http_error(now.into()))
             }
@@ -173,7 +213,7 @@ pub async fn sandbox_claim(
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
     let path = format!("/sandbox/devices/{}/claim", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxClaim,
         &path,
@@ -181,7 +221,8 @@ pub async fn sandbox_claim(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient::<SandboxCodeAction>(&body).escaped())
 }
 
 /// Expires the device's pending code now (sandbox only).
@@ -191,7 +232,7 @@ pub async fn sandbox_expire_code(
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
     let path = format!("/sandbox/devices/{}/expire-code", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxExpireCode,
         &path,
@@ -199,18 +240,20 @@ pub async fn sandbox_expire_code(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient::<SandboxCodeAction>(&body).escaped())
 }
 
 /// Puts the device back to `inactive` with no code and no keys (sandbox only), so that a
-/// device restarted from scratch and the server agree.
+/// device restarted from scratch and the server agree. The answer's JSON for display
+/// (`Null` when the body is not JSON): the status alone says it worked.
 pub async fn sandbox_reset(
     transport: &Transport,
     device_id: &str,
     log: Option<&ExchangeLog>,
 ) -> Result<serde_json::Value, MerchantError> {
     let path = format!("/sandbox/devices/{}/reset", path_segment(device_id));
-    exchange(
+    let body = exchange_raw(
         transport,
         MerchantAction::SandboxReset,
         &path,
@@ -218,7 +261,72 @@ pub async fn sandbox_reset(
         None,
         log,
     )
-    .await
+    .await?;
+    Ok(lenient(&body))
+}
+
+/// How an unattended run claims codes.
+#[derive(Debug, Clone)]
+pub enum ClaimVia {
+    /// `POST /sandbox/devices/{id}/claim`: claims whatever code of the device is pending.
+    SandboxHelper,
+    /// `POST /pos/claim` with the code, as a signed-in merchant (real servers).
+    Merchant(std::sync::Arc<MerchantSession>),
+}
+
+/// What became of one [`claim_code`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The server said 2xx: the device learns it at its next poll.
+    Claimed,
+    /// The code is not current any more: the device moved on to another code before the claim
+    /// went out (no request; `None`), or the server has no pending code for it (the sandbox
+    /// helper's 409; `/pos/claim`'s 404, 409 or 410): it was claimed, expired or replaced
+    /// meanwhile. Not a failure: the device learns which at its next poll, and a new code
+    /// gets a claim of its own.
+    NotCurrent(Option<MerchantError>),
+}
+
+/// Whether a failed claim only says the code is no longer pending on the server.
+fn is_stale(via: &ClaimVia, e: &MerchantError) -> bool {
+    match via {
+        ClaimVia::SandboxHelper => e.status() == Some(409),
+        ClaimVia::Merchant(_) => matches!(e.status(), Some(404 | 409 | 410)),
+    }
+}
+
+/// The one auto-claim: claims `code` of `device_id` once, after `delay` (chosen by the caller:
+/// `--auto-claim DELAY`, a fleet's drawn delay, or zero when the caller waited already).
+///
+/// `still_current` tells whether the device still shows `code`; it is asked after the delay,
+/// so a claim meant for a code that was replaced meanwhile never claims its successor (the
+/// sandbox helper claims whatever is pending), and a claim that loses the race to a code change
+/// is [`ClaimOutcome::NotCurrent`], not an error. Callers start one per code shown
+/// (`Note::CodeShown`); a caller that checks currency itself passes `|| true`.
+pub async fn claim_code(
+    via: &ClaimVia,
+    transport: &Transport,
+    device_id: &str,
+    code: &str,
+    delay: Duration,
+    still_current: impl Fn() -> bool + Send,
+    log: Option<&ExchangeLog>,
+) -> Result<ClaimOutcome, MerchantError> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if !still_current() {
+        return Ok(ClaimOutcome::NotCurrent(None));
+    }
+    let result = match via {
+        ClaimVia::SandboxHelper => sandbox_claim(transport, device_id, log).await.map(|_| ()),
+        ClaimVia::Merchant(m) => m.claim(code, Some(device_id)).await.map(|_| ()),
+    };
+    match result {
+        Ok(()) => Ok(ClaimOutcome::Claimed),
+        Err(e) if is_stale(via, &e) => Ok(ClaimOutcome::NotCurrent(Some(e))),
+        Err(e) => Err(e),
+    }
 }
 
 /// Merchant API credentials (spec 4.5).
@@ -295,6 +403,8 @@ impl fmt::Debug for MerchantSession {
 
 /// Renew the token when less than this much of its life is left.
 const RENEW_MARGIN: Duration = Duration::from_secs(10);
+/// [POSEMU] The longest merchant-token lifetime (`expires_in`) the client believes.
+pub const MAX_MERCHANT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl MerchantSession {
     pub fn new(transport: Transport, credentials: MerchantCredentials) -> Self {
@@ -350,10 +460,13 @@ impl MerchantSession {
             merchant_id: info.merchant_id,
             merchant_name: info.merchant_name,
         };
-        let life = Duration::from_secs(tok.expires_in).saturating_sub(RENEW_MARGIN);
+        // a server's lifetime is believed up to an hour (`Instant + u64::MAX s` would panic)
+        let life = Duration::from_secs(tok.expires_in)
+            .min(MAX_MERCHANT_TOKEN_LIFETIME)
+            .saturating_sub(RENEW_MARGIN);
         *self.session.lock() = Some(Session {
             token: Secret(tok.access_token),
-            renew_at: started + life,
+            renew_at: started.checked_add(life).unwrap_or(started),
             info: info.clone(),
         });
         Ok(info)

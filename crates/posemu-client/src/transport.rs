@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Version};
 
 use posemu_protocol::api::CallError;
 use posemu_protocol::error::ErrorEnvelope;
 use posemu_protocol::headers::RETRY_AFTER;
+use posemu_protocol::text::escape_control;
 
 /// Answers larger than this are refused (the biggest real answer, terminal parameters, is
 /// ~40 KB of hex); it bounds what a broken or hostile server can make a device buffer.
@@ -52,8 +53,10 @@ pub enum TransportError {
 #[derive(Clone)]
 pub struct Transport {
     client: reqwest::Client,
-    /// Without a trailing slash, so `{base}{path}` is the URL.
+    /// Without a trailing slash, so `{base}{path}` is the URL. Never with credentials.
     base: std::sync::Arc<str>,
+    /// `Authorization: Basic …` from the URL's userinfo, if it had any (sensitive).
+    basic_auth: Option<HeaderValue>,
     config: TransportConfig,
 }
 
@@ -64,6 +67,51 @@ impl std::fmt::Debug for Transport {
             .field("config", &self.config)
             .finish()
     }
+}
+
+/// `Basic base64(user:password)` of a URL's userinfo (percent-decoded), marked sensitive.
+fn basic_auth(url: &reqwest::Url) -> Option<HeaderValue> {
+    use base64::Engine;
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        let bytes: Vec<u8> = percent_decode(s);
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(url.username()),
+        decode(url.password().unwrap_or(""))
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut v = HeaderValue::from_str(&format!("Basic {b64}")).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -129,7 +177,7 @@ impl Transport {
     /// A transport to `base_url` (`http://` or `https://`, optionally with a path prefix).
     pub fn new(base_url: &str, config: TransportConfig) -> Result<Transport, TransportError> {
         let bad = |reason: String| TransportError::Url {
-            url: base_url.to_string(),
+            url: posemu_protocol::text::strip_userinfo(base_url).into_owned(),
             reason,
         };
         let url = reqwest::Url::parse(base_url.trim()).map_err(|e| bad(e.to_string()))?;
@@ -146,10 +194,16 @@ impl Transport {
             return Err(bad("it may not have a query or fragment".into()));
         }
         let client = build_client(&config, is_loopback(&url))?;
+        let basic_auth = basic_auth(&url);
+        let mut url = url;
+        // the credentials travel as basic auth only: never in a URL shown, logged or saved
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         let base = url.as_str().trim_end_matches('/').into();
         Ok(Transport {
             client,
             base,
+            basic_auth,
             config,
         })
     }
@@ -164,6 +218,7 @@ impl Transport {
         Ok(Transport {
             client: build_client(&self.config, is_loopback(&url))?,
             base: self.base.clone(),
+            basic_auth: self.basic_auth.clone(),
             config: self.config,
         })
     }
@@ -187,10 +242,17 @@ impl Transport {
     /// Sends one request and reads the whole answer (any status).
     pub(crate) async fn send(&self, out: Outgoing) -> Result<Incoming, CallError> {
         let timeout = out.timeout.unwrap_or(self.config.request_timeout);
+        let mut headers = out.headers;
+        if let Some(auth) = &self.basic_auth {
+            // the device's own Authorization (attestation, merchant bearer) comes first
+            if !headers.contains_key(AUTHORIZATION) {
+                headers.insert(AUTHORIZATION, auth.clone());
+            }
+        }
         let mut req = self
             .client
             .request(out.method, out.url)
-            .headers(out.headers)
+            .headers(headers)
             .timeout(timeout);
         if let Some(body) = out.body {
             req = req.body(body);
@@ -259,9 +321,18 @@ impl Incoming {
         CallError::Http {
             status: self.status.as_u16(),
             retry_after,
+            // server text, escaped at the source: every screen and log shows it as text
             error: serde_json::from_slice::<ErrorEnvelope>(&self.body)
                 .ok()
-                .map(|e| e.error),
+                .map(|e| {
+                    let mut b = e.error;
+                    for s in [&mut b.code, &mut b.message, &mut b.trace_id] {
+                        if let std::borrow::Cow::Owned(x) = escape_control(s) {
+                            *s = x;
+                        }
+                    }
+                    b
+                }),
         }
     }
 }
@@ -320,6 +391,23 @@ mod tests {
         }
         let t2 = t.separate_pool().unwrap();
         assert_eq!(t2.base_url(), t.base_url());
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+        let t = Transport::new(
+            "http://alice:s3cret%40pw@127.0.0.1:9/",
+            TransportConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(t.base_url(), "http://127.0.0.1:9");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        let auth = t.basic_auth.as_ref().unwrap();
+        assert!(auth.is_sensitive());
+        // alice:s3cret@pw
+        assert_eq!(auth.to_str().unwrap(), "Basic YWxpY2U6czNjcmV0QHB3");
+        let e = Transport::new("ftp://bob:hunter2@x", TransportConfig::default()).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

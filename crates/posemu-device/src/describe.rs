@@ -1,6 +1,9 @@
 //! Notes in words (for `posemu activate`, the POS screen's timeline) and as JSON (for
 //! `--json` and scripts). Pure formatting: no secrets are in notes to begin with.
 
+use std::borrow::Cow;
+
+use posemu_protocol::text::escape_control;
 use serde_json::{json, Value};
 
 use super::events::Note;
@@ -27,8 +30,17 @@ impl Note {
         }
     }
 
-    /// One line for a person.
+    /// One line for a person, safe to print: control characters in anything the server chose
+    /// (codes, ids, messages) are escaped ([`escape_control`]).
     pub fn describe(&self) -> String {
+        let text = self.describe_raw();
+        match escape_control(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(escaped) => escaped,
+        }
+    }
+
+    fn describe_raw(&self) -> String {
         match self {
             Note::StepStarted(s) => format!("{}…", s.title()),
             Note::StepDone { step, took } => format!(
@@ -184,5 +196,15 @@ mod tests {
             took: Duration::from_millis(42),
         };
         assert_eq!(d.describe(), "keys (42 ms)");
+    }
+
+    #[test]
+    fn server_chosen_text_is_escaped() {
+        let n = Note::KeysInstalled {
+            key_set_id: "ks-\x1b]52;c;aGk=\x07\x1b[2J".into(),
+        };
+        let text = n.describe();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\e]52;c;aGk="), "{text}");
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use super::machine::Step;
 use posemu_protocol::api::CallError;
+use posemu_protocol::text::escape_control;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -37,6 +38,7 @@ impl Failure {
         self.error_body().map(|b| b.code.as_str())
     }
 
+    /// As the server sent it: escape it ([`escape_control`]) before showing it.
     pub fn trace_id(&self) -> Option<&str> {
         self.error_body()
             .map(|b| b.trace_id.as_str())
@@ -50,8 +52,12 @@ impl Failure {
         }
     }
 
-    /// One line: what went wrong.
+    /// One line: what went wrong (server text escaped, see [`escape_control`]).
     pub fn message(&self) -> String {
+        escape_control(&self.message_raw()).into_owned()
+    }
+
+    fn message_raw(&self) -> String {
         match &self.kind {
             FailureKind::Call { step, error } => match error.error_body() {
                 Some(b) => format!("{} failed: {} ({})", step.name(), b.message, b.code),

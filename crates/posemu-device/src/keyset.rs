@@ -118,8 +118,8 @@ pub fn unwrap_key_set(zmk: &Key, r: &KeysResponse) -> Result<InstalledKeys, KeyS
     let tdk = install("tdk", &kek, &k.tdk, Header::DATA_ENCRYPTION, &mut kcvs)?;
     let mac = install("mac", &kek, &k.mac, Header::MAC, &mut kcvs)?;
     Ok(InstalledKeys {
-        key_set_id: r.key_set.key_set_id.clone(),
-        expires_at: r.key_set.expires_at.clone(),
+        key_set_id: posemu_protocol::text::escape_control(&r.key_set.key_set_id).into_owned(),
+        expires_at: posemu_protocol::text::escape_control(&r.key_set.expires_at).into_owned(),
         msk: Secret(msk),
         tpk: Secret(tpk),
         tdk: Secret(tdk),

@@ -10,10 +10,14 @@ use std::time::Duration;
 pub use super::events::{DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
 use super::failure::{Failure, FailureKind};
 use super::keyset::{unwrap_key_set, InstalledKeys};
-use super::poll::{backoff_delay, clamp_interval, POLL_DEFAULT, SLOW_DOWN};
+use super::poll::{
+    backoff_delay, clamp_interval, deadline, server_secs, MAX_CODE_LIFETIME, MAX_RETRY_AFTER,
+    MAX_SLOW_DOWN, MAX_TOKEN_LIFETIME, POLL_DEFAULT, SLOW_DOWN,
+};
 use super::progress::{Progress, SavedCode, SavedParameters};
 use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, Secret};
 use posemu_protocol::crypto::Key;
+use posemu_protocol::rules::is_valid_code;
 use posemu_protocol::version::is_below;
 use posemu_protocol::wire::{ActivationChecks, ConfigSummary, DeviceStatus, PairingCodeStatus};
 
@@ -21,7 +25,7 @@ use posemu_protocol::wire::{ActivationChecks, ConfigSummary, DeviceStatus, Pairi
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
     pub device_id: String,
-    /// The server URL (saved progress belongs to one server).
+    /// The server URL (saved progress belongs to one server), without credentials.
     pub server: String,
     pub app_version: String,
     pub zmk: Secret<Key>,
@@ -40,7 +44,7 @@ impl DeviceConfig {
     pub fn new(device_id: &str, server: &str, app_version: &str, zmk: Key) -> DeviceConfig {
         DeviceConfig {
             device_id: device_id.to_string(),
-            server: server.to_string(),
+            server: posemu_protocol::text::strip_userinfo(server).into_owned(),
             app_version: app_version.to_string(),
             zmk: Secret(zmk),
             poll_interval: POLL_DEFAULT,
@@ -133,7 +137,7 @@ impl DeviceState {
 
     /// The poll interval now in force (configured plus any slow-down).
     pub fn effective_interval(&self) -> Duration {
-        self.config.poll_interval + self.slow_down
+        self.config.poll_interval.saturating_add(self.slow_down)
     }
 
     /// Time left on the pairing code by the device's own clock.
@@ -274,7 +278,7 @@ impl Run<'_> {
             return;
         }
         if let (Some(last), Some(_)) = (self.s.last_poll_ms, self.s.poll_due_ms) {
-            let due = (last + self.s.effective_interval().as_millis() as u64).max(self.now.mono_ms);
+            let due = deadline(last, self.s.effective_interval()).max(self.now.mono_ms);
             self.schedule_poll_at(due);
         }
     }
@@ -454,7 +458,8 @@ impl Run<'_> {
             (Step::PairingCode, ApiAnswer::PairingCode(p)) => self.code_issued(p),
             (Step::Status, ApiAnswer::Status(st)) => self.polled(st),
             (Step::Attest, ApiAnswer::Attest(a)) => {
-                let exp = self.now.mono_ms + a.expires_in_sec.saturating_mul(1000);
+                let life = server_secs(a.expires_in_sec, MAX_TOKEN_LIFETIME);
+                let exp = deadline(self.now.mono_ms, life);
                 self.s.token = Some((Secret(a.attestation_token), exp));
                 match self.s.phase {
                     // attested on the way to a later step (first time or again): carry on
@@ -487,8 +492,9 @@ impl Run<'_> {
             (Step::Config, ApiAnswer::Config(v)) => {
                 match serde_json::from_value::<ConfigSummary>(v.clone()) {
                     Ok(c) => {
-                        self.s.progress.terminal_id = Some(c.terminal_id);
-                        self.s.progress.merchant_name = Some(c.merchant.name);
+                        self.s.progress.terminal_id = Some(shown(c.terminal_id));
+                        self.s.progress.merchant_name =
+                            Some(shown(c.merchant.name)).filter(|n| !n.is_empty());
                         self.s.progress.config = Some(v);
                         self.done(Step::Config);
                         self.fx.push(Effect::Save);
@@ -511,15 +517,19 @@ impl Run<'_> {
             (Step::Activate, ApiAnswer::Activate(r)) => {
                 let p = &mut self.s.progress;
                 p.status = DeviceStatus::Activated;
-                p.terminal_id = Some(r.terminal_id.clone());
-                p.activated_at = Some(r.activated_at.clone());
+                if !r.terminal_id.is_empty() || p.terminal_id.is_none() {
+                    p.terminal_id = Some(shown(r.terminal_id.clone()));
+                }
+                let terminal_id = p.terminal_id.clone().unwrap_or_default();
+                p.activated_at = Some(shown(r.activated_at.clone()));
                 p.pending_code = None;
                 self.done(Step::Activate);
                 self.s.phase = Phase::Ready;
                 self.fx.push(Effect::Save);
-                let total = Duration::from_millis(self.now.mono_ms - self.s.flow_started_ms);
+                let total =
+                    Duration::from_millis(self.now.mono_ms.saturating_sub(self.s.flow_started_ms));
                 self.note(Note::Activated {
-                    terminal_id: r.terminal_id,
+                    terminal_id,
                     activated_at: r.activated_at,
                     total,
                 });
@@ -545,7 +555,7 @@ impl Run<'_> {
                 )),
             );
         };
-        self.s.clock_offset_ms = server.timestamp_millis() - self.now.wall_ms;
+        self.s.clock_offset_ms = server.timestamp_millis().saturating_sub(self.now.wall_ms);
         self.note(Note::ClockOffset {
             offset_ms: self.s.clock_offset_ms,
         });
@@ -570,9 +580,14 @@ impl Run<'_> {
             return self.begin(Step::Attest);
         }
         match self.s.progress.pending_code.clone() {
-            Some(saved) if saved.expires_at_ms > self.now.wall_ms => {
-                let left = (saved.expires_at_ms - self.now.wall_ms) as u64;
-                self.show_code(saved.code, Duration::from_millis(left), true);
+            // a saved code is read from a file: it must be a code, and its life is clamped
+            Some(saved) if saved.expires_at_ms > self.now.wall_ms && is_valid_code(&saved.code) => {
+                let left = saved
+                    .expires_at_ms
+                    .saturating_sub(self.now.wall_ms)
+                    .unsigned_abs();
+                let left = Duration::from_millis(left).min(MAX_CODE_LIFETIME);
+                self.show_code(saved.code, left, true);
                 // a resumed code is polled at once: the merchant may have claimed it meanwhile
                 self.s.phase = Phase::Pairing;
                 self.issue(Step::Status);
@@ -582,6 +597,7 @@ impl Run<'_> {
     }
 
     fn update_required(&mut self, version: String, min: String) {
+        let min = shown(min);
         self.s.phase = Phase::UpdateRequired {
             version: version.clone(),
             min: min.clone(),
@@ -590,10 +606,11 @@ impl Run<'_> {
     }
 
     fn show_code(&mut self, code: String, lifetime: Duration, resumed: bool) {
-        let expires_at_ms = self.now.mono_ms + lifetime.as_millis() as u64;
+        let expires_at_ms = deadline(self.now.mono_ms, lifetime);
+        let life_ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
         self.s.progress.pending_code = Some(SavedCode {
             code: code.clone(),
-            expires_at_ms: self.now.wall_ms + lifetime.as_millis() as i64,
+            expires_at_ms: self.now.wall_ms.saturating_add(life_ms),
         });
         self.s.code = Some(PairingCode {
             code: code.clone(),
@@ -614,17 +631,23 @@ impl Run<'_> {
     }
 
     fn code_issued(&mut self, p: posemu_protocol::wire::PairingCodeResponse) {
-        if p.pairing_code.trim().is_empty() || p.expires_in_sec == 0 {
+        // spec 4.2: 6 characters of the pairing alphabet; anything else is not shown at all
+        if !is_valid_code(&p.pairing_code) || p.expires_in_sec == 0 {
+            let mut code = p.pairing_code;
+            if code.chars().count() > 16 {
+                code = code.chars().take(16).chain(['…']).collect();
+            }
             return self.fail(
                 Step::PairingCode,
                 FailureKind::BadAnswer(format!(
-                    "pairing code {:?} with expires_in_sec {} cannot be shown",
-                    p.pairing_code, p.expires_in_sec
+                    "pairing code {code:?} with expires_in_sec {} is not a code of spec 4.2",
+                    p.expires_in_sec
                 )),
             );
         }
         self.done(Step::PairingCode);
-        self.show_code(p.pairing_code, Duration::from_secs(p.expires_in_sec), false);
+        let lifetime = server_secs(p.expires_in_sec, MAX_CODE_LIFETIME);
+        self.show_code(p.pairing_code, lifetime, false);
         self.s.phase = Phase::Pairing;
         let interval = self.s.effective_interval();
         let first = if self.s.config.spread_first_poll {
@@ -632,11 +655,11 @@ impl Run<'_> {
         } else {
             interval
         };
-        self.schedule_poll_at(self.now.mono_ms + first.as_millis() as u64);
+        self.schedule_poll_at(deadline(self.now.mono_ms, first));
     }
 
     fn polled(&mut self, st: posemu_protocol::wire::StatusResponse) {
-        self.s.polls += 1;
+        self.s.polls = self.s.polls.saturating_add(1);
         self.s.last_poll_ms = Some(self.now.mono_ms);
         self.note(Note::Polled {
             count: self.s.polls,
@@ -661,7 +684,7 @@ impl Run<'_> {
             PairingCodeStatus::Expired | PairingCodeStatus::None => self.new_code(false),
             _ if self.s.need_new_code || self.code_expired() => self.new_code(true),
             _ => {
-                let due = self.now.mono_ms + self.s.effective_interval().as_millis() as u64;
+                let due = deadline(self.now.mono_ms, self.s.effective_interval());
                 self.schedule_poll_at(due);
             }
         }
@@ -676,9 +699,9 @@ impl Run<'_> {
             if step == Step::Status && (self.s.need_new_code || self.code_expired()) {
                 return self.new_code(true);
             }
-            self.s.attempt += 1;
+            self.s.attempt = self.s.attempt.saturating_add(1);
             let delay = backoff_delay(self.s.attempt, self.now.random);
-            self.s.retry_due_ms = Some(self.now.mono_ms + delay.as_millis() as u64);
+            self.s.retry_due_ms = Some(deadline(self.now.mono_ms, delay));
             self.wait(Timer::Retry, delay);
             self.note(Note::Backoff {
                 step,
@@ -733,22 +756,22 @@ impl Run<'_> {
 
     fn slow_down(&mut self, step: Step, e: CallError) {
         let retry_after = match &e {
-            CallError::Http { retry_after, .. } => *retry_after,
+            CallError::Http { retry_after, .. } => retry_after.map(|d| d.min(MAX_RETRY_AFTER)),
             _ => None,
         };
         if step == Step::Status {
-            self.s.slow_down += SLOW_DOWN;
+            self.s.slow_down = (self.s.slow_down + SLOW_DOWN).min(MAX_SLOW_DOWN);
             let wait = retry_after.unwrap_or_else(|| self.s.effective_interval());
             self.note(Note::SlowDown {
                 wait,
                 interval: self.s.effective_interval(),
             });
-            self.schedule_poll_at(self.now.mono_ms + wait.as_millis() as u64);
+            self.schedule_poll_at(deadline(self.now.mono_ms, wait));
             return;
         }
-        self.s.attempt += 1;
+        self.s.attempt = self.s.attempt.saturating_add(1);
         let wait = retry_after.unwrap_or_else(|| backoff_delay(self.s.attempt, self.now.random));
-        self.s.retry_due_ms = Some(self.now.mono_ms + wait.as_millis() as u64);
+        self.s.retry_due_ms = Some(deadline(self.now.mono_ms, wait));
         self.wait(Timer::Retry, wait);
         self.note(Note::Backoff {
             step,
@@ -756,6 +779,15 @@ impl Run<'_> {
             delay: wait,
             error: e,
         });
+    }
+}
+
+/// Server text the state keeps for display (ready screen, update screen), escaped at the source
+/// so no screen can print it raw.
+fn shown(s: String) -> String {
+    match posemu_protocol::text::escape_control(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(e) => e,
     }
 }
 

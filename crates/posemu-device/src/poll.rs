@@ -13,6 +13,29 @@ pub const POLL_MAX: Duration = Duration::from_secs(POLL_MAX_SECS);
 pub const POLL_DEFAULT: Duration = Duration::from_secs(POLL_DEFAULT_SECS);
 pub const SLOW_DOWN: Duration = Duration::from_secs(SLOW_DOWN_SECS);
 
+/// [POSEMU] Clamps on numbers a server sends (a hostile or broken server must not make the
+/// device wait forever, spin, or expire what it was just given). Past them, the value is cut
+/// to the maximum; the README's Reliability section lists them.
+///
+/// The longest wait a `Retry-After` (seconds or HTTP date) can impose.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// The most `slow_down` 429 answers can add to the poll interval (12 × 5 s).
+pub const MAX_SLOW_DOWN: Duration = Duration::from_secs(60);
+/// The longest pairing-code lifetime (`expires_in_sec`) the device believes.
+pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// The longest attestation-token lifetime (`expires_in_sec`) the device believes.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// `secs` from a server as a duration of at most `max`.
+pub fn server_secs(secs: u64, max: Duration) -> Duration {
+    Duration::from_secs(secs).min(max)
+}
+
+/// `now_ms` plus `d`, saturating: a deadline that cannot wrap around to "already passed".
+pub fn deadline(now_ms: u64, d: Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Clamps a requested poll interval to the documented 3–5 s.
 pub fn clamp_interval(d: Duration) -> Duration {
     d.clamp(POLL_MIN, POLL_MAX)

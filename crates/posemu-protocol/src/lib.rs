@@ -18,6 +18,7 @@ pub mod headers;
 pub mod payments;
 pub mod provision;
 pub mod rules;
+pub mod text;
 pub mod tr31;
 pub mod version;
 pub mod wire;

@@ -1,4 +1,8 @@
 //! Request and response bodies of every endpoint (spec section 4).
+//!
+//! Answers are read leniently: a field the device side does not need carries
+//! `#[serde(default)]`, so a server that sends fewer (or more) fields still works (spec 5: a
+//! client reads no field it does not need). Serializing (the sandbox) is unchanged.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +63,7 @@ impl PairingCodeStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapResponse {
+    #[serde(default)]
     pub status: String,
     pub server_time: String,
     pub min_supported_version: String,
@@ -72,6 +77,8 @@ pub struct PairingCodeResponse {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusResponse {
+    /// Only read once claimed (activated or not); `is_claimed` decides.
+    #[serde(default = "inactive")]
     pub device_status: DeviceStatus,
     pub is_claimed: bool,
     pub pairing_code_status: PairingCodeStatus,
@@ -86,7 +93,9 @@ pub struct ClaimRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimResponse {
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub device_id: String,
 }
 
@@ -99,7 +108,10 @@ pub struct ClientSessionRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSessionResponse {
     pub access_token: String,
+    #[serde(default)]
     pub token_type: String,
+    /// Missing: the documented 300 s.
+    #[serde(default = "merchant_ttl")]
     pub expires_in: u64,
 }
 
@@ -110,26 +122,34 @@ pub struct SessionInitiateRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInitiateResponse {
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub merchant_id: String,
+    #[serde(default)]
     pub merchant_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttestResponse {
+    #[serde(default)]
     pub status: String,
     pub attestation_token: String,
+    /// Missing: the documented 300 s.
+    #[serde(default = "attestation_ttl")]
     pub expires_in_sec: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeySetInfo {
     pub key_set_id: String,
+    #[serde(default)]
     pub issued_at: String,
+    #[serde(default)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transport {
     pub format: String,
     pub version: String,
@@ -139,9 +159,13 @@ pub struct Transport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WrappedKey {
+    #[serde(default)]
     pub key_id: String,
     pub key_block: String,
+    /// The TR-31 header inside `key_block` is what the device checks.
+    #[serde(default)]
     pub usage: String,
+    #[serde(default)]
     pub wrapped_under: String,
     pub kcv: String,
 }
@@ -159,6 +183,7 @@ pub struct WrappedKeys {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeysResponse {
     pub key_set: KeySetInfo,
+    #[serde(default)]
     pub transport: Transport,
     pub keys: WrappedKeys,
 }
@@ -196,8 +221,12 @@ impl ActivationChecks {
 /// Plaintext of the activate answer (spec 4.11).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivationResult {
+    #[serde(default)]
     pub status: String,
+    #[serde(default)]
     pub device_id: String,
+    /// Missing: the device keeps the one its config gave.
+    #[serde(default)]
     pub terminal_id: String,
     pub activated_at: String,
 }
@@ -208,17 +237,32 @@ pub struct ConfigSummary {
     pub terminal_id: String,
     #[serde(default)]
     pub device_id: Option<String>,
+    /// Shown on the ready screen; missing reads as no name.
+    #[serde(default)]
     pub merchant: MerchantSummary,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MerchantSummary {
     #[serde(default)]
     pub merchant_id: Option<String>,
+    #[serde(default)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthResponse {
     pub status: String,
+}
+
+fn inactive() -> DeviceStatus {
+    DeviceStatus::Inactive
+}
+
+fn attestation_ttl() -> u64 {
+    crate::rules::ATTESTATION_TTL_SECS
+}
+
+fn merchant_ttl() -> u64 {
+    crate::rules::MERCHANT_TOKEN_TTL_SECS
 }

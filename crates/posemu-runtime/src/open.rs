@@ -162,7 +162,8 @@ pub async fn open_device_in(
     Ok(OpenDevice {
         session,
         sandbox,
-        server,
+        // as shown on screens: credentials go out as basic auth only (the transport has them)
+        server: posemu_protocol::text::strip_userinfo(&server).into_owned(),
         clock,
     })
 }

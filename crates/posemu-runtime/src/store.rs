@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::home::{write_private, Home, HomeError};
 use posemu_device::progress::{Progress, PROGRESS_VERSION};
 use posemu_protocol::crypto::sha256_hex;
+use posemu_protocol::text::strip_userinfo;
 
 #[derive(Debug, Clone)]
 pub struct ProgressStore {
@@ -36,8 +37,9 @@ pub enum LoadProblem {
 
 impl ProgressStore {
     /// The store of `device_id` against `server` (progress against one server means nothing
-    /// to another).
+    /// to another). Credentials in the URL are not part of the server (nor ever stored).
     pub fn new(home: &Home, device_id: &str, server: &str) -> ProgressStore {
+        let server = strip_userinfo(server);
         let tag = &sha256_hex(server.as_bytes())[..12];
         ProgressStore {
             path: home.state_dir().join(format!("{device_id}-{tag}.json")),
@@ -56,6 +58,7 @@ impl ProgressStore {
 
     /// `Ok(None)` when nothing is saved; `Err` when a bad file was found (and moved aside).
     pub fn load(&self, device_id: &str, server: &str) -> Result<Option<Progress>, LoadProblem> {
+        let server = &*strip_userinfo(server);
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
