@@ -149,6 +149,47 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec")
 }
 
+/// The end of many gzip members, compressed once: its raw DEFLATE blocks, CRC and length.
+///
+/// [`gzip_with_tail`] puts a short per-request prefix in front of it without compressing the
+/// tail again: the prefix is deflated and sync-flushed (byte-aligned, no final block), then the
+/// tail's own blocks follow. Its back-references stay within itself, so the spliced stream is
+/// an ordinary gzip member of `prefix ++ tail`, which any decoder reads.
+pub struct GzipTail {
+    deflate: Vec<u8>,
+    crc: flate2::Crc,
+}
+
+impl GzipTail {
+    pub fn new(tail: &[u8]) -> GzipTail {
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(tail).expect("writing to a Vec");
+        let mut crc = flate2::Crc::new();
+        crc.update(tail);
+        GzipTail {
+            deflate: enc.finish().expect("writing to a Vec"),
+            crc,
+        }
+    }
+}
+
+/// One gzip member of `prefix ++ tail`, compressing only `prefix` (see [`GzipTail`]).
+pub fn gzip_with_tail(prefix: &[u8], tail: &GzipTail) -> Vec<u8> {
+    // header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown (as GzEncoder)
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut head = flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+    head.write_all(prefix).expect("writing to a Vec");
+    head.flush().expect("writing to a Vec"); // a sync flush: byte-aligned, not final
+    out.extend_from_slice(head.get_ref());
+    out.extend_from_slice(&tail.deflate);
+    let mut crc = flate2::Crc::new();
+    crc.update(prefix);
+    crc.combine(&tail.crc);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&crc.amount().to_le_bytes());
+    out
+}
+
 /// Gzips `plaintext` and seals it: one gzip `TR31-DATA` if it fits one part, else chunked.
 pub fn seal_gzip(msk: &Key, plaintext: &[u8], rng: &mut (impl RngCore + ?Sized)) -> Envelope {
     seal_gzip_parts(msk, plaintext, ENVELOPE_CHUNK_BYTES, rng)
@@ -160,9 +201,22 @@ pub fn seal_gzip_parts(
     part: usize,
     rng: &mut (impl RngCore + ?Sized),
 ) -> Envelope {
-    let gz = gzip(plaintext);
+    seal_gzipped_parts(msk, &gzip(plaintext), part, rng)
+}
+
+/// Seals bytes that are gzipped already (e.g. by [`gzip_with_tail`]), as [`seal_gzip`] does.
+pub fn seal_gzipped(msk: &Key, gz: &[u8], rng: &mut (impl RngCore + ?Sized)) -> Envelope {
+    seal_gzipped_parts(msk, gz, ENVELOPE_CHUNK_BYTES, rng)
+}
+
+fn seal_gzipped_parts(
+    msk: &Key,
+    gz: &[u8],
+    part: usize,
+    rng: &mut (impl RngCore + ?Sized),
+) -> Envelope {
     if gz.len() <= part {
-        let (ciphertext, initialization_vector) = encrypt_part(msk, &gz, rng);
+        let (ciphertext, initialization_vector) = encrypt_part(msk, gz, rng);
         return Envelope::Single(DataEnvelope {
             format: FORMAT_SINGLE.into(),
             content_encoding: Some(GZIP.into()),
@@ -288,6 +342,43 @@ mod tests {
     }
 
     const PLAIN: &[u8] = br#"{"emv_ready":true,"keys_installed":true,"network_ok":true}"#;
+
+    #[test]
+    fn a_spliced_gzip_reads_as_prefix_then_tail() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let tail_text: Vec<u8> = (0..150_000u32)
+            .map(|i| b"abcdefgh,{}\"0123"[(i as usize * 7 + (rng.next_u32() % 3) as usize) % 16])
+            .collect();
+        let tail = GzipTail::new(&tail_text);
+        for prefix in [&b""[..], b"{\"device_id\":\"POS-1\",", &[b'x'; 70_000][..]] {
+            let gz = gzip_with_tail(prefix, &tail);
+            let whole = [prefix, &tail_text[..]].concat();
+            // a strict single-member decoder, as the device uses
+            assert_eq!(
+                gunzip(&gz).unwrap(),
+                whole,
+                "prefix of {} bytes",
+                prefix.len()
+            );
+            let mut multi = Vec::new();
+            flate2::read::MultiGzDecoder::new(&gz[..])
+                .read_to_end(&mut multi)
+                .unwrap();
+            assert_eq!(multi, whole);
+        }
+        // and it is as small as gzipping the whole again, give or take a few bytes
+        let whole = gzip(&tail_text);
+        let spliced = gzip_with_tail(b"", &tail);
+        assert!(
+            spliced.len() <= whole.len() + 16,
+            "{} vs {}",
+            spliced.len(),
+            whole.len()
+        );
+        // sealed and opened like any gzip envelope
+        let env = seal_gzipped(&msk(), &spliced, &mut rng);
+        assert_eq!(open(&msk(), &env).unwrap(), tail_text);
+    }
     const CT: &str = "C8FBF8568F20B47BA27456FB44249BFF57D3906F1DF23C5838757D8EA8EE3DAC49489D4634BE46AEB78E63B039AEC2BECACBF5FE1D2E3880A815DA8C500D45B8";
 
     #[test]

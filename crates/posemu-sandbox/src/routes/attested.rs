@@ -15,7 +15,7 @@ use super::super::state::{DevKey, KeySet};
 use super::super::{params, Shared};
 use posemu_protocol::clock::rfc3339;
 use posemu_protocol::crypto::{kcv, Key};
-use posemu_protocol::envelope::{open, seal_gzip, seal_single, Envelope};
+use posemu_protocol::envelope::{open, seal_gzipped, seal_single, Envelope};
 use posemu_protocol::rules::KEY_SET_LIFETIME_DAYS;
 use posemu_protocol::tr31::{wrap, Header};
 use posemu_protocol::wire::{
@@ -202,10 +202,10 @@ pub async fn terminal_parameters(
     a: Attested,
 ) -> ApiResult<Json<Value>> {
     let msk = msk(&s, a.key)?;
-    let plain = params::for_device(&a.id, &terminal_id(&a.id));
-    // a request's own rng, so the shared lock is not held through 200 KB of gzip and AES
+    let gz = params::gzipped_for_device(&a.id, &terminal_id(&a.id));
+    // a request's own rng, so the shared lock is not held through the AES of ~20 KB
     let mut rng = rand::rngs::StdRng::seed_from_u64(s.rng.lock().next_u64());
-    let env = seal_gzip(&msk, plain.as_bytes(), &mut rng);
+    let env = seal_gzipped(&msk, &gz, &mut rng);
     Ok(Json(serde_json::to_value(env).unwrap_or_default()))
 }
 
