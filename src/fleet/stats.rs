@@ -250,6 +250,8 @@ pub struct Stats {
     pub poll_lateness: Hist,
     /// Why devices stopped, one line each.
     pub failures: BTreeMap<String, u64>,
+    /// Payments of activated terminals (`--charges-per-minute`).
+    pub pay: super::pay_stats::PayStats,
 }
 
 impl Default for Stats {
@@ -261,6 +263,7 @@ impl Default for Stats {
             time_to_activate: Hist::default(),
             poll_lateness: Hist::default(),
             failures: BTreeMap::new(),
+            pay: Default::default(),
         }
     }
 }
@@ -317,6 +320,7 @@ impl Stats {
         for (k, v) in &o.failures {
             *self.failures.entry(k.clone()).or_default() += v;
         }
+        self.pay.add(&o.pay);
     }
 }
 
