@@ -2,6 +2,7 @@
 
 mod fleet_support;
 
+mod charges;
 mod run;
 mod shards;
 mod thresholds;
