@@ -7,7 +7,7 @@
 
 use chrono::Datelike;
 
-use super::super::charges::{charge_for, ChargeKind};
+use super::super::charges::{charge_for, is_charge_id, ChargeKind};
 use super::super::pay_stats::PayOp as Row;
 use super::*;
 use posemu_client::sandbox_settle_charge;
@@ -148,7 +148,12 @@ impl Worker {
         let PayOutcome::Approved(c) = outcome else {
             return None;
         };
-        if operation != "charge" {
+        if operation != "charge" || !matches!(till.kind, ChargeKind::Cancel | ChargeKind::Refund) {
+            return None;
+        }
+        if !is_charge_id(&c.charge_id) {
+            // it goes into a request path: a hostile id is not followed up
+            self.stats.lock().pay.outcomes.refused += 1;
             return None;
         }
         match till.kind {
