@@ -27,6 +27,12 @@ enum Command {
     Fleet(Box<cli::fleet::Args>),
     /// Sales demo: the POS screen with the embedded sandbox and its merchant portal's URL.
     Demo(cli::demo::Args),
+    /// Take a card payment, headless (activating the device first if needed).
+    Pay(Box<cli::pay::PayArgs>),
+    /// Refund a charge, fully or partly.
+    Refund(Box<cli::pay::RefundArgs>),
+    /// Cancel (void) a charge before settlement.
+    Cancel(Box<cli::pay::CancelArgs>),
 }
 
 #[tokio::main]
@@ -38,6 +44,9 @@ async fn main() -> ExitCode {
         Some(Command::Profiles(a)) => cli::profiles::run(a).await,
         Some(Command::Fleet(a)) => cli::fleet::run(*a).await,
         Some(Command::Demo(a)) => cli::demo::run(a).await,
+        Some(Command::Pay(a)) => cli::pay::run_pay(*a).await,
+        Some(Command::Refund(a)) => cli::pay::run_refund(*a).await,
+        Some(Command::Cancel(a)) => cli::pay::run_cancel(*a).await,
         None => posemu::tui::run(cli.device).await,
     }
 }

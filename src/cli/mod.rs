@@ -4,5 +4,6 @@ pub mod activate;
 pub mod demo;
 pub mod device_args;
 pub mod fleet;
+pub mod pay;
 pub mod profiles;
 pub mod sandbox;

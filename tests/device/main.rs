@@ -4,4 +4,5 @@ mod activate_cli;
 mod client_errors;
 mod client_flow;
 mod engine;
+mod pay_cli;
 mod profiles_fixtures;

@@ -365,6 +365,8 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--fleet-prefix", "F00"], &["--fleet-prefix <HH>"]),
         (&["--code-ttl", "0"], &["--code-ttl <SECS>"]),
         (&["--token-ttl", "soon"], &["--token-ttl <SECS>"]),
+        (&["--settle-every", "soon"], &["--settle-every <SECS>"]),
+        (&["--settle-every", "1.5"], &["--settle-every <SECS>"]),
         (&["--min-version", "1.x"], &["--min-version <X.Y.Z>", "1.x"]),
         (&["--bogus"], &["--bogus"]),
         (&["--fleet-seed"], &["--fleet-seed <SEED>"]),

@@ -1,5 +1,6 @@
 //! Integration tests: sandbox (one binary, a module per file).
 
+mod payments_support;
 mod portal_support;
 mod sandbox_common;
 
@@ -10,6 +11,11 @@ mod faults;
 mod flow;
 mod helpers;
 mod merchant_errors;
+mod payments;
+mod payments_errors;
+mod payments_helpers;
+mod payments_hmac;
+mod payments_outcomes;
 mod portal_http;
 mod robustness;
 mod token_steps_errors;

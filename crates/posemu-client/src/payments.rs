@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
 use super::call::{attest_timestamp, fill_response, json, new_nonce, put, system_time};
-use super::device_faults::{DeviceFaults, FaultHeader};
+use super::device_faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::exchange::{Captured, Exchange, ExchangeLog, MAX_BODY_CHARS};
 use super::identity::DeviceIdentity;
 use super::transport::{Incoming, Outgoing, Transport};
@@ -36,7 +36,7 @@ pub struct Stamp {
 
 impl Stamp {
     /// The device's wall clock plus its learnt offset (and any injected skew), a fresh nonce
-    /// and a fresh IV.
+    /// (the fixed one under the reused-nonce fault) and a fresh IV.
     pub fn draw(
         now: DateTime<Utc>,
         clock_offset_ms: i64,
@@ -47,7 +47,11 @@ impl Stamp {
         rng.fill_bytes(&mut iv);
         Stamp {
             timestamp: attest_timestamp(now, clock_offset_ms, faults),
-            nonce: new_nonce(rng),
+            nonce: if faults.reuse_nonce {
+                REUSED_NONCE.to_string()
+            } else {
+                new_nonce(rng)
+            },
             iv,
         }
     }
@@ -116,6 +120,12 @@ pub fn build(
         body: &body,
     };
     let string_to_sign = signed.string_to_sign();
+    // the wrong-secret fault signs payments with wrong MAC key bytes (spec 7.12's fault table)
+    let mac_key: Key = if faults.wrong_secret {
+        call.mac_key.expose().map(|b| b ^ 0x5A)
+    } else {
+        *call.mac_key.expose()
+    };
     let mut headers = HeaderMap::with_capacity(12);
     put(
         &mut headers,
@@ -131,7 +141,7 @@ pub fn build(
         HeaderName::from_static("x-client-type"),
         HeaderValue::from_static(CLIENT_TYPE_POS),
     );
-    for (name, value) in signed.headers(call.mac_key.expose()) {
+    for (name, value) in signed.headers(&mac_key) {
         let which = match name {
             X_TERMINAL_ID => None,
             n if n == FaultHeader::KeyId.name() => Some(FaultHeader::KeyId),
@@ -318,3 +328,34 @@ impl Transport {
 
 #[cfg(test)]
 mod tests;
+
+/// `^[A-Za-z0-9_]{1,64}$`: what a charge id may be before it goes into a path (a `ch_` id is
+/// `ch_` and 24 base62 characters; spec 7.5).
+pub fn is_safe_charge_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `GET /sandbox/charges/{charge_id}` (spec 7.12, sandbox only): the charge as it is now, e.g.
+/// to learn what is left to refund.
+pub async fn sandbox_charge(
+    transport: &Transport,
+    charge_id: &str,
+) -> Result<posemu_protocol::payments::Charge, CallError> {
+    if !is_safe_charge_id(charge_id) {
+        return Err(CallError::Decode(format!(
+            "charge id {charge_id:?} is not letters, digits and _"
+        )));
+    }
+    let out = Outgoing {
+        method: Method::GET,
+        url: transport.url(&posemu_protocol::payments::paths::sandbox_charge(charge_id)),
+        headers: HeaderMap::new(),
+        body: None,
+        timeout: None,
+    };
+    let inc = transport.send(out).await?;
+    if !inc.status.is_success() {
+        return Err(inc.to_http_error(std::time::SystemTime::now()));
+    }
+    json("sandbox-charge", &inc.body)
+}

@@ -84,6 +84,11 @@ impl Driver {
         &self.state
     }
 
+    /// The machine's state, for a second machine over the same device (payments).
+    pub fn state_mut(&mut self) -> &mut DeviceState {
+        &mut self.state
+    }
+
     /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64 * self.warp as u64

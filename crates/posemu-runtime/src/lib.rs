@@ -6,10 +6,12 @@
 
 pub mod driver;
 pub mod home;
+pub mod payments;
 pub mod session;
 pub mod store;
 
 pub use driver::{CallFuture, Caller, Driver};
 pub use home::Home;
+pub use payments::{PayRunner, Shown, UpError};
 pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};
 pub use store::ProgressStore;

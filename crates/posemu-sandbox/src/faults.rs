@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use posemu_protocol::payments::paths as pay;
 use posemu_protocol::wire::paths;
 
 /// Routes a rule may name (besides `*`).
@@ -28,6 +29,10 @@ pub const FAULT_ROUTES: &[&str] = &[
     paths::AUTH_TOKEN,
     paths::SESSION_INITIATE,
     paths::HEALTH,
+    pay::CHARGE,
+    pay::REFUND_ROUTE,
+    pay::CANCEL_ROUTE,
+    pay::REVERSE_ROUTE,
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,7 +48,8 @@ pub struct FaultConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
-    /// A path such as `/pos/status`, or `*` for every API route of the spec.
+    /// A path such as `/pos/status` (a payment route by its template, such as
+    /// `/pos/charge/{charge_id}/cancel`), or `*` for every API route of the spec.
     pub route: String,
     /// Added latency: `200` (fixed ms) or `[100, 300]` (uniform range).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,6 +268,8 @@ impl Faults {
         } = &mut *g;
         // `*` means every API route: never `/sandbox/` (so faults can always be switched off
         // again) nor the portal's page and assets.
+        // payment paths carry a charge id: rules name their route template
+        let path = pay::route_of(path).unwrap_or(path);
         if !FAULT_ROUTES.contains(&path) {
             return pass;
         }

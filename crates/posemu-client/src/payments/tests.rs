@@ -206,6 +206,39 @@ fn every_request_draws_a_new_nonce_iv_and_signature_and_adds_the_clock_offset() 
     assert_eq!(a.header("idempotency-key"), b.header("idempotency-key"));
 }
 
+#[test]
+fn device_faults_reach_payment_requests() {
+    let now = posemu_protocol::clock::parse_rfc3339("2025-12-13T14:30:00Z").unwrap();
+    let f = DeviceFaults {
+        clock_skew_ms: 600_000,
+        wrong_secret: true,
+        reuse_nonce: true,
+        drop_headers: crate::HeaderSet::EMPTY.with(FaultHeader::ClientType),
+        malform_headers: crate::HeaderSet::EMPTY.with(FaultHeader::Signature),
+        request_timeout: None,
+    };
+    let c = call(PayRequest::Charge(vector_charge()));
+    let st = Stamp::draw(now, 0, &f, &mut StdRng::seed_from_u64(1));
+    assert_eq!(st.timestamp, "2025-12-13T14:40:00Z");
+    assert_eq!(st.nonce, REUSED_NONCE);
+    let p = build(&transport("http://127.0.0.1:9"), &identity(), &f, &c, &st);
+    assert!(p.header("x-client-type").is_none());
+    assert_eq!(
+        p.header("x-signature"),
+        Some(FaultHeader::Signature.malformed_value())
+    );
+    let f = DeviceFaults {
+        wrong_secret: true,
+        ..DeviceFaults::NONE
+    };
+    let p = build(&transport("http://127.0.0.1:9"), &identity(), &f, &c, &st);
+    let sig = parse_signature(p.header("x-signature").unwrap()).unwrap();
+    assert!(
+        !verify(&key(0x20), &p.string_to_sign, &sig),
+        "signed with wrong bytes"
+    );
+}
+
 fn charge_json() -> serde_json::Value {
     json!({
         "charge_id": "ch_4fR9kT2mXq7LbN3vZp8sWc1D", "terminal_id": "TID-004812",
@@ -448,4 +481,73 @@ async fn an_error_answer_is_the_servers_error_with_its_trace_id() {
     assert_eq!(entry.step, "reverse");
     assert_eq!(entry.path(), "/pos/charge/ch_1/reverse");
     assert!(entry.error.is_some() && entry.request_plaintext.is_none());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Mutations of a valid answer: byte flips, cuts and insertions anywhere.
+    fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let len = base.len();
+        prop::collection::vec((0..len.max(1), any::<u8>(), 0u8..3), 0..8).prop_map(move |ops| {
+            let mut b = base.clone();
+            for (at, byte, kind) in ops {
+                let at = at.min(b.len().saturating_sub(1));
+                match kind {
+                    0 if !b.is_empty() => b[at] = byte,
+                    1 => b.truncate(at),
+                    _ => b.insert(at.min(b.len()), byte),
+                }
+            }
+            b
+        })
+    }
+
+    /// Charge answers whose fields are replaced by arbitrary JSON values.
+    fn odd_charge() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(|b| json!(b)),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[ -~]{0,12}".prop_map(|s| json!(s)),
+            Just(json!({"value": "99999999999999999999999", "currency": "EUR"})),
+            Just(json!([])),
+        ];
+        let fields: Vec<String> = charge_json().as_object().unwrap().keys().cloned().collect();
+        prop::collection::vec((prop::sample::select(fields), leaf), 0..5).prop_map(|edits| {
+            let mut v = charge_json();
+            for (k, val) in edits {
+                v[k.as_str()] = val;
+            }
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn mutated_answer_bodies_never_panic(
+            body in mutated(sealed(&key(0), &charge_json())),
+            status in prop_oneof![Just(200u16), Just(201), 100u16..600],
+            refund in any::<bool>(),
+        ) {
+            let (r, _) = decode("charge", &key(0), refund, status, &body, http_err);
+            if !(200..300).contains(&status) {
+                prop_assert!(r.is_err());
+            }
+        }
+
+        #[test]
+        fn odd_plaintexts_in_a_good_envelope_never_panic(v in odd_charge(), refund in any::<bool>()) {
+            let body = sealed(&key(0), &v);
+            let (r, plain) = decode("charge", &key(0), refund, 200, &body, http_err);
+            prop_assert!(plain.is_some(), "decrypted, so logged");
+            if let Ok(PayAnswer::Charge(c)) = r {
+                // whatever parsed is usable by the machine's printing
+                let _ = format!("{c:?}");
+            }
+        }
+    }
 }

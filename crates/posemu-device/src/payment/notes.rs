@@ -66,6 +66,7 @@ fn charge_json(c: &Charge) -> Value {
         "decline_code": c.decline_code.map(|d| d.as_str()),
         "masked_pan": c.card.masked_pan,
         "brand": c.card.brand.as_str(),
+        "cvm": c.cvm,
         "rrn": c.gateway.rrn,
         "stan": c.gateway.stan,
         "response_code": c.gateway.response_code,

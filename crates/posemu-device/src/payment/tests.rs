@@ -8,6 +8,7 @@ use super::*;
 use crate::keyset::tests::key_set;
 use crate::machine::{update as device_update, DeviceConfig, DeviceEvent, Effect};
 use crate::progress::Progress;
+use crate::Phase;
 use posemu_protocol::api::{ApiAnswer, ApiCall};
 use posemu_protocol::error::ErrorEnvelope;
 use posemu_protocol::payments::pinblock;
@@ -19,12 +20,12 @@ const MSK: [u8; 32] = [3; 32];
 const TPK: [u8; 32] = [4; 32];
 const WALL0: i64 = 1_765_635_930_000;
 
-struct Sim {
-    d: DeviceState,
-    p: Payments,
-    mono: u64,
-    random: u64,
-    fx: Vec<PayEffect>,
+pub(super) struct Sim {
+    pub(super) d: DeviceState,
+    pub(super) p: Payments,
+    pub(super) mono: u64,
+    pub(super) random: u64,
+    pub(super) fx: Vec<PayEffect>,
 }
 
 fn activated_progress() -> Progress {
@@ -54,7 +55,7 @@ impl Sim {
     }
 
     /// Activated with its keys (the re-key path of `restarted` run through).
-    fn ready() -> Sim {
+    pub(super) fn ready() -> Sim {
         let mut s = Sim::restarted();
         s.rekey();
         s
@@ -106,13 +107,13 @@ impl Sim {
         assert!(self.d.can_pay());
     }
 
-    fn ev(&mut self, e: PayEvent) -> &[PayEffect] {
+    pub(super) fn ev(&mut self, e: PayEvent) -> &[PayEffect] {
         let now = self.now();
         self.fx = update(&mut self.d, &mut self.p, now, e);
         &self.fx
     }
 
-    fn begin(&mut self, op: PayOp) -> &[PayEffect] {
+    pub(super) fn begin(&mut self, op: PayOp) -> &[PayEffect] {
         self.ev(PayEvent::Begin { op, seed: [1; 32] })
     }
 
@@ -164,7 +165,7 @@ impl Sim {
     }
 }
 
-fn input() -> ChargeInput {
+pub(super) fn input() -> ChargeInput {
     ChargeInput {
         amount: 1500,
         tip: Some(150),
@@ -181,7 +182,7 @@ fn input() -> ChargeInput {
     }
 }
 
-fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
+pub(super) fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
     let approved = status != "declined";
     Box::new(
         serde_json::from_value(json!({
@@ -204,7 +205,7 @@ fn charge(status: &str, decline: Option<&str>) -> Box<Charge> {
     )
 }
 
-fn http(status: u16, message: &str, details: serde_json::Value) -> CallError {
+pub(super) fn http(status: u16, message: &str, details: serde_json::Value) -> CallError {
     let mut env = ErrorEnvelope::new(status, message, "ab".repeat(16));
     if let serde_json::Value::Object(m) = details {
         env = env.with_details(m);
@@ -241,6 +242,18 @@ fn a_restarted_device_fetches_its_keys_before_its_first_charge() {
     assert_eq!(call.msk.expose(), &MSK);
     assert_eq!(call.mac_key.expose(), &[6; 32]);
     assert!(!format!("{:?}", s.d).contains("3, 3, 3"), "keys in Debug");
+}
+
+#[test]
+fn rekey_is_ignored_unless_ready_without_keys() {
+    let mut s = Sim::ready();
+    let fx = s.dev(DeviceEvent::Rekey);
+    assert!(fx.is_empty(), "keys already installed: {fx:?}");
+    let config = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", ZMK);
+    let mut d = DeviceState::new(config);
+    let now = s.now();
+    assert!(device_update(&mut d, now, DeviceEvent::Rekey).is_empty());
+    assert_eq!(d.phase, Phase::Off);
 }
 
 #[test]
@@ -597,10 +610,4 @@ fn refuses_what_cannot_be_sent() {
     s.begin(PayOp::Charge(input()));
     s.ev(PayEvent::Abort("keys: refused".into()));
     assert!(matches!(s.outcome(), PayOutcome::Refused(w) if w == "keys: refused"));
-}
-
-#[test]
-fn uuid_v4_shape() {
-    assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
-    assert_eq!(uuid_v4([0xFF; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
 }

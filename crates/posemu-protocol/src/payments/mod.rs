@@ -11,8 +11,13 @@ pub mod pinblock;
 pub mod validate;
 pub mod wire;
 
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::attest;
-use crate::crypto::sha256_hex;
+use crate::crypto::{sha256_hex, Key};
+use crate::envelope::{open, seal_single, Envelope};
 
 pub use card::{brand_of, last4, luhn_ok, masked_pan, test_card, Brand, TestCard, TEST_CARDS};
 pub use money::{format_major, parse_major, parse_minor, Money};
@@ -29,6 +34,28 @@ pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 /// The payment paths (spec 7.1).
 pub mod paths {
     pub const CHARGE: &str = "/pos/charge";
+    /// Route templates, as the sandbox's router and fault rules name them.
+    pub const REFUND_ROUTE: &str = "/pos/charge/{charge_id}/refund";
+    pub const CANCEL_ROUTE: &str = "/pos/charge/{charge_id}/cancel";
+    pub const REVERSE_ROUTE: &str = "/pos/charge/{charge_id}/reverse";
+
+    /// The route template of a payment path (`/pos/charge/ch_x/cancel` → [`CANCEL_ROUTE`]).
+    pub fn route_of(path: &str) -> Option<&'static str> {
+        if path == CHARGE {
+            return Some(CHARGE);
+        }
+        let rest = path.strip_prefix("/pos/charge/")?;
+        let (id, verb) = rest.split_once('/')?;
+        if id.is_empty() || id.contains('/') {
+            return None;
+        }
+        match verb {
+            "refund" => Some(REFUND_ROUTE),
+            "cancel" => Some(CANCEL_ROUTE),
+            "reverse" => Some(REVERSE_ROUTE),
+            _ => None,
+        }
+    }
 
     pub fn refund(charge_id: &str) -> String {
         format!("/pos/charge/{charge_id}/refund")
@@ -160,6 +187,42 @@ impl SignedRequest<'_> {
             (X_SIGNATURE, sign(mac_key, &self.string_to_sign())),
         ]
     }
+}
+
+/// A lowercase UUID v4, the Idempotency-Key the device sends per payment attempt (spec 7.4).
+pub fn new_idempotency_key(rng: &mut (impl RngCore + ?Sized)) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The body a device sends: the plaintext's JSON sealed under the MSK as one `TR31-DATA`
+/// envelope with a fresh IV (spec 7.11). Sign exactly these bytes, and send exactly them.
+pub fn seal_body<T: Serialize>(
+    msk: &Key,
+    plaintext: &T,
+    rng: &mut (impl RngCore + ?Sized),
+) -> Vec<u8> {
+    let plain = serde_json::to_vec(plaintext).unwrap_or_default();
+    serde_json::to_vec(&seal_single(msk, &plain, rng)).unwrap_or_default()
+}
+
+/// Opens a 200 answer (an envelope under the MSK) into its plaintext type: [`Charge`] for
+/// charge and cancel, [`Refund`] for refund.
+pub fn open_answer<T: DeserializeOwned>(msk: &Key, body: &[u8]) -> Result<T, String> {
+    let env = Envelope::from_json(body).map_err(|e| e.to_string())?;
+    let plain = open(msk, &env).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&plain).map_err(|e| format!("answer plaintext: {e}"))
 }
 
 #[cfg(test)]

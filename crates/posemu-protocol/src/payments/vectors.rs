@@ -434,3 +434,47 @@ fn the_spec_charge_object_parses() {
         serde_json::from_str::<serde_json::Value>(text).unwrap()
     );
 }
+
+#[test]
+fn route_templates() {
+    assert_eq!(paths::route_of("/pos/charge"), Some(paths::CHARGE));
+    assert_eq!(
+        paths::route_of(&paths::refund("ch_1")),
+        Some(paths::REFUND_ROUTE)
+    );
+    assert_eq!(
+        paths::route_of(&paths::cancel("ch_1")),
+        Some(paths::CANCEL_ROUTE)
+    );
+    assert_eq!(
+        paths::route_of(&paths::reverse("ch_1")),
+        Some(paths::REVERSE_ROUTE)
+    );
+    for other in [
+        "/pos/charge/",
+        "/pos/charge//cancel",
+        "/pos/charge/a/b/cancel",
+        "/pos/charge/a/void",
+        "/pos/status",
+    ] {
+        assert_eq!(paths::route_of(other), None, "{other}");
+    }
+}
+
+#[test]
+fn device_helpers() {
+    let mut rng = rand::rng();
+    let k = new_idempotency_key(&mut rng);
+    assert_eq!(k.len(), 36);
+    assert!(is_valid_idempotency_key(&k));
+    assert_eq!(&k[14..15], "4");
+    assert!(matches!(&k[19..20], "8" | "9" | "a" | "b"));
+    assert_eq!(k, k.to_lowercase());
+    let body = seal_body(&key(0), &vector_request(), &mut rng);
+    let plain = open_request_envelope(&key(0), &body).unwrap();
+    assert_eq!(plain, PLAIN.as_bytes());
+    let back: ChargeRequest = open_answer(&key(0), &body).unwrap();
+    assert_eq!(back, vector_request());
+    assert!(open_answer::<Charge>(&key(0), &body).is_err());
+    assert!(open_answer::<Charge>(&key(1), &body).is_err());
+}

@@ -604,3 +604,6 @@ fn apply_refund(
         late_charge_id: None,
     })
 }
+
+#[cfg(test)]
+mod tests;

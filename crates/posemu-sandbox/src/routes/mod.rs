@@ -32,9 +32,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route(paths::ACTIVATE, post(attested::activate))
         .route(pay::CHARGE, post(payments::charge))
-        .route("/pos/charge/{charge_id}/refund", post(payments::refund))
-        .route("/pos/charge/{charge_id}/cancel", post(payments::cancel))
-        .route("/pos/charge/{charge_id}/reverse", post(payments::cancel))
+        .route(pay::REFUND_ROUTE, post(payments::refund))
+        .route(pay::CANCEL_ROUTE, post(payments::cancel))
+        .route(pay::REVERSE_ROUTE, post(payments::cancel))
         .route(
             "/sandbox/terminals/{tid}/charges",
             get(payments_helpers::terminal_charges),

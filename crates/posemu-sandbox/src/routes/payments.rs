@@ -28,7 +28,7 @@ use posemu_protocol::payments::validate::{
 };
 use posemu_protocol::payments::{
     is_valid_idempotency_key, is_valid_terminal_id, parse_signature, string_to_sign, verify,
-    IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_EXPECTED, IDEMPOTENT_REPLAYED, MAX_BODY_BYTES,
+    IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_EXPECTED, IDEMPOTENT_REPLAYED, MAX_BODY_BYTES, METHOD,
     TERMINAL_ID_PATTERN, TIMESTAMP_WINDOW_SECS, X_TERMINAL_ID,
 };
 use posemu_protocol::wire::DeviceStatus;
@@ -153,7 +153,7 @@ async fn authenticate(
     }
     let sig = parse_signature(sig).ok_or_else(|| invalid(X_SIGNATURE))?;
     let body = read_body(h, body).await?;
-    let text = string_to_sign(tid, key_id, ts, nonce, "POST", path, &body);
+    let text = string_to_sign(tid, key_id, ts, nonce, METHOD, path, &body);
     *signed = Some(text.clone());
 
     let server_now = s.config.clock.now();
