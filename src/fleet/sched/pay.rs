@@ -7,9 +7,10 @@
 
 use chrono::Datelike;
 
-use super::super::charges::{charge_for, is_charge_id, ChargeKind};
+use super::super::charges::{charge_for, ChargeKind};
 use super::super::pay_stats::PayOp as Row;
 use super::*;
+use posemu_client::payments::is_safe_charge_id;
 use posemu_client::sandbox_settle_charge;
 use posemu_device::payment::{self, PayEffect, PayEvent, PayNote, PayOp, PayOutcome, Payments};
 
@@ -151,7 +152,7 @@ impl Worker {
         if operation != "charge" || !matches!(till.kind, ChargeKind::Cancel | ChargeKind::Refund) {
             return None;
         }
-        if !is_charge_id(&c.charge_id) {
+        if !is_safe_charge_id(&c.charge_id) {
             // it goes into a request path: a hostile id is not followed up
             self.stats.lock().pay.outcomes.refused += 1;
             return None;
