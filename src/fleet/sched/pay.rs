@@ -281,12 +281,49 @@ impl Worker {
     }
 }
 
-/// A server without the sandbox's settle route: 404 without the sandbox's `Charge not found`
-/// (code 4004), 405 or 501.
+/// A server without the sandbox's settle route: 405, 501, or a 404 that is not the helper's
+/// own `Charge not found` (spec 7.12).
 fn is_missing_route(e: &CallError) -> bool {
     match e.status() {
         Some(405 | 501) => true,
-        Some(404) => e.error_body().is_none_or(|b| b.code != "4004"),
+        Some(404) => e.error_body().is_none_or(|b| b.message != CHARGE_NOT_FOUND),
         _ => false,
+    }
+}
+
+/// The message of the settle helper's 404 for an unknown charge (spec 7.12).
+const CHARGE_NOT_FOUND: &str = "Charge not found";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posemu_protocol::error::ErrorBody;
+
+    fn http(status: u16, message: Option<&str>) -> CallError {
+        CallError::Http {
+            status,
+            retry_after: None,
+            error: message.map(|m| ErrorBody {
+                code: "4004".into(),
+                message: m.into(),
+                details: None,
+                trace_id: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_server_without_the_settle_helper_is_told_from_a_missing_charge() {
+        assert!(is_missing_route(&http(404, None)));
+        assert!(is_missing_route(&http(404, Some("Route not found"))));
+        assert!(is_missing_route(&http(405, Some("Method not allowed"))));
+        assert!(is_missing_route(&http(501, None)));
+        assert!(!is_missing_route(&http(404, Some("Charge not found"))));
+        assert!(!is_missing_route(&http(
+            409,
+            Some("Charge cannot be settled")
+        )));
+        assert!(!is_missing_route(&http(500, None)));
+        assert!(!is_missing_route(&CallError::Network("refused".into())));
     }
 }
