@@ -241,6 +241,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         epoch,
         seed: cfg.seed,
         charges: cfg.charges.clone(),
+        unsettled: std::sync::atomic::AtomicU64::new(devices),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats: Vec<Arc<Mutex<Stats>>> = (0..workers)

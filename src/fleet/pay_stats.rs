@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{error_key, EndpointStats};
+use super::stats::{error_key, EndpointStats, Hist};
 use posemu_device::payment::PayOutcome;
 use posemu_protocol::api::CallError;
 
@@ -138,6 +138,9 @@ pub struct PayStats {
     /// Error answers by `{request} {key}` (`charge 5004`, `settle HTTP 404`).
     pub errors: BTreeMap<String, u64>,
     pub outcomes: Outcomes,
+    /// Latency of the charge requests sent once every device of the run had settled
+    /// (activated or failed): the steady state, without the activation storm.
+    pub charge_activated: Hist,
 }
 
 impl PayStats {
@@ -175,6 +178,7 @@ impl PayStats {
             bump(&mut self.errors, k.clone(), *v);
         }
         self.outcomes.add(&o.outcomes);
+        self.charge_activated.add(&o.charge_activated);
     }
 }
 

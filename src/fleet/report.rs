@@ -154,6 +154,9 @@ pub struct PaymentsReport {
     pub outcomes: Outcomes,
     /// Error answers by `{request} {code}` (`charge 5004`, `settle network`).
     pub errors_by_code: BTreeMap<String, u64>,
+    /// Charge requests sent once every device had settled (the shard's whole fleet activated
+    /// or failed): the steady state without the activation storm.
+    pub charge_after_activation: Distribution,
 }
 
 impl PaymentsReport {
@@ -175,6 +178,7 @@ impl PaymentsReport {
                 .collect(),
             outcomes: p.outcomes.clone(),
             errors_by_code: p.errors.clone(),
+            charge_after_activation: Distribution::of(&p.charge_activated),
         }
     }
 
@@ -184,6 +188,9 @@ impl PaymentsReport {
         merge_rows(&mut self.requests_by_kind, &o.requests_by_kind);
         self.outcomes.add(&o.outcomes);
         add_counts(&mut self.errors_by_code, &o.errors_by_code);
+        let mut h = self.charge_after_activation.histogram_us.clone();
+        h.add(&o.charge_after_activation.histogram_us);
+        self.charge_after_activation = Distribution::of(&h);
     }
 
     /// The summary's lines.
@@ -208,6 +215,13 @@ impl PaymentsReport {
                 row(s, op.name(), r);
             }
         }
+        let steady = &self.charge_after_activation;
+        let steady_row = EndpointReport {
+            requests: steady.percentiles.count,
+            errors: 0,
+            latency: steady.clone(),
+        };
+        row(s, "charge, all activated", &steady_row);
         if !self.errors_by_code.is_empty() {
             let e: Vec<String> = self
                 .errors_by_code

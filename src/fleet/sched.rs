@@ -69,6 +69,9 @@ pub struct Plan {
     pub seed: u64,
     /// Activated terminals charge (`--charges-per-minute`) instead of leaving memory.
     pub charges: Option<super::charges::ChargePlan>,
+    /// Devices of all workers not settled yet: payments sent once it is 0 count as sent
+    /// after the whole fleet activated.
+    pub unsettled: std::sync::atomic::AtomicU64,
 }
 
 impl Plan {
@@ -143,6 +146,8 @@ enum Done {
         slot: u32,
         call: u32,
         op: super::pay_stats::PayOp,
+        /// Sent after the whole fleet had settled.
+        steady: bool,
         result: Result<PayAnswer, CallError>,
         latency_us: u64,
     },
@@ -242,6 +247,13 @@ impl Worker {
             rng,
             stats,
         })
+    }
+
+    fn settled_one(&mut self) {
+        self.unsettled -= 1;
+        self.plan
+            .unsettled
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Ramp position of local slot `j` (0-based within the shard).
@@ -364,7 +376,7 @@ impl Worker {
                 s.moved(State::Waiting, State::Failed);
                 s.failure(format!("identity: {e}"));
                 self.slots[j] = Slot::Done;
-                self.unsettled -= 1;
+                self.settled_one();
                 return;
             }
         };
@@ -475,9 +487,10 @@ impl Worker {
                 slot,
                 call,
                 op,
+                steady,
                 result,
                 latency_us,
-            } => self.on_paid(slot as usize, call, op, result, latency_us),
+            } => self.on_paid(slot as usize, call, (op, steady), result, latency_us),
             Done::Settled {
                 slot,
                 charge_id,
@@ -527,7 +540,7 @@ impl Worker {
             dev.st = st;
         }
         if st.is_settled() && !was.is_settled() {
-            self.unsettled -= 1;
+            self.settled_one();
         }
         if st == State::Ready && self.plan.charges.is_some() {
             // an activated terminal stays to take payments

@@ -9,6 +9,7 @@
 //!            | pNN (SERIES) | max (SERIES) | mean (SERIES)   latency (needs ms, s or m)
 //!            | OUTCOME | declined (DECLINE)          payments (count, or % of charges ended)
 //! SERIES    := ENDPOINT | PAYREQ | time-to-activate | tta | lateness
+//!            | charge-activated                     charges sent once every device had settled
 //! ENDPOINT  := bootstrap | pairing-code | status | attest | keys | config
 //!            | terminal-parameters | activate | claim
 //! PAYREQ    := charge | refund | cancel | settle     payment requests: also in requests(…)
@@ -58,6 +59,8 @@ impl Op {
 enum Series {
     Endpoint(Endpoint),
     Pay(PayOp),
+    /// Charges sent once the whole fleet had settled.
+    ChargeActivated,
     TimeToActivate,
     Lateness,
 }
@@ -159,12 +162,13 @@ fn series(arg: &str) -> Result<Series, String> {
     match arg {
         "time-to-activate" | "tta" => Ok(Series::TimeToActivate),
         "lateness" | "poll-lateness" => Ok(Series::Lateness),
+        "charge-activated" => Ok(Series::ChargeActivated),
         _ => Endpoint::from_name(arg)
             .map(Series::Endpoint)
             .or_else(|| PayOp::from_name(arg).map(Series::Pay))
             .ok_or_else(|| {
                 format!(
-                    "{arg:?} is not an endpoint ({}), a payment request ({}) nor time-to-activate or lateness",
+                    "{arg:?} is not an endpoint ({}), a payment request ({}) nor time-to-activate, lateness or charge-activated",
                     Endpoint::all()
                         .map(|e| e.name())
                         .collect::<Vec<_>>()
@@ -338,6 +342,9 @@ impl Threshold {
                         .as_ref()
                         .and_then(|p| p.requests_by_kind.get(op.name()))
                         .map(|x| &x.latency),
+                    Series::ChargeActivated => {
+                        r.payments.as_ref().map(|p| &p.charge_after_activation)
+                    }
                     Series::TimeToActivate => Some(&r.time_to_activate),
                     Series::Lateness => Some(&r.poll_lateness),
                 };
@@ -428,6 +435,7 @@ mod tests {
             "requests(claim)>=1",
             "unsettled!=0",
             "p99(charge)<300ms",
+            "p99(charge-activated)<50ms",
             "declined<=5%",
             "unknown==0",
             "declined(do_not_honor)>0",

@@ -49,11 +49,13 @@ fn activated_terminals_charge_and_the_report_has_latencies_and_outcomes() {
             "approved>=99%",
             "--threshold",
             "errors(charge)==0",
+            "--threshold",
+            "p99(charge-activated)<10s",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("pass  ").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("pass  ").count(), 5, "{stdout}");
     assert!(stdout.contains("payments: "), "{stdout}");
     let r = load(&path);
     assert_counts_add_up(&r);
@@ -72,6 +74,13 @@ fn activated_terminals_charge_and_the_report_has_latencies_and_outcomes() {
     assert!(charge.latency.percentiles.p99_ms.unwrap() > 0.0);
     assert_eq!(p.errors, 0, "{:?}", p.errors_by_code);
     assert_eq!(p.requests_by_kind["refund"].requests, 0);
+    // charges sent after the last terminal activated: a part of all charges
+    let steady = &p.charge_after_activation;
+    assert!(
+        steady.percentiles.count >= 1 && steady.percentiles.count <= charge.requests,
+        "{:?}",
+        steady.percentiles
+    );
     // payments are reported apart from the activation API's requests
     assert_eq!(
         r.requests,

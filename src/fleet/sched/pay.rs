@@ -183,6 +183,11 @@ impl Worker {
             return;
         };
         let op = Row::of_operation(call.request.name());
+        let steady = self
+            .plan
+            .unsettled
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0;
         let transport = dev.transport.as_ref().unwrap_or(&self.transport);
         let fut = transport.pay(
             &dev.identity,
@@ -200,6 +205,7 @@ impl Worker {
                 slot,
                 call: id,
                 op,
+                steady,
                 result,
                 latency_us: started.elapsed().as_micros() as u64,
             }
@@ -210,14 +216,17 @@ impl Worker {
         &mut self,
         j: usize,
         call: u32,
-        op: Row,
+        (op, steady): (Row, bool),
         result: Result<PayAnswer, CallError>,
         latency_us: u64,
     ) {
-        self.stats
-            .lock()
-            .pay
-            .request(op, latency_us, result.as_ref().err());
+        {
+            let mut s = self.stats.lock();
+            s.pay.request(op, latency_us, result.as_ref().err());
+            if steady && op == Row::Charge {
+                s.pay.charge_activated.record(latency_us);
+            }
+        }
         self.feed_pay(j, PayEvent::Answer { call, result });
     }
 
