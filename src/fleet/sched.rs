@@ -251,9 +251,15 @@ impl Worker {
 
     fn settled_one(&mut self) {
         self.unsettled -= 1;
-        self.plan
+        let before = self
+            .plan
             .unsettled
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if before == 1 && self.plan.charges.is_some() {
+            // the last device of the run settled: the activation's buffers are free, and
+            // charging terminals stay for a long time
+            super::procstat::release_free_memory();
+        }
     }
 
     /// Ramp position of local slot `j` (0-based within the shard).
