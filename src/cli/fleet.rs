@@ -95,7 +95,8 @@ pub struct RunArgs {
     pub headless: bool,
     /// A check that sets the exit code, e.g. 'p99(status)<200ms', 'activated>=99.9%',
     /// 'errors(4029)<10'; payments: 'p99(charge)<300ms', 'declined<=5%', 'unknown==0',
-    /// 'declined(do_not_honor)>0', 'errors(refund)==0'; repeatable. Grammar in the README.
+    /// 'declined(do_not_honor)>0', 'errors(refund)==0', 'p99(charge-activated)<50ms' (charges
+    /// sent once every device had settled); repeatable. Grammar in the README.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
     /// Give every device its own connection pool (default: one shared keep-alive pool).
