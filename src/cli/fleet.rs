@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fleet::charges::ChargePlan;
 use crate::fleet::devices::{load_devices_file, DeviceSource, MAX_DERIVED_INDEX};
 use crate::fleet::dist::{parse_poll_range, parse_ramp, Dist, Shard};
 use crate::fleet::fault_shares::FaultShare;
@@ -97,7 +98,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub headless: bool,
     /// A check that sets the exit code, e.g. 'p99(status)<200ms', 'activated>=99.9%',
-    /// 'errors(4029)<10'; repeatable. Grammar in the README.
+    /// 'errors(4029)<10'; payments: 'p99(charge)<300ms', 'declined<=5%', 'unknown==0',
+    /// 'declined(do_not_honor)>0', 'errors(refund)==0', 'p99(charge-activated)<50ms' (charges
+    /// sent once every device had settled); repeatable. Grammar in the README.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
     /// Give every device its own connection pool (default: one shared keep-alive pool).
@@ -144,6 +147,24 @@ pub struct RunArgs {
     /// timeout=DURATION.
     #[arg(long = "faulty", value_name = "SHARE:FAULT")]
     pub faulty: Vec<String>,
+    /// Each activated terminal takes payments at this rate (Poisson arrivals) until
+    /// --duration ends, while the rest of the fleet goes on activating. Needs --duration.
+    #[arg(long, value_name = "R", value_parser = crate::fleet::charges::parse_rate)]
+    pub charges_per_minute: Option<f64>,
+    /// What kind of charge each one is: KIND=WEIGHT,… with relative weights. Kinds:
+    /// approve; decline (magic amounts of spec 7.7: ..05 do_not_honor, ..51
+    /// insufficient_funds, ..54 expired_card, ..91 issuer_unavailable); partial (..10,
+    /// partially approved); late (..68: a 504, then the retry with the same Idempotency-Key
+    /// gets the approval); refund (approve, POST /sandbox/settle, refund in full; skipped
+    /// against a server without that helper); cancel (approve, then cancel).
+    #[arg(
+        long,
+        value_name = "MIX",
+        default_value = "approve=100",
+        requires = "charges_per_minute",
+        value_parser = crate::fleet::charges::ChargeMix::parse
+    )]
+    pub charge_mix: crate::fleet::charges::ChargeMix,
     /// Tests only: accept a --poll range below the spec's 3–5 s.
     #[arg(long, hide = true)]
     pub unsafe_fast_poll: bool,
@@ -327,6 +348,18 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
         .iter()
         .map(|f| FaultShare::parse(f).map_err(|e| format!("--faulty {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let charges = match a.charges_per_minute {
+        Some(per_minute) => {
+            if a.duration.is_none() {
+                return Err("--charges-per-minute needs --duration: terminals that take payments never finish by themselves".into());
+            }
+            Some(ChargePlan {
+                per_minute,
+                mix: a.charge_mix.clone(),
+            })
+        }
+        None => None,
+    };
     let profile = posemu_profile::builtin_named(posemu_profile::DEFAULT_PROFILE)
         .ok_or("the default profile is missing from this build")?;
     Ok(FleetConfig {
@@ -354,6 +387,7 @@ pub fn config(a: &RunArgs) -> Result<FleetConfig, String> {
         faults,
         user_agent: profile.user_agent(),
         app_version: profile.app_version.clone(),
+        charges,
     })
 }
 

@@ -17,6 +17,7 @@ use ratatui::Frame;
 use tokio::sync::mpsc;
 
 use super::live::{LiveTally, Rates, StopReason};
+use super::pay_stats::PayOp;
 use super::report::{fmt_ms, Percentiles};
 use super::stats::{Endpoint, Hist, State, Stats};
 
@@ -115,10 +116,12 @@ fn block(title: &str) -> Block<'_> {
 
 /// Draws one frame (also used by the snapshot test with a `TestBackend`).
 pub fn draw(f: &mut Frame, v: &View) {
+    let paying = !v.stats.pay.is_empty();
+    let pay_rows = if paying { PayOp::ALL.len() as u16 } else { 0 };
     let [head, top, mid, bottom, spark] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(14),
-        Constraint::Length(12),
+        Constraint::Length(12 + pay_rows),
         Constraint::Length(8),
         Constraint::Min(4),
     ])
@@ -143,6 +146,16 @@ pub fn draw(f: &mut Frame, v: &View) {
     draw_states(f, states, v);
     draw_errors(f, errors, v.stats);
     draw_latency(f, mid, v.stats);
+    let (bottom, pay) = if paying {
+        let [b, p] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+            .areas(bottom);
+        (b, Some(p))
+    } else {
+        (bottom, None)
+    };
+    if let Some(area) = pay {
+        draw_payments(f, area, v.stats);
+    }
     let [tta, late] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
     draw_tta(f, tta, &v.stats.time_to_activate);
@@ -231,11 +244,10 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &Stats) {
 fn draw_latency(f: &mut Frame, area: Rect, s: &Stats) {
     let header = Row::new(["endpoint", "requests", "errors", "p50", "p90", "p99", "max"])
         .style(Style::default().add_modifier(Modifier::BOLD));
-    let rows = Endpoint::all().map(|e| {
-        let st = &s.endpoints[e.index()];
+    let row = |name: &str, st: &super::stats::EndpointStats| {
         let p = Percentiles::of(&st.latency);
         Row::new(vec![
-            e.name().to_string(),
+            name.to_string(),
             p.count.to_string(),
             st.errors.to_string(),
             fmt_ms(p.p50_ms),
@@ -243,7 +255,17 @@ fn draw_latency(f: &mut Frame, area: Rect, s: &Stats) {
             fmt_ms(p.p99_ms),
             fmt_ms(p.max_ms),
         ])
-    });
+    };
+    let mut rows: Vec<Row> = Endpoint::all()
+        .map(|e| row(e.name(), &s.endpoints[e.index()]))
+        .collect();
+    if !s.pay.is_empty() {
+        rows.extend(
+            PayOp::ALL
+                .iter()
+                .map(|o| row(o.name(), &s.pay.ops[*o as usize])),
+        );
+    }
     f.render_widget(
         Table::new(
             rows,
@@ -261,6 +283,34 @@ fn draw_latency(f: &mut Frame, area: Rect, s: &Stats) {
         .block(block("Latency per endpoint")),
         area,
     );
+}
+
+/// Payment outcomes so far.
+fn draw_payments(f: &mut Frame, area: Rect, s: &Stats) {
+    let o = &s.pay.outcomes;
+    let mut lines = vec![
+        Line::from(format!("charges   {:>8} of {}", o.charges, o.started)),
+        Line::from(format!(
+            "approved  {:>8}  partial {}",
+            o.approved, o.partially_approved
+        )),
+        Line::from(format!("declined  {:>8}", o.declined)),
+    ];
+    let unknown = format!(
+        "unknown   {:>8}  errors {}",
+        o.unknown,
+        o.rejected + o.refused
+    );
+    lines.push(if o.unknown > 0 {
+        Line::from(Span::styled(unknown, Style::default().fg(Color::Red)))
+    } else {
+        Line::from(unknown)
+    });
+    lines.push(Line::from(format!(
+        "refunded  {:>8}  cancelled {}",
+        o.refunded, o.cancelled
+    )));
+    f.render_widget(Paragraph::new(lines).block(block("Payments")), area);
 }
 
 /// Time to activate as a histogram of 8 equal buckets up to the slowest device.
@@ -341,6 +391,10 @@ mod tests {
             Some("4029".into()),
         );
         s.time_to_activate.record(4_000_000);
+        s.pay.request(PayOp::Charge, 4_200, None);
+        s.pay.outcomes.started = 1;
+        s.pay.outcomes.charges = 1;
+        s.pay.outcomes.approved = 1;
         let mut rates = Rates::default();
         rates.tick(0);
         let view = View {
@@ -369,6 +423,9 @@ mod tests {
             "Time to activate",
             "Poll lateness",
             "Requests/s",
+            "charge",
+            "Payments",
+            "approved         1",
         ] {
             assert!(text.contains(want), "{want} missing");
         }

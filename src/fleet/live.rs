@@ -192,8 +192,20 @@ impl LiveTally {
             .filter(|st| s.count(**st) > 0)
             .map(|st| format!("{} {}", st.name(), s.count(*st)))
             .collect();
+        let pay = if s.pay.is_empty() {
+            String::new()
+        } else {
+            let o = &s.pay.outcomes;
+            format!(
+                " | {} charges: {} approved, {} declined, {} unknown",
+                o.charges,
+                o.approved + o.partially_approved,
+                o.declined,
+                o.unknown
+            )
+        };
         format!(
-            "[{:>7.1}s] {} devices: {} | {} req/s | {} errors",
+            "[{:>7.1}s] {} devices: {} | {} req/s | {} errors{pay}",
             self.epoch.elapsed().as_secs_f64(),
             self.devices,
             states.join(", "),

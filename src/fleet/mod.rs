@@ -8,11 +8,13 @@
 //! - [`dashboard`]: the live ratatui view; [`live`]: what it and the headless progress read.
 //! - [`devices`], [`dist`], [`server`], [`procstat`]: inputs, flag grammars, the server, costs.
 
+pub mod charges;
 pub mod dashboard;
 pub mod devices;
 pub mod dist;
 pub mod fault_shares;
 pub mod live;
+pub mod pay_stats;
 pub mod procstat;
 pub mod report;
 pub mod sched;
@@ -74,6 +76,9 @@ pub struct FleetConfig {
     /// The User-Agent every device sends, and the app version in it.
     pub user_agent: String,
     pub app_version: String,
+    /// Activated terminals take payments (`--charges-per-minute`, `--charge-mix`); needs a
+    /// `duration`, since charging terminals never finish by themselves.
+    pub charges: Option<charges::ChargePlan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +161,7 @@ impl FleetConfig {
             device_faults: self.faults.iter().map(|f| f.to_string()).collect(),
             max_in_flight: self.max_in_flight,
             workers,
+            charges: self.charges.as_ref().map(|c| c.describe()),
         }
     }
 
@@ -174,6 +180,12 @@ impl FleetConfig {
 /// builds its report. Must run inside a multi-threaded tokio runtime.
 pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
     let setup = |e: String| FleetError::Setup(e);
+    if cfg.charges.is_some() && cfg.duration.is_none() {
+        return Err(setup(
+            "charges need a duration: terminals that take payments never finish by themselves"
+                .into(),
+        ));
+    }
     let rss_before = procstat::current_rss();
     let server = server::Server::start(
         &cfg.server,
@@ -229,6 +241,8 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         in_flight_per_worker: cfg.max_in_flight.div_ceil(workers).max(1),
         epoch,
         seed: cfg.seed,
+        charges: cfg.charges.clone(),
+        unsettled: std::sync::atomic::AtomicU64::new(devices),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats: Vec<Arc<Mutex<Stats>>> = (0..workers)

@@ -8,6 +8,7 @@ use std::path::Path;
 use posemu_protocol::text::escape_control;
 use serde::{Deserialize, Serialize};
 
+use super::pay_stats::{Outcomes, PayOp, PayStats};
 use super::procstat::Usage;
 use super::stats::{Endpoint, Hist, State, Stats};
 
@@ -35,6 +36,9 @@ pub struct RunConfig {
     pub device_faults: Vec<String>,
     pub max_in_flight: usize,
     pub workers: usize,
+    /// `--charges-per-minute` and `--charge-mix`, when terminals took payments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charges: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,7 +138,140 @@ pub struct Report {
     pub time_to_activate: Distribution,
     /// How late status polls went out against their schedule.
     pub poll_lateness: Distribution,
+    /// Payments of activated terminals, when the run had `--charges-per-minute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<PaymentsReport>,
     pub processes: Vec<ProcessReport>,
+}
+
+/// The payments of a run: a latency row per request kind, outcomes, errors. Not part of the
+/// top-level `requests` and `errors`, which count the activation API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaymentsReport {
+    pub requests: u64,
+    pub errors: u64,
+    /// `charge`, `refund`, `cancel`, `settle`.
+    pub requests_by_kind: BTreeMap<String, EndpointReport>,
+    pub outcomes: Outcomes,
+    /// Error answers by `{request} {code}` (`charge 5004`, `settle network`).
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// Charge requests sent once every device had settled (the shard's whole fleet activated
+    /// or failed): the steady state without the activation storm.
+    pub charge_after_activation: Distribution,
+}
+
+impl PaymentsReport {
+    fn of(p: &PayStats) -> PaymentsReport {
+        PaymentsReport {
+            requests: p.requests(),
+            errors: p.error_count(),
+            requests_by_kind: PayOp::ALL
+                .iter()
+                .map(|o| {
+                    let st = &p.ops[*o as usize];
+                    let r = EndpointReport {
+                        requests: st.latency.len(),
+                        errors: st.errors,
+                        latency: Distribution::of(&st.latency),
+                    };
+                    (o.name().to_string(), r)
+                })
+                .collect(),
+            outcomes: p.outcomes.clone(),
+            errors_by_code: p.errors.clone(),
+            charge_after_activation: Distribution::of(&p.charge_activated),
+        }
+    }
+
+    fn merge(&mut self, o: &PaymentsReport) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        merge_rows(&mut self.requests_by_kind, &o.requests_by_kind);
+        self.outcomes.add(&o.outcomes);
+        add_counts(&mut self.errors_by_code, &o.errors_by_code);
+        let mut h = self.charge_after_activation.histogram_us.clone();
+        h.add(&o.charge_after_activation.histogram_us);
+        self.charge_after_activation = Distribution::of(&h);
+    }
+
+    /// The summary's lines.
+    fn summary(&self, s: &mut String) {
+        let o = &self.outcomes;
+        let _ = writeln!(
+            s,
+            "  payments: {} charges begun, {} ended: {} approved, {} partially approved, {} declined, {} unknown, {} errors; {} refunded, {} cancelled, {} refunds skipped, {} retries, {} arrivals while busy",
+            o.started, o.charges, o.approved, o.partially_approved, o.declined, o.unknown,
+            o.rejected + o.refused, o.refunded, o.cancelled, o.refunds_skipped, o.retries, o.busy_skipped
+        );
+        if !o.declined_by_code.is_empty() {
+            let d: Vec<String> = o
+                .declined_by_code
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect();
+            let _ = writeln!(s, "  declined by code: {}", d.join(", "));
+        }
+        for op in PayOp::ALL {
+            if let Some(r) = self.requests_by_kind.get(op.name()) {
+                row(s, op.name(), r);
+            }
+        }
+        let steady = &self.charge_after_activation;
+        let steady_row = EndpointReport {
+            requests: steady.percentiles.count,
+            errors: 0,
+            latency: steady.clone(),
+        };
+        row(s, "charge, all activated", &steady_row);
+        if !self.errors_by_code.is_empty() {
+            let e: Vec<String> = self
+                .errors_by_code
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect();
+            let _ = writeln!(s, "  payment errors: {}", e.join(", "));
+        }
+    }
+}
+
+/// Adds latency rows bucket by bucket.
+fn merge_rows(
+    into: &mut BTreeMap<String, EndpointReport>,
+    from: &BTreeMap<String, EndpointReport>,
+) {
+    for (name, e) in from {
+        match into.get_mut(name) {
+            Some(o) => {
+                o.requests += e.requests;
+                o.errors += e.errors;
+                let mut h = o.latency.histogram_us.clone();
+                h.add(&e.latency.histogram_us);
+                o.latency = Distribution::of(&h);
+            }
+            None => {
+                into.insert(name.clone(), e.clone());
+            }
+        }
+    }
+}
+
+/// One row of the latency table (nothing for a row without requests).
+fn row(s: &mut String, name: &str, r: &EndpointReport) {
+    if r.requests == 0 {
+        return;
+    }
+    let p = &r.latency.percentiles;
+    let _ = writeln!(
+        s,
+        "  {:<20} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        name,
+        r.requests,
+        r.errors,
+        fmt_ms(p.p50_ms),
+        fmt_ms(p.p90_ms),
+        fmt_ms(p.p99_ms),
+        fmt_ms(p.max_ms)
+    );
 }
 
 /// What a run knows besides its stats.
@@ -181,6 +318,11 @@ impl Report {
             })
             .collect();
         let requests = stats.requests();
+        let payments = facts
+            .config
+            .charges
+            .is_some()
+            .then(|| PaymentsReport::of(&stats.pay));
         Report {
             format: FORMAT.into(),
             config: facts.config,
@@ -196,6 +338,7 @@ impl Report {
             failures: stats.failures.clone(),
             time_to_activate: Distribution::of(&stats.time_to_activate),
             poll_lateness: Distribution::of(&stats.poll_lateness),
+            payments,
             processes: vec![ProcessReport {
                 shard: facts.shard,
                 fleet: facts.fleet,
@@ -271,19 +414,11 @@ impl Report {
             out.devices = devices_of(by_state);
             out.requests += r.requests;
             out.errors += r.errors;
-            for (name, e) in &r.endpoints {
-                match out.endpoints.get_mut(name) {
-                    Some(o) => {
-                        o.requests += e.requests;
-                        o.errors += e.errors;
-                        let mut h = o.latency.histogram_us.clone();
-                        h.add(&e.latency.histogram_us);
-                        o.latency = Distribution::of(&h);
-                    }
-                    None => {
-                        out.endpoints.insert(name.clone(), e.clone());
-                    }
-                }
+            merge_rows(&mut out.endpoints, &r.endpoints);
+            match (&mut out.payments, &r.payments) {
+                (Some(a), Some(b)) => a.merge(b),
+                (None, Some(b)) => out.payments = Some(b.clone()),
+                _ => {}
             }
             add_counts(&mut out.errors_by_code, &r.errors_by_code);
             add_counts(&mut out.failures, &r.failures);
@@ -357,24 +492,9 @@ impl Report {
             "endpoint", "requests", "errors", "p50", "p90", "p99", "max"
         );
         for e in Endpoint::all() {
-            let Some(r) = self.endpoints.get(e.name()) else {
-                continue;
-            };
-            if r.requests == 0 {
-                continue;
+            if let Some(r) = self.endpoints.get(e.name()) {
+                row(&mut s, e.name(), r);
             }
-            let p = &r.latency.percentiles;
-            let _ = writeln!(
-                s,
-                "  {:<20} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
-                e.name(),
-                r.requests,
-                r.errors,
-                fmt_ms(p.p50_ms),
-                fmt_ms(p.p90_ms),
-                fmt_ms(p.p99_ms),
-                fmt_ms(p.max_ms)
-            );
         }
         if !self.errors_by_code.is_empty() {
             let e: Vec<String> = self
@@ -383,6 +503,9 @@ impl Report {
                 .map(|(k, v)| format!("{}×{v}", escape_control(k)))
                 .collect();
             let _ = writeln!(s, "  errors by code: {}", e.join(", "));
+        }
+        if let Some(p) = &self.payments {
+            p.summary(&mut s);
         }
         for (why, n) in self.failures.iter().take(5) {
             let _ = writeln!(s, "  failed ×{n}: {}", escape_control(why));

@@ -27,6 +27,8 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod pay;
+
 use super::devices::DeviceSource;
 use super::dist::Dist;
 use super::stats::{error_key, truncate_chars, Endpoint, State, Stats, MAX_REASON_CHARS};
@@ -36,7 +38,7 @@ use posemu_device::poll::{deadline, uniform_between};
 use posemu_device::{
     update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Step, Timer,
 };
-use posemu_protocol::api::{ApiAnswer, ApiCall, CallError};
+use posemu_protocol::api::{ApiAnswer, ApiCall, CallError, PayAnswer, PayCall};
 use posemu_protocol::text::escape_control;
 
 /// How a fleet claims codes, unattended (the client's one auto-claim, [`claim_code`]).
@@ -62,6 +64,11 @@ pub struct Plan {
     pub in_flight_per_worker: usize,
     pub epoch: Instant,
     pub seed: u64,
+    /// Activated terminals charge (`--charges-per-minute`) instead of leaving memory.
+    pub charges: Option<super::charges::ChargePlan>,
+    /// Devices of all workers not settled yet: payments sent once it is 0 count as sent
+    /// after the whole fleet activated.
+    pub unsettled: std::sync::atomic::AtomicU64,
 }
 
 impl Plan {
@@ -80,8 +87,12 @@ impl Plan {
 }
 
 const NO_DEADLINE: u64 = u64::MAX;
-/// Timer slots per device: the machine's three, and the merchant's claim.
+/// Timer slots per device: the machine's three, the merchant's claim, the next charge and the
+/// payment machine's retry.
 const CLAIM: usize = 3;
+const CHARGE: usize = 4;
+const PAY_RETRY: usize = 5;
+const SLOTS: usize = 6;
 
 fn timer_slot(t: Timer) -> usize {
     match t {
@@ -101,8 +112,10 @@ struct Dev {
     transport: Option<Transport>,
     /// How it misbehaves (`--faulty`); usually not at all.
     faults: DeviceFaults,
-    due: [u64; 4],
+    due: [u64; SLOTS],
     st: State,
+    /// Payments, once activated with `--charges-per-minute`.
+    till: Option<Box<pay::Till>>,
 }
 
 enum Slot {
@@ -127,6 +140,21 @@ enum Done {
         error: Option<(CallError, bool)>,
         latency_us: u64,
     },
+    Paid {
+        slot: u32,
+        call: u32,
+        op: super::pay_stats::PayOp,
+        /// Sent after the whole fleet had settled.
+        steady: bool,
+        result: Result<PayAnswer, CallError>,
+        latency_us: u64,
+    },
+    Settled {
+        slot: u32,
+        charge_id: String,
+        result: Result<(), CallError>,
+        latency_us: u64,
+    },
 }
 
 type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
@@ -143,6 +171,15 @@ enum Queued {
     Claim {
         slot: u32,
     },
+    Pay {
+        slot: u32,
+        id: u32,
+        call: Box<PayCall>,
+    },
+    Settle {
+        slot: u32,
+        charge_id: String,
+    },
 }
 
 /// One worker: the devices at ramp positions `k ≡ index (mod workers)` of `positions`.
@@ -158,6 +195,8 @@ pub struct Worker {
     slots: Vec<Slot>,
     next_start: usize,
     unsettled: usize,
+    /// Activated terminals kept to charge.
+    charging: usize,
     heap: BinaryHeap<Reverse<(u64, u32, u8)>>,
     in_flight: InFlight,
     queue: VecDeque<Queued>,
@@ -199,12 +238,26 @@ impl Worker {
             slots,
             next_start: 0,
             unsettled: mine,
+            charging: 0,
             heap: BinaryHeap::new(),
             in_flight: FuturesUnordered::new(),
             queue: VecDeque::new(),
             rng,
             stats,
         })
+    }
+
+    fn settled_one(&mut self) {
+        self.unsettled -= 1;
+        let before = self
+            .plan
+            .unsettled
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if before == 1 && self.plan.charges.is_some() {
+            // the last device of the run settled: the activation's buffers are free, and
+            // charging terminals stay for a long time
+            super::procstat::release_free_memory();
+        }
     }
 
     /// Ramp position of local slot `j` (0-based within the shard).
@@ -234,7 +287,7 @@ impl Worker {
     /// Runs until every device has settled or `stop` turns true.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
-            if *stop.borrow() || self.unsettled == 0 {
+            if *stop.borrow() || self.unsettled + self.charging == 0 {
                 break;
             }
             let mut busy = self.start_due();
@@ -248,7 +301,7 @@ impl Worker {
                 }
             }
             self.send_queued();
-            if self.unsettled == 0 {
+            if self.unsettled + self.charging == 0 {
                 break;
             }
             if busy {
@@ -279,6 +332,10 @@ impl Worker {
                     poll_deadline,
                 }) => self.send(slot as usize, id, call, poll_deadline),
                 Some(Queued::Claim { slot }) => self.send_claim(slot as usize),
+                Some(Queued::Pay { slot, id, call }) => self.send_pay(slot as usize, id, *call),
+                Some(Queued::Settle { slot, charge_id }) => {
+                    self.send_settle(slot as usize, charge_id)
+                }
                 None => return,
             }
         }
@@ -323,7 +380,7 @@ impl Worker {
                 s.moved(State::Waiting, State::Failed);
                 s.failure(format!("identity: {e}"));
                 self.slots[j] = Slot::Done;
-                self.unsettled -= 1;
+                self.settled_one();
                 return;
             }
         };
@@ -351,8 +408,9 @@ impl Worker {
             identity,
             transport,
             faults: super::fault_shares::draw(&self.plan.faults, || self.rng.random::<f64>()),
-            due: [NO_DEADLINE; 4],
+            due: [NO_DEADLINE; SLOTS],
             st: State::Waiting,
+            till: None,
         }));
         self.feed(j, DeviceEvent::Start, None);
     }
@@ -378,6 +436,10 @@ impl Worker {
             dev.due[kind] = NO_DEADLINE;
             if kind == CLAIM {
                 self.queue.push_back(Queued::Claim { slot: j as u32 });
+            } else if kind == CHARGE {
+                self.charge_due(j);
+            } else if kind == PAY_RETRY {
+                self.feed_pay(j, posemu_device::payment::PayEvent::Timer);
             } else {
                 let poll_deadline = (kind == 0).then_some(deadline);
                 self.feed(j, DeviceEvent::Timer(TIMERS[kind]), poll_deadline);
@@ -425,6 +487,20 @@ impl Worker {
                     }
                 }
             }
+            Done::Paid {
+                slot,
+                call,
+                op,
+                steady,
+                result,
+                latency_us,
+            } => self.on_paid(slot as usize, call, (op, steady), result, latency_us),
+            Done::Settled {
+                slot,
+                charge_id,
+                result,
+                latency_us,
+            } => self.on_settled(slot as usize, charge_id, result, latency_us),
         }
     }
 
@@ -462,16 +538,25 @@ impl Worker {
             }
         }
         let st = State::of(&dev.state.phase);
-        if st != dev.st {
-            self.stats.lock().moved(dev.st, st);
+        let was = dev.st;
+        if st != was {
+            self.stats.lock().moved(was, st);
             dev.st = st;
         }
-        if st.is_settled() {
-            // only counted from here on: a ready device costs no memory
-            self.unsettled -= 1;
-        } else {
+        if st.is_settled() && !was.is_settled() {
+            self.settled_one();
+        }
+        if st == State::Ready && self.plan.charges.is_some() {
+            // an activated terminal stays to take payments
+            if dev.till.is_none() {
+                self.charging += 1;
+                self.open_till(j, &mut dev);
+            }
+            self.slots[j] = Slot::Live(dev);
+        } else if !st.is_settled() {
             self.slots[j] = Slot::Live(dev);
         }
+        // else: only counted from here on, a settled device costs no memory
     }
 
     fn note(&mut self, j: usize, dev: &mut Dev, now_ms: u64, n: Note) {

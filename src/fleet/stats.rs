@@ -286,6 +286,8 @@ pub struct Stats {
     pub poll_lateness: Hist,
     /// Why devices stopped, one line each.
     pub failures: BTreeMap<String, u64>,
+    /// Payments of activated terminals (`--charges-per-minute`).
+    pub pay: super::pay_stats::PayStats,
 }
 
 impl Default for Stats {
@@ -297,6 +299,7 @@ impl Default for Stats {
             time_to_activate: Hist::default(),
             poll_lateness: Hist::default(),
             failures: BTreeMap::new(),
+            pay: Default::default(),
         }
     }
 }
@@ -349,6 +352,7 @@ impl Stats {
         for (k, v) in &o.failures {
             add_capped(&mut self.failures, k, *v, MAX_FAILURE_KINDS);
         }
+        self.pay.add(&o.pay);
     }
 }
 

@@ -7,19 +7,28 @@
 //!            | requests [ (ENDPOINT) ]                 requests (count)
 //!            | errors [ (CODE | ENDPOINT) ]            error answers (count, or % of requests)
 //!            | pNN (SERIES) | max (SERIES) | mean (SERIES)   latency (needs ms, s or m)
-//! SERIES    := ENDPOINT | time-to-activate | tta | lateness
+//!            | OUTCOME | declined (DECLINE)          payments (count, or % of charges ended)
+//! SERIES    := ENDPOINT | PAYREQ | time-to-activate | tta | lateness
+//!            | charge-activated                     charges sent once every device had settled
 //! ENDPOINT  := bootstrap | pairing-code | status | attest | keys | config
 //!            | terminal-parameters | activate | claim
+//! PAYREQ    := charge | refund | cancel | settle     payment requests: also in requests(…)
+//!                                                   and errors(…) (% of that request kind)
+//! OUTCOME   := charges | approved | partially-approved | declined | unknown
+//!            | rejected | refunded | cancelled | refunds-skipped
+//! DECLINE   := a decline code: do_not_honor, insufficient_funds, expired_card, …
 //! CODE      := a Viopay code like 4029, or HTTP 502 | network | timeout | decode
 //! VALUE     := NUMBER [ % | ms | s | m ]
 //! ```
 //!
 //! Examples: `p99(status)<200ms`, `activated>=99.9%`, `errors(4029)<10`, `errors<0.1%`,
-//! `p99(lateness)<250ms`, `max(time-to-activate)<=60s`. A metric with no data (no requests
-//! to that endpoint) fails its threshold.
+//! `p99(lateness)<250ms`, `max(time-to-activate)<=60s`, `p99(charge)<300ms`, `declined<=5%`,
+//! `unknown==0`, `declined(do_not_honor)>0`. A metric with no data (no requests to that
+//! endpoint; a payment metric of a run without `--charges-per-minute`) fails its threshold.
 
 use std::fmt;
 
+use super::pay_stats::PayOp;
 use super::report::Report;
 use super::stats::Endpoint;
 
@@ -49,6 +58,9 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 enum Series {
     Endpoint(Endpoint),
+    Pay(PayOp),
+    /// Charges sent once the whole fleet had settled.
+    ChargeActivated,
     TimeToActivate,
     Lateness,
 }
@@ -66,6 +78,42 @@ enum Metric {
     Requests(Option<Endpoint>),
     Errors(Option<ErrorScope>),
     Latency(Stat, Series),
+    PayRequests(PayOp),
+    PayErrors(PayOp),
+    /// A payment outcome; `declined(CODE)` is `Outcome(Declined, Some(code))`.
+    Outcome(PayCount, Option<String>),
+}
+
+/// The payment outcomes a threshold can count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PayCount {
+    Charges,
+    Approved,
+    PartiallyApproved,
+    Declined,
+    Unknown,
+    Rejected,
+    Refunded,
+    Cancelled,
+    RefundsSkipped,
+}
+
+impl PayCount {
+    const ALL: [(&'static str, PayCount); 9] = [
+        ("charges", PayCount::Charges),
+        ("approved", PayCount::Approved),
+        ("partially-approved", PayCount::PartiallyApproved),
+        ("declined", PayCount::Declined),
+        ("unknown", PayCount::Unknown),
+        ("rejected", PayCount::Rejected),
+        ("refunded", PayCount::Refunded),
+        ("cancelled", PayCount::Cancelled),
+        ("refunds-skipped", PayCount::RefundsSkipped),
+    ];
+
+    fn from_name(s: &str) -> Option<PayCount> {
+        PayCount::ALL.iter().find(|(n, _)| *n == s).map(|(_, o)| *o)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,15 +192,18 @@ fn series(arg: &str) -> Result<Series, String> {
     match arg {
         "time-to-activate" | "tta" => Ok(Series::TimeToActivate),
         "lateness" | "poll-lateness" => Ok(Series::Lateness),
+        "charge-activated" => Ok(Series::ChargeActivated),
         _ => Endpoint::from_name(arg)
             .map(Series::Endpoint)
+            .or_else(|| PayOp::from_name(arg).map(Series::Pay))
             .ok_or_else(|| {
                 format!(
-                    "{arg:?} is not an endpoint ({}) nor time-to-activate or lateness",
+                    "{arg:?} is not an endpoint ({}), a payment request ({}) nor time-to-activate, lateness or charge-activated",
                     Endpoint::all()
                         .map(|e| e.name())
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    PayOp::ALL.map(|o| o.name()).join(", ")
                 )
             }),
     }
@@ -185,8 +236,11 @@ impl Threshold {
                 return Err(fail("a latency needs a time unit (ms, s or m)".into()))
             }
             (_, Unit::Ms) => return Err(fail("a count takes no time unit".into())),
-            (Metric::Requests(_), Unit::Percent) => {
+            (Metric::Requests(_) | Metric::PayRequests(_), Unit::Percent) => {
                 return Err(fail("requests are a count, not a percentage".into()))
+            }
+            (Metric::Outcome(PayCount::Charges, _), Unit::Percent) => {
+                return Err(fail("charges are a count, not a percentage".into()))
             }
             _ => {}
         }
@@ -216,11 +270,30 @@ impl Threshold {
                 _ => "unsettled",
             })),
             ("requests", None) => Ok(Metric::Requests(None)),
-            ("requests", Some(a)) => Endpoint::from_name(a)
-                .map(|e| Metric::Requests(Some(e)))
-                .ok_or_else(|| format!("{a:?} is not an endpoint")),
+            ("requests", Some(a)) => match PayOp::from_name(a) {
+                Some(op) => Ok(Metric::PayRequests(op)),
+                None => Endpoint::from_name(a)
+                    .map(|e| Metric::Requests(Some(e)))
+                    .ok_or_else(|| format!("{a:?} is not an endpoint")),
+            },
             ("errors", None) => Ok(Metric::Errors(None)),
             ("errors", Some("")) => Err("errors() needs a code or an endpoint".into()),
+            ("errors", Some(a)) if PayOp::from_name(a).is_some() => Ok(Metric::PayErrors(
+                PayOp::from_name(a).unwrap_or(PayOp::Charge),
+            )),
+            ("declined", Some(code)) => {
+                if code.is_empty()
+                    || code.len() > 64
+                    || !code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                {
+                    return Err(format!("{code:?} is not a decline code like do_not_honor"));
+                }
+                Ok(Metric::Outcome(PayCount::Declined, Some(code.to_string())))
+            }
+            (o, None) if PayCount::from_name(o).is_some() => Ok(Metric::Outcome(
+                PayCount::from_name(o).unwrap_or(PayCount::Charges),
+                None,
+            )),
             ("errors", Some(a)) => Ok(Metric::Errors(Some(match Endpoint::from_name(a) {
                 Some(e) => ErrorScope::Endpoint(e),
                 None => ErrorScope::Code(a.to_string()),
@@ -294,6 +367,14 @@ impl Threshold {
             Metric::Latency(stat, series) => {
                 let dist = match series {
                     Series::Endpoint(e) => r.endpoints.get(e.name()).map(|x| &x.latency),
+                    Series::Pay(op) => r
+                        .payments
+                        .as_ref()
+                        .and_then(|p| p.requests_by_kind.get(op.name()))
+                        .map(|x| &x.latency),
+                    Series::ChargeActivated => {
+                        r.payments.as_ref().map(|p| &p.charge_after_activation)
+                    }
                     Series::TimeToActivate => Some(&r.time_to_activate),
                     Series::Lateness => Some(&r.poll_lateness),
                 };
@@ -308,6 +389,35 @@ impl Threshold {
                     Some((ms, super::report::fmt_ms(Some(ms))))
                 })
             }
+            Metric::PayRequests(op) => r.payments.as_ref().map(|p| {
+                let n = p.requests_by_kind.get(op.name()).map_or(0, |x| x.requests);
+                (n as f64, n.to_string())
+            }),
+            Metric::PayErrors(op) => r.payments.as_ref().and_then(|p| {
+                let (n, of) = p
+                    .requests_by_kind
+                    .get(op.name())
+                    .map_or((0, 0), |x| (x.errors, x.requests));
+                self.count_or_share(n, of)
+            }),
+            Metric::Outcome(which, code) => r.payments.as_ref().and_then(|p| {
+                let o = &p.outcomes;
+                let n = match which {
+                    PayCount::Charges => o.charges,
+                    PayCount::Approved => o.approved,
+                    PayCount::PartiallyApproved => o.partially_approved,
+                    PayCount::Declined => match code {
+                        None => o.declined,
+                        Some(c) => o.declined_by_code.get(c).copied().unwrap_or(0),
+                    },
+                    PayCount::Unknown => o.unknown,
+                    PayCount::Rejected => o.rejected,
+                    PayCount::Refunded => o.refunded,
+                    PayCount::Cancelled => o.cancelled,
+                    PayCount::RefundsSkipped => o.refunds_skipped,
+                };
+                self.count_or_share(n, o.charges)
+            }),
         };
         match measured {
             Some((v, shown)) => Outcome {
@@ -354,6 +464,16 @@ mod tests {
             "failed==0",
             "requests(claim)>=1",
             "unsettled!=0",
+            "p99(charge)<300ms",
+            "p99(charge-activated)<50ms",
+            "declined<=5%",
+            "unknown==0",
+            "declined(do_not_honor)>0",
+            "errors(refund)==0",
+            "errors(charge)<1%",
+            "requests(settle)>=1",
+            "refunds-skipped==0",
+            "partially-approved>=1",
         ] {
             Threshold::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
@@ -373,6 +493,11 @@ mod tests {
             ("errors<10kg", "unknown unit"),
             ("requests>5%", "not a percentage"),
             ("errors=>3", "comparison"),
+            ("p99(charges)<1ms", "payment request"),
+            ("declined(Do Not)>1", "not a decline code"),
+            ("charges>5%", "not a percentage"),
+            ("requests(charge)>1%", "not a percentage"),
+            ("unknown<3ms", "no time unit"),
         ];
         for (bad, why) in cases {
             let e = Threshold::parse(bad).unwrap_err();

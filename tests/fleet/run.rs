@@ -166,6 +166,7 @@ async fn a_devices_file_fleet_claims_as_a_merchant() {
         faults: Vec::new(),
         user_agent: "Viopay-POS/1.4.2 (Android 12; PAX-A920)".into(),
         app_version: "1.4.2".into(),
+        charges: None,
     };
     let result = posemu::fleet::run(cfg, Ui::Quiet).await.unwrap();
     let r = result.report;

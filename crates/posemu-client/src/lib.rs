@@ -35,8 +35,8 @@ pub use device_faults::{DeviceFaults, FaultHeader, HeaderSet};
 pub use exchange::{Captured, Exchange, ExchangeLog};
 pub use identity::{DeviceIdentity, IdentityError};
 pub use merchant::{
-    sandbox_claim, sandbox_expire_code, sandbox_reset, MerchantCredentials, MerchantError,
-    MerchantSession,
+    sandbox_claim, sandbox_expire_code, sandbox_reset, sandbox_settle_charge, MerchantCredentials,
+    MerchantError, MerchantSession,
 };
 /// Header values a fleet shares between devices (see [`DeviceIdentity::with_shared`]).
 pub use reqwest::header::HeaderValue;

@@ -28,6 +28,7 @@ pub enum MerchantAction {
     SandboxClaim,
     SandboxExpireCode,
     SandboxReset,
+    SandboxSettle,
     Login,
     InitiateSession,
     Claim,
@@ -40,6 +41,7 @@ impl MerchantAction {
             MerchantAction::SandboxClaim => "sandbox-claim",
             MerchantAction::SandboxExpireCode => "sandbox-expire-code",
             MerchantAction::SandboxReset => "sandbox-reset",
+            MerchantAction::SandboxSettle => "sandbox-settle",
             MerchantAction::Login => "merchant-login",
             MerchantAction::InitiateSession => "merchant-session",
             MerchantAction::Claim => "claim",
@@ -53,6 +55,7 @@ impl fmt::Display for MerchantAction {
             MerchantAction::SandboxClaim => "claiming through the sandbox helper",
             MerchantAction::SandboxExpireCode => "expiring the code through the sandbox helper",
             MerchantAction::SandboxReset => "resetting the device through the sandbox helper",
+            MerchantAction::SandboxSettle => "settling through the sandbox helper",
             MerchantAction::Login => "merchant sign-in (POST /client/session)",
             MerchantAction::InitiateSession => "merchant session (POST /session/initiate)",
             MerchantAction::Claim => "claiming the code (POST /pos/claim)",
@@ -327,6 +330,30 @@ pub async fn claim_code(
         Err(e) if is_stale(via, &e) => Ok(ClaimOutcome::NotCurrent(Some(e))),
         Err(e) => Err(e),
     }
+}
+
+/// Settles one charge now through `POST /sandbox/settle {"charge_id"}` (spec 7.12; sandbox
+/// only: a real server answers 404 or 405).
+pub async fn sandbox_settle_charge(
+    transport: &Transport,
+    charge_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<posemu_protocol::payments::SettleResponse, MerchantError> {
+    let body = serde_json::to_vec(&serde_json::json!({ "charge_id": charge_id })).map_err(|e| {
+        MerchantError {
+            action: MerchantAction::SandboxSettle,
+            source: CallError::Decode(e.to_string()),
+        }
+    })?;
+    exchange(
+        transport,
+        MerchantAction::SandboxSettle,
+        posemu_protocol::payments::paths::SANDBOX_SETTLE,
+        None,
+        Some(body),
+        log,
+    )
+    .await
 }
 
 /// Merchant API credentials (spec 4.5).
