@@ -273,11 +273,26 @@ impl Transport {
         rng: &mut dyn RngCore,
         log: Option<&ExchangeLog>,
     ) -> impl Future<Output = Result<PayAnswer, CallError>> + Send + 'static {
+        // a charge id comes from a server or a person: only a plain one goes into a path
+        let refused = match &call.request {
+            PayRequest::Refund { charge_id, .. } | PayRequest::Cancel { charge_id, .. }
+                if !is_safe_charge_id(charge_id) =>
+            {
+                Some(CallError::Decode(format!(
+                    "charge id {:?} is not 1-64 letters, digits and '_'; not sent",
+                    posemu_protocol::text::escape_control(charge_id)
+                )))
+            }
+            _ => None,
+        };
         let stamp = Stamp::draw(now, call.clock_offset_ms, faults, rng);
         let prepared = build(self, identity, faults, call, &stamp);
         let transport = self.clone();
         let log = log.cloned();
         async move {
+            if let Some(e) = refused {
+                return Err(e);
+            }
             let PreparedPay {
                 out,
                 step,

@@ -551,3 +551,32 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn a_charge_id_that_is_not_plain_never_reaches_a_path() {
+    // port 9 (discard) on loopback: a request that went out would fail as a network error
+    let t = transport("http://127.0.0.1:9");
+    for id in ["../../sandbox/settle", "ch_1/cancel", "", "ch\u{1b}[2J"] {
+        let c = call(PayRequest::Cancel {
+            charge_id: id.into(),
+            reverse: false,
+        });
+        let r = t
+            .pay(
+                &identity(),
+                &DeviceFaults::NONE,
+                &c,
+                Utc::now(),
+                &mut rand::rng(),
+                None,
+            )
+            .await;
+        match r {
+            Err(CallError::Decode(m)) => {
+                assert!(m.contains("not sent"), "{m}");
+                assert!(!m.contains('\u{1b}'), "escaped: {m:?}");
+            }
+            other => panic!("{id:?}: {other:?}"),
+        }
+    }
+}
