@@ -199,6 +199,36 @@ fn judge(report: &Report, thresholds: &[Threshold], implicit: bool) -> bool {
     ok
 }
 
+/// What to do about failures whose reason alone does not say it, one line each (`  hint: …`).
+pub fn hints(report: &Report) -> Vec<String> {
+    let mut hints = Vec::new();
+    // devices the server does not know answer 404 at bootstrap (spec 4.1); the reason is
+    // `bootstrap: HTTP 404 4004 Device not found` (fleet::sched::failure_reason)
+    let unknown = format!("{}: HTTP 404", posemu_device::Step::Bootstrap.name());
+    if report.failures.keys().any(|k| k.starts_with(&unknown)) {
+        hints.push(if report.config.device_source.starts_with("derived") {
+            "  hint: the server does not know these devices: it must derive them from the same fleet seed \
+             (start it with `posemu sandbox --fleet-seed SEED`, or POSEMU_FLEET_SEED, and the same \
+             --fleet-prefix; give this fleet the same --fleet-seed), or give pre-provisioned devices \
+             with --devices-file"
+                .to_string()
+        } else {
+            "  hint: the server does not know these devices: provision the devices of --devices-file \
+             on it, or check --server"
+                .to_string()
+        });
+    }
+    hints
+}
+
+/// The summary, then its hints.
+fn print_summary(report: &Report) {
+    print!("{}", report.summary());
+    for h in hints(report) {
+        println!("{h}");
+    }
+}
+
 fn merge(m: MergeArgs) -> ExitCode {
     let thresholds = match parse_thresholds(&m.thresholds) {
         Ok(t) => t,
@@ -215,7 +245,7 @@ fn merge(m: MergeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
-    print!("{}", merged.summary());
+    print_summary(&merged);
     if let Some(path) = &m.report {
         if let Err(e) = merged.write(path) {
             eprintln!("posemu fleet merge: {e}");
@@ -381,7 +411,7 @@ async fn run_fleet(a: RunArgs) -> ExitCode {
         }
     };
     let report = result.report;
-    print!("{}", report.summary());
+    print_summary(&report);
     if let Some(path) = &a.report {
         match report.write(path) {
             Ok(()) => println!("report written to {}", path.display()),
