@@ -4,6 +4,7 @@ mod fleet_support;
 #[path = "../device/hostile_server.rs"]
 mod hostile_server;
 
+mod dashboard;
 mod hints;
 mod hostile;
 mod run;
