@@ -35,7 +35,7 @@ pub struct Args {
     pub device: DeviceArgs,
     /// Claim the code through the sandbox helper (`/sandbox/devices/{id}/claim`) after DELAY
     /// (default at once), so the command completes unattended.
-    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = posemu_protocol::duration::parse)]
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = super::AUTO_CLAIM_AT_ONCE, value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// One JSON object per event (JSON Lines) instead of text.
     #[arg(long)]
@@ -67,10 +67,7 @@ pub async fn run(args: Args) -> ExitCode {
     };
     let opened = match args.device.open().await {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("posemu activate: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::usage(e),
     };
     let mut session = opened.session;
     // the server as shown: no credentials (they go out as basic auth only), no escapes

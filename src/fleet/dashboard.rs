@@ -58,7 +58,7 @@ pub async fn run(live: Arc<LiveTally>) {
         Ok(t) => t,
         Err(e) => {
             ratatui::restore();
-            eprintln!("posemu fleet: cannot open the dashboard ({e}); running headless");
+            crate::cli::warning(format!("cannot open the dashboard ({e}); running headless"));
             return;
         }
     };
