@@ -1,8 +1,15 @@
 //! `posemu activate`: one device from power-on to activated, headless, a line per step
 //! (or one JSON object per event with `--json`).
+//!
+//! While the device waits for the merchant, its progress (polls so far, next poll, the code's
+//! time left) stays current: on a terminal as one line rewritten in place (each poll and each
+//! second); into a pipe or file as plain lines, one for the first poll, one every
+//! [`POLL_LINE_EVERY`] polls and one whenever something changes (the code's status, the first
+//! poll after a slow-down or a retry), so a log tailed by a person shows a heartbeat every
+//! 15–25 s without a line per poll.
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +20,14 @@ use tokio::sync::mpsc;
 
 use super::device_args::DeviceArgs;
 use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
-use posemu_device::{DeviceEvent, Note, Phase, Step};
+use posemu_device::{DeviceEvent, DeviceState, Note, Phase, Step};
+use posemu_protocol::duration::{countdown, took};
 use posemu_protocol::text::escape_control;
+use posemu_protocol::wire::PairingCodeStatus;
+
+/// Into a pipe or file, a progress line every this many polls (about every 15–25 s at the
+/// spec's 3–5 s interval), besides the first poll and every change.
+pub const POLL_LINE_EVERY: u32 = 5;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +35,7 @@ pub struct Args {
     pub device: DeviceArgs,
     /// Claim the code through the sandbox helper (`/sandbox/devices/{id}/claim`) after DELAY
     /// (default at once), so the command completes unattended.
-    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = posemu_protocol::duration::parse)]
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = super::AUTO_CLAIM_AT_ONCE, value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// One JSON object per event (JSON Lines) instead of text.
     #[arg(long)]
@@ -49,13 +62,12 @@ pub async fn run(args: Args) -> ExitCode {
     let mut out = Output {
         json: args.json,
         started: Instant::now(),
+        tty: !args.json && std::io::stdout().is_terminal(),
+        live: None,
     };
     let opened = match args.device.open().await {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("posemu activate: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::usage(e),
     };
     let mut session = opened.session;
     // the server as shown: no credentials (they go out as basic auth only), no escapes
@@ -93,6 +105,9 @@ pub async fn run(args: Args) -> ExitCode {
     // the code on screen, for auto-claims that wake up after it changed; one claim per code
     let current_code: Arc<Mutex<Option<String>>> = Arc::default();
     let mut claimed_codes = HashSet::new();
+    let mut waiting = Waiting::default();
+    // on a terminal, the waiting line's countdowns move every second between polls
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
     let events = session.driver.sender();
     let _ = events.send(DeviceEvent::Start);
     loop {
@@ -103,6 +118,7 @@ pub async fn run(args: Args) -> ExitCode {
                     if let (Note::StepStarted(step), Some(crash)) = (&note, args.crash_at) {
                         if *step == crash {
                             out.info("crash", format!("✗ simulated crash before {}", step.name()), json!({ "step": step.name() }));
+                            out.finish();
                             std::process::exit(137);
                         }
                     }
@@ -129,11 +145,15 @@ pub async fn run(args: Args) -> ExitCode {
                         }
                         continue;
                     }
-                    // a line per poll would drown the rest: the first, then every tenth
-                    if let Note::Polled { count, .. } = &note {
-                        if *count != 1 && count % 10 != 0 {
-                            continue;
-                        }
+                    if let Note::Polled { count, status } = note {
+                        let state = session.driver.state();
+                        let now = session.driver.now_ms();
+                        let due = waiting.polled(count, status);
+                        out.poll(&note, state, now, due);
+                        continue;
+                    }
+                    if matches!(note, Note::SlowDown { .. } | Note::Backoff { .. }) {
+                        waiting.trouble();
                     }
                     out.note(&note);
                 }
@@ -142,7 +162,13 @@ pub async fn run(args: Args) -> ExitCode {
                     out.info("warning", format!("cannot save progress: {}", escape_control(&e.to_string())), json!({ "message": e.to_string() }));
                 }
                 if let Some(code) = settled(&session.driver.state().phase) {
+                    out.finish();
                     return code;
+                }
+            }
+            _ = refresh.tick(), if out.live.is_some() => {
+                if let Some(status) = waiting.status {
+                    out.status(waiting_parts(waiting.polls, status, session.driver.state(), session.driver.now_ms()));
                 }
             }
             Some((code, r)) = claims.recv() => match r {
@@ -151,16 +177,91 @@ pub async fn run(args: Args) -> ExitCode {
                 Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
                 Err(e) => {
                     out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
+                    out.finish();
                     return ExitCode::from(1);
                 }
             },
             _ = tokio::signal::ctrl_c() => {
                 out.info("interrupted", "interrupted; progress is saved, run again to resume".into(), json!({}));
+                out.finish();
                 return ExitCode::from(130);
             }
         }
     }
+    out.finish();
     ExitCode::from(1)
+}
+
+/// The polls of the code on screen, to decide which go out as plain lines.
+#[derive(Debug, Default)]
+struct Waiting {
+    polls: u32,
+    /// The code's status at the last poll.
+    status: Option<PairingCodeStatus>,
+    /// The status of the last poll that went out as a line.
+    shown_status: Option<PairingCodeStatus>,
+    /// A slow-down, a retry or a new code since the last poll line.
+    trouble: bool,
+}
+
+impl Waiting {
+    /// Records a poll; answers whether it goes out as a plain line.
+    fn polled(&mut self, count: u32, status: PairingCodeStatus) -> bool {
+        self.polls = count;
+        self.status = Some(status);
+        let due = poll_line_due(count, self.shown_status != Some(status), self.trouble);
+        if due {
+            self.shown_status = Some(status);
+            self.trouble = false;
+        }
+        due
+    }
+
+    fn trouble(&mut self) {
+        self.trouble = true;
+    }
+}
+
+/// Whether poll `count` goes out as a plain line: the first, every [`POLL_LINE_EVERY`]th,
+/// and any poll that answers something new or follows trouble.
+fn poll_line_due(count: u32, status_changed: bool, after_trouble: bool) -> bool {
+    count <= 1 || count.is_multiple_of(POLL_LINE_EVERY) || status_changed || after_trouble
+}
+
+/// `… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s`:
+/// the parts in order of use, so a narrow terminal drops from the end.
+fn waiting_parts(
+    polls: u32,
+    status: PairingCodeStatus,
+    d: &DeviceState,
+    now_ms: u64,
+) -> Vec<String> {
+    let whole_secs = |ms: u64| took(Duration::from_secs(ms.div_ceil(1000)));
+    let mut parts = vec![format!(
+        "… {}",
+        Note::Polled {
+            count: polls,
+            status
+        }
+        .describe()
+    )];
+    if let Some(left) = d.code_remaining(now_ms) {
+        parts.push(format!("code expires in {}", countdown(left)));
+    }
+    if d.in_flight() == Some(Step::Status) {
+        parts.push("polling now".into());
+    } else if let Some(due) = d.poll_due_ms {
+        parts.push(format!(
+            "next poll in {}",
+            whole_secs(due.saturating_sub(now_ms))
+        ));
+    } else if let Some(due) = d.retry_due_ms {
+        parts.push(format!(
+            "retry in {}",
+            whole_secs(due.saturating_sub(now_ms))
+        ));
+    }
+    parts
 }
 
 fn settled(phase: &Phase) -> Option<ExitCode> {
@@ -175,14 +276,80 @@ fn settled(phase: &Phase) -> Option<ExitCode> {
 struct Output {
     json: bool,
     started: Instant,
+    /// Text mode on a terminal: the waiting line is rewritten in place.
+    tty: bool,
+    /// The waiting line on screen now (terminal only), under every other line.
+    live: Option<String>,
 }
 
 impl Output {
+    /// A status poll: JSON or a plain line when `due`; on a terminal the waiting line, always.
+    fn poll(&mut self, n: &Note, d: &DeviceState, now_ms: u64, due: bool) {
+        let Note::Polled { count, status } = *n else {
+            return;
+        };
+        if self.json {
+            if due {
+                let mut v = n.to_json();
+                v["t_ms"] = json!(self.elapsed_ms());
+                v["next_poll_in_ms"] = json!(d.poll_due_ms.map(|t| t.saturating_sub(now_ms)));
+                v["code_expires_in_ms"] =
+                    json!(d.code_remaining(now_ms).map(|l| l.as_millis() as u64));
+                self.line(&v.to_string());
+            }
+            return;
+        }
+        let parts = waiting_parts(count, status, d, now_ms);
+        if self.tty {
+            self.status(parts);
+        } else if due {
+            self.line(&parts.join(" · "));
+        }
+    }
+
+    /// Rewrites the waiting line (terminal only) with as many of `parts` as fit the terminal's
+    /// width (and cut to it), so that `\r` still returns to its start.
+    fn status(&mut self, mut parts: Vec<String>) {
+        // a terminal that reports no size (0 columns) is taken as 80 wide
+        let width = match crossterm::terminal::size() {
+            Ok((w, _)) if w > 0 => w as usize - 1,
+            _ => 79,
+        };
+        while parts.len() > 1 && parts.join(" · ").chars().count() > width {
+            parts.pop();
+        }
+        let text: String = parts.join(" · ").chars().take(width).collect();
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, "\r\x1b[2K{text}");
+        let _ = o.flush();
+        self.live = Some(text);
+    }
+
+    /// Leaves the waiting line on screen as it last was, and ends it.
+    fn finish(&mut self) {
+        if self.live.take().is_some() {
+            let mut o = std::io::stdout().lock();
+            let _ = writeln!(o);
+            let _ = o.flush();
+        }
+    }
+
     fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
     fn note(&mut self, n: &Note) {
+        // a note that ends the wait (claimed, a new code, a failure) follows the last
+        // waiting line; slow-downs and retries go above it
+        if !matches!(
+            n,
+            Note::SlowDown { .. }
+                | Note::Backoff { .. }
+                | Note::StepStarted(_)
+                | Note::ClockOffset { .. }
+        ) {
+            self.finish();
+        }
         if self.json {
             let mut v = n.to_json();
             v["t_ms"] = json!(self.elapsed_ms());
@@ -219,9 +386,36 @@ impl Output {
         }
     }
 
+    /// A line; on a terminal above the waiting line, which is drawn again under it.
     fn line(&mut self, s: &str) {
         let mut o = std::io::stdout().lock();
-        let _ = writeln!(o, "{s}");
+        match &self.live {
+            Some(live) => {
+                let _ = write!(o, "\r\x1b[2K{s}\n{live}");
+            }
+            None => {
+                let _ = writeln!(o, "{s}");
+            }
+        }
         let _ = o.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_poll_lines_are_a_heartbeat_not_a_flood() {
+        let mut w = Waiting::default();
+        let pending = PairingCodeStatus::Pending;
+        let shown: Vec<u32> = (1..=21).filter(|&n| w.polled(n, pending)).collect();
+        assert_eq!(shown, [1, 5, 10, 15, 20]);
+        // trouble: the next poll says the device is polling again
+        w.trouble();
+        assert!(w.polled(22, pending));
+        assert!(!w.polled(23, pending));
+        // a new status goes out at once
+        assert!(w.polled(24, PairingCodeStatus::Used));
     }
 }

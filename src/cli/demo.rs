@@ -26,8 +26,9 @@ pub struct Args {
     /// Device profile: a name (user profiles, then shipped ones) or a path to a .toml file.
     #[arg(long, value_name = "NAME|PATH", default_value = posemu_profile::DEFAULT_PROFILE)]
     pub profile: String,
-    /// Unattended kiosk: claim each code shown, through the sandbox, after this long (e.g. 20s).
-    #[arg(long, value_name = "AFTER", value_parser = posemu_protocol::duration::parse)]
+    /// Unattended kiosk: claim each code shown, through the sandbox helper, after DELAY
+    /// (default at once; e.g. 20s).
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = super::AUTO_CLAIM_AT_ONCE, value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// slow: each setup step stays on screen about 2 s, long enough to explain; normal: as fast
     /// as the sandbox answers.
@@ -40,9 +41,9 @@ pub struct Args {
     /// The sandbox's address, so the portal URL is stable; a busy port falls back to a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     pub listen: SocketAddr,
-    /// Pairing-code lifetime in seconds (300).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub code_ttl: Option<u64>,
+    /// Pairing-code lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = posemu_protocol::rules::CODE_TTL_SECS, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub code_ttl: u64,
     /// Seed of the sandbox's codes, tokens and keys: the same demo every run (tests).
     #[arg(long, value_name = "N", hide = true)]
     pub seed: Option<u64>,
@@ -77,7 +78,7 @@ impl Args {
     pub fn device_options(&self) -> DeviceOptions {
         DeviceOptions {
             profile: self.profile.clone(),
-            code_ttl: self.code_ttl.map(Duration::from_secs),
+            code_ttl: Some(Duration::from_secs(self.code_ttl)),
             fresh: true,
             ..DeviceOptions::default()
         }
@@ -141,18 +142,12 @@ pub async fn run(args: Args) -> ExitCode {
     let _log = crate::tui::init_logging();
     let home = match Home::discover() {
         Ok(h) => h,
-        Err(e) => {
-            eprintln!("posemu demo: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::usage(e),
     };
     // Opened before taking the terminal, so a bad flag is a plain message on stderr.
     let opened = match args.open(&home, Arc::new(SystemClock)).await {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("posemu demo: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return super::usage(e),
     };
     // Left on the main screen for after the demo (the banner shows it meanwhile).
     if let Some(sb) = &opened.open.sandbox {

@@ -21,7 +21,7 @@ use posemu_protocol::provision::is_valid_fleet_prefix;
 #[command(
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = EXIT_CODES
+    after_help = format!("{}\n\n{EXIT_CODES}", thresholds_help())
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -37,6 +37,7 @@ pub enum Sub {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = thresholds_help())]
 pub struct MergeArgs {
     /// Reports written by `posemu fleet --report` (one per shard).
     #[arg(required = true, value_name = "REPORT")]
@@ -44,7 +45,7 @@ pub struct MergeArgs {
     /// Write the merged report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Check the merged report (see `posemu fleet --help`); repeatable.
+    /// Check the merged report, e.g. 'activated>=99.9%'; repeatable (grammar below).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
 }
@@ -99,8 +100,8 @@ pub struct RunArgs {
     pub headless: bool,
     /// A check that sets the exit code, e.g. 'p99(status)<200ms', 'activated>=99.9%',
     /// 'errors(4029)<10'; payments: 'p99(charge)<300ms', 'declined<=5%', 'unknown==0',
-    /// 'declined(do_not_honor)>0', 'errors(refund)==0', 'p99(charge-activated)<50ms' (charges
-    /// sent once every device had settled); repeatable. Grammar in the README.
+    /// 'p99(charge-activated)<50ms' (charges sent once every device had settled); repeatable
+    /// (grammar below).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
     /// Give every device its own connection pool (default: one shared keep-alive pool).
@@ -110,7 +111,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "server")]
     pub sandbox_process: bool,
     /// Run shard I of N (0-based): a disjoint block of the fleet's devices.
-    #[arg(long, value_name = "I/N", env = "POSEMU_FLEET_SHARD")]
+    #[arg(
+        long,
+        value_name = "I/N",
+        env = "POSEMU_FLEET_SHARD",
+        hide_env_values = true
+    )]
     pub shard: Option<String>,
     /// Merchant API client id: claim through POST /pos/claim instead of the sandbox helper.
     #[arg(long, value_name = "ID", requires = "merchant_client_secret")]
@@ -173,6 +179,41 @@ pub struct RunArgs {
     pub no_poll_spread: bool,
 }
 
+/// The `--threshold` grammar, as `posemu fleet --help` and `fleet merge --help` show it and
+/// the README's "Thresholds" section repeats it (a test keeps them equal).
+pub const THRESHOLD_GRAMMAR: &str = "\
+THRESHOLD := METRIC OP VALUE              OP := <  <=  >  >=  ==  !=
+METRIC    := activated | failed | unsettled            devices: a count, or % of devices
+           | requests [ (ENDPOINT) ]                   a count
+           | errors [ (CODE | ENDPOINT) ]              a count, or % of requests
+           | pNN (SERIES) | max (SERIES) | mean (SERIES)   latency: needs ms, s or m
+           | OUTCOME | declined (DECLINE)                payments: a count, or % of charges ended
+SERIES    := ENDPOINT | PAYREQ | time-to-activate | tta | lateness
+           | charge-activated                          charges sent once every device had settled
+ENDPOINT  := bootstrap | pairing-code | status | attest | keys | config
+           | terminal-parameters | activate | claim
+PAYREQ    := charge | refund | cancel | settle     also requests(PAYREQ), errors(PAYREQ) (% of that kind)
+OUTCOME   := charges | approved | partially-approved | declined | unknown
+           | rejected | refunded | cancelled | refunds-skipped
+DECLINE   := do_not_honor | insufficient_funds | expired_card | issuer_unavailable | …
+VALUE     := NUMBER [ % | ms | s | m ]";
+
+/// The thresholds' part of the help: the grammar, indented, and examples.
+fn thresholds_help() -> String {
+    let mut s = String::from("Thresholds (--threshold EXPR):\n");
+    for l in THRESHOLD_GRAMMAR.lines() {
+        s.push_str("  ");
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str(
+        "  e.g. 'p99(status)<200ms' 'activated>=99.9%' 'errors(4029)<10' 'errors<0.1%'\n  \
+         'max(time-to-activate)<=60s'; payments: 'p99(charge)<300ms' 'declined<=5%'\n  \
+         'unknown==0'; a metric with no data fails",
+    );
+    s
+}
+
 /// The exit codes, as `posemu fleet --help` lists them (and the README's fleet section).
 pub const EXIT_CODES: &str = "Exit codes:
   0    every --threshold passed; without any: no device failed and at least one reached
@@ -182,11 +223,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   2    bad flags, files or threshold expressions (nothing ran)
   130  stopped by Ctrl-C or q (the report is still written)";
 
-/// Usage errors exit 2; failed thresholds or devices 1; an interrupted run 130.
-fn usage(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posemu fleet: {msg}");
-    ExitCode::from(2)
-}
+use super::usage;
 
 pub async fn run(args: Args) -> ExitCode {
     match args.command {
@@ -220,6 +257,36 @@ fn judge(report: &Report, thresholds: &[Threshold], implicit: bool) -> bool {
     ok
 }
 
+/// What to do about failures whose reason alone does not say it, one line each (`  hint: …`).
+pub fn hints(report: &Report) -> Vec<String> {
+    let mut hints = Vec::new();
+    // devices the server does not know answer 404 at bootstrap (spec 4.1); the reason is
+    // `bootstrap: HTTP 404 4004 Device not found` (fleet::sched::failure_reason)
+    let unknown = format!("{}: HTTP 404", posemu_device::Step::Bootstrap.name());
+    if report.failures.keys().any(|k| k.starts_with(&unknown)) {
+        hints.push(if report.config.device_source.starts_with("derived") {
+            "  hint: the server does not know these devices: it must derive them from the same fleet seed \
+             (start it with `posemu sandbox --fleet-seed SEED`, or POSEMU_FLEET_SEED, and the same \
+             --fleet-prefix; give this fleet the same --fleet-seed), or give pre-provisioned devices \
+             with --devices-file"
+                .to_string()
+        } else {
+            "  hint: the server does not know these devices: provision the devices of --devices-file \
+             on it, or check --server"
+                .to_string()
+        });
+    }
+    hints
+}
+
+/// The summary, then its hints.
+fn print_summary(report: &Report) {
+    print!("{}", report.summary());
+    for h in hints(report) {
+        println!("{h}");
+    }
+}
+
 fn merge(m: MergeArgs) -> ExitCode {
     let thresholds = match parse_thresholds(&m.thresholds) {
         Ok(t) => t,
@@ -236,10 +303,10 @@ fn merge(m: MergeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
-    print!("{}", merged.summary());
+    print_summary(&merged);
     if let Some(path) = &m.report {
         if let Err(e) = merged.write(path) {
-            eprintln!("posemu fleet merge: {e}");
+            super::error(e);
             return ExitCode::from(1);
         }
         println!("merged report written to {}", path.display());
@@ -410,17 +477,17 @@ async fn run_fleet(a: RunArgs) -> ExitCode {
     let result = match crate::fleet::run(cfg, ui).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("posemu fleet: {e}");
+            super::error(e);
             return ExitCode::from(1);
         }
     };
     let report = result.report;
-    print!("{}", report.summary());
+    print_summary(&report);
     if let Some(path) = &a.report {
         match report.write(path) {
             Ok(()) => println!("report written to {}", path.display()),
             Err(e) => {
-                eprintln!("posemu fleet: {e}");
+                super::error(e);
                 return ExitCode::from(1);
             }
         }
@@ -433,5 +500,22 @@ async fn run_fleet(a: RunArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_grammar_is_the_readmes_and_names_every_endpoint() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(THRESHOLD_GRAMMAR),
+            "the README's Thresholds block differs from THRESHOLD_GRAMMAR"
+        );
+        for e in crate::fleet::stats::Endpoint::all() {
+            assert!(THRESHOLD_GRAMMAR.contains(e.name()), "{}", e.name());
+        }
     }
 }

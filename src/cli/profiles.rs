@@ -43,8 +43,7 @@ pub enum Cmd {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posemu profiles: {msg}");
-    ExitCode::from(2)
+    super::usage(msg)
 }
 
 pub async fn run(args: Args) -> ExitCode {

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value = "F0", value_name = "HH", value_parser = parse_prefix)]
     pub fleet_prefix: String,
     /// Pairing-code lifetime in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, default_value_t = posemu_protocol::rules::CODE_TTL_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub code_ttl: u64,
     /// Attestation and merchant token lifetime in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -107,8 +107,7 @@ fn parse_version(s: &str) -> Result<String, String> {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posemu sandbox: {msg}");
-    ExitCode::from(2)
+    super::usage(msg)
 }
 
 /// Builds the server config from the flags; errors name the flag or file.
@@ -184,10 +183,10 @@ pub async fn run(args: Args) -> ExitCode {
     stop.wait().await;
     sandbox.shutdown().await;
     if let Some(dropped) = log.map(|l| l.dropped()).filter(|&n| n > 0) {
-        report_detached(format!(
-            "posemu sandbox: {dropped} request log line(s) dropped: stdout was not read fast enough \
+        report_detached(super::warning_line(format!(
+            "{dropped} request log line(s) dropped: stdout was not read fast enough \
              (the queue holds {LOG_QUEUE_LINES} lines)"
-        ));
+        )));
     }
     ExitCode::SUCCESS
 }

@@ -1,14 +1,19 @@
-//! The live fleet dashboard (ratatui): devices per state, requests per second, errors by code,
-//! latency per endpoint, time to activate, poll lateness, and a throughput sparkline.
+//! The live fleet dashboard (ratatui): the totals that matter first (activated, failed, in
+//! progress), then devices per state, errors by code, latency per endpoint, time to activate,
+//! poll lateness, and a throughput sparkline. It works from 80×24 up: panels get the rows
+//! there are (in that order of importance) and the long ones scroll (`Tab` picks one, `↑↓`,
+//! `PgUp`/`PgDn`, `Home`/`End` scroll it); the hint line at the bottom says so.
 //!
-//! The terminal is always restored: on the way out, on error, and on panic (ratatui's hook).
-//! `q`, Esc or Ctrl-C stop the run; the report is still written.
+//! `q`, Esc or Ctrl-C stop the run; the report is still written. A run that ends by itself
+//! (every device settled, or `--duration`) keeps the dashboard open on its final numbers until
+//! `q`; the summary is printed after. The terminal is always restored: on the way out, on
+//! error, and on panic (ratatui's hook).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -16,7 +21,12 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Paragraph, Row, Spa
 use ratatui::Frame;
 use tokio::sync::mpsc;
 
-use super::live::{LiveTally, Rates, StopReason};
+mod scroll;
+
+pub use scroll::{key_action, Fit, KeyAction, Panel, Scroll};
+use scroll::{position, share};
+
+use super::live::{LiveTally, Rates, StopReason, Totals};
 use super::pay_stats::PayOp;
 use super::report::{fmt_ms, Percentiles};
 use super::stats::{Endpoint, Hist, State, Stats};
@@ -29,6 +39,9 @@ pub struct View<'a> {
     pub stats: &'a Stats,
     pub rates: &'a Rates,
     pub stopping: bool,
+    /// The run is over (and why): the dashboard stays until `q`.
+    pub finished: Option<StopReason>,
+    pub scroll: Scroll,
 }
 
 /// Restores the terminal when dropped, whatever happened.
@@ -40,13 +53,13 @@ impl Drop for Restore {
     }
 }
 
-/// Runs the dashboard until the run finishes.
+/// Runs the dashboard until the run finishes and, if it finished by itself, until `q`.
 pub async fn run(live: Arc<LiveTally>) {
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(e) => {
             ratatui::restore();
-            eprintln!("posemu fleet: cannot open the dashboard ({e}); running headless");
+            crate::cli::warning(format!("cannot open the dashboard ({e}); running headless"));
             return;
         }
     };
@@ -74,33 +87,52 @@ pub async fn run(live: Arc<LiveTally>) {
         "posemu fleet · {} devices · {}",
         live.devices, live.config.server
     );
+    let mut scroll = Scroll::default();
+    // when the run ended: the clock stops there
+    let mut ended_at: Option<Duration> = None;
+    let mut keys_live = true;
     loop {
+        let finished = live.is_finished();
+        if finished && ended_at.is_none() {
+            ended_at = Some(live.epoch.elapsed());
+            // stopped by the user: they asked to leave, so leave
+            if live.stop_reason() == Some(StopReason::Interrupted) {
+                break;
+            }
+        }
         let stats = live.snapshot();
         let view = View {
             title: title.clone(),
-            elapsed: live.epoch.elapsed(),
+            elapsed: ended_at.unwrap_or_else(|| live.epoch.elapsed()),
             devices: live.devices,
             stats: &stats,
             rates: &rates,
             stopping: live.stop_reason().is_some(),
+            finished: finished.then(|| live.stop_reason().unwrap_or(StopReason::Settled)),
+            scroll,
         };
-        if terminal.draw(|f| draw(f, &view)).is_err() {
+        let mut fit = Fit::default();
+        if terminal.draw(|f| fit = render(f, &view)).is_err() {
             break;
         }
+        scroll.fit(&fit);
         tokio::select! {
-            _ = tick.tick() => { rates.tick(stats.requests()); }
-            k = keys.recv() => {
-                if let Some(k) = k {
-                    let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-                    if ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) {
-                        live.stop(StopReason::Interrupted);
-                    }
+            _ = tick.tick() => {
+                if !finished {
+                    rates.tick(stats.requests());
                 }
             }
-            _ = done.changed() => break,
-        }
-        if live.is_finished() {
-            break;
+            k = keys.recv(), if keys_live => match k {
+                Some(k) => match key_action(k, finished, &mut scroll) {
+                    KeyAction::Stop => live.stop(StopReason::Interrupted),
+                    KeyAction::Close => break,
+                    KeyAction::Scrolled | KeyAction::Nothing => {}
+                },
+                // no keyboard: nobody could close the final view
+                None if finished => break,
+                None => keys_live = false,
+            },
+            _ = done.changed(), if !finished => {}
         }
     }
     quit.store(true, Ordering::Relaxed);
@@ -114,19 +146,38 @@ fn block(title: &str) -> Block<'_> {
     ))
 }
 
-/// Draws one frame (also used by the snapshot test with a `TestBackend`).
+/// The order the Devices panel lists states in: settled first (what a run is judged by), then
+/// the steps in flow order, then the devices not started yet.
+pub const STATE_ORDER: [State; 12] = [
+    State::Ready,
+    State::Failed,
+    State::UpdateRequired,
+    State::Bootstrap,
+    State::PairingCode,
+    State::Polling,
+    State::Attest,
+    State::Keys,
+    State::Config,
+    State::TerminalParameters,
+    State::Activate,
+    State::Waiting,
+];
+
+/// Draws one frame (also used by tests with a `TestBackend`).
 pub fn draw(f: &mut Frame, v: &View) {
-    let paying = !v.stats.pay.is_empty();
-    let pay_rows = if paying { PayOp::ALL.len() as u16 } else { 0 };
-    let [head, top, mid, bottom, spark] = Layout::vertical([
+    render(f, v);
+}
+
+/// Draws one frame and answers what did not fit (the scroll limits).
+pub fn render(f: &mut Frame, v: &View) -> Fit {
+    let mut fit = Fit::default();
+    let [head, totals, body, hint] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(14),
-        Constraint::Length(12 + pay_rows),
-        Constraint::Length(8),
-        Constraint::Min(4),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
     ])
     .areas(f.area());
-    let status = if v.stopping { "stopping…" } else { "q: stop" };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(
@@ -134,65 +185,150 @@ pub fn draw(f: &mut Frame, v: &View) {
                 Style::default().add_modifier(Modifier::BOLD),
             ),
             Span::raw(format!(
-                " · {:.0}s · {} req/s · {status}",
+                " · {:.0}s · {} req/s",
                 v.elapsed.as_secs_f64(),
                 v.rates.current()
             )),
         ])),
         head,
     );
+    draw_totals(f, totals, v);
+    draw_hint(f, hint, v);
+    // panel rows: devices|errors, latency, time to activate|poll lateness, requests/s
+    let latency_rows = latency_rows(v.stats).len() as u16;
+    let heights = share(
+        body.height,
+        &[6, 6, 5, 0],
+        // the sparkline takes what the others leave
+        &[2 + STATE_ORDER.len() as u16, 3 + latency_rows, 8, 0],
+    );
+    let [top, mid, bottom, spark] =
+        Layout::vertical(heights.into_iter().map(Constraint::Length)).areas(body);
     let [states, errors] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
-    draw_states(f, states, v);
-    draw_errors(f, errors, v.stats);
-    draw_latency(f, mid, v.stats);
-    let (bottom, pay) = if paying {
-        let [b, p] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-            .areas(bottom);
-        (b, Some(p))
+    draw_states(f, states, v, &mut fit);
+    draw_errors(f, errors, v, &mut fit);
+    draw_latency(f, mid, v, &mut fit);
+    let bottom = if v.stats.pay.is_empty() {
+        bottom
     } else {
-        (bottom, None)
+        let [b, pay] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+            .areas(bottom);
+        draw_payments(f, pay, v.stats);
+        b
     };
-    if let Some(area) = pay {
-        draw_payments(f, area, v.stats);
-    }
     let [tta, late] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
     draw_tta(f, tta, &v.stats.time_to_activate);
     let p = Percentiles::of(&v.stats.poll_lateness);
     f.render_widget(
         Paragraph::new(vec![
-            Line::from(format!("p50  {}", fmt_ms(p.p50_ms))),
-            Line::from(format!("p90  {}", fmt_ms(p.p90_ms))),
-            Line::from(format!("p99  {}", fmt_ms(p.p99_ms))),
-            Line::from(format!("max  {}", fmt_ms(p.max_ms))),
+            Line::from(format!(
+                "p50 {:<9} p90 {}",
+                fmt_ms(p.p50_ms),
+                fmt_ms(p.p90_ms)
+            )),
+            Line::from(format!(
+                "p99 {:<9} max {}",
+                fmt_ms(p.p99_ms),
+                fmt_ms(p.max_ms)
+            )),
             Line::from(format!("polls {}", p.count)),
         ])
         .block(block("Poll lateness")),
         late,
     );
-    let data: Vec<u64> = {
-        let w = spark.width.saturating_sub(2) as usize;
-        let all = &v.rates.per_second;
-        all.iter()
-            .skip(all.len().saturating_sub(w))
-            .copied()
-            .collect()
+    if spark.height >= 3 {
+        let data: Vec<u64> = {
+            let w = spark.width.saturating_sub(2) as usize;
+            let all = &v.rates.per_second;
+            all.iter()
+                .skip(all.len().saturating_sub(w))
+                .copied()
+                .collect()
+        };
+        let peak = data.iter().max().copied().unwrap_or(0);
+        f.render_widget(
+            Sparkline::default()
+                .block(block(&format!("Requests/s (peak {peak})")))
+                .data(&data)
+                .style(Style::default().fg(Color::Cyan)),
+            spark,
+        );
+    }
+    fit
+}
+
+/// `activated 9 (90.0%) · failed 1 · in progress 0 · waiting 0`: what a run is judged by.
+fn draw_totals(f: &mut Frame, area: Rect, v: &View) {
+    let t = Totals::of(v.stats);
+    let pct = |n: u64| n as f64 * 100.0 / v.devices.max(1) as f64;
+    let bold = |c: Color| Style::default().fg(c).add_modifier(Modifier::BOLD);
+    let failed = if t.failed > 0 {
+        Color::Red
+    } else {
+        Color::Reset
     };
-    let peak = data.iter().max().copied().unwrap_or(0);
+    let line = Line::from(vec![
+        Span::styled(format!("activated {}", t.activated), bold(Color::Green)),
+        Span::raw(format!(" ({:.1}%)", pct(t.activated))),
+        Span::raw(" · "),
+        Span::styled(format!("failed {}", t.failed), bold(failed)),
+        Span::raw(" · "),
+        Span::styled(
+            format!("in progress {}", t.in_progress),
+            bold(Color::Yellow),
+        ),
+        Span::raw(format!(" · waiting {}", t.waiting)),
+        Span::raw(format!(" · errors {}", v.stats.error_count())),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+/// The keys, and where the run is.
+fn draw_hint(f: &mut Frame, area: Rect, v: &View) {
+    let keys = "Tab: next panel · ↑↓ PgUp PgDn: scroll";
+    let (state, style) = match (v.finished, v.stopping) {
+        (Some(why), _) => (
+            format!("finished ({}) · q: close", why.name()),
+            Style::default()
+                .fg(Color::Green)
+                .add_modifier(Modifier::BOLD),
+        ),
+        (None, true) => ("stopping…".to_string(), Style::default().fg(Color::Yellow)),
+        (None, false) => ("q: stop".to_string(), Style::default()),
+    };
     f.render_widget(
-        Sparkline::default()
-            .block(block(&format!("Requests/s (peak {peak})")))
-            .data(&data)
-            .style(Style::default().fg(Color::Cyan)),
-        spark,
+        Paragraph::new(Line::from(vec![
+            Span::styled(state, style),
+            Span::styled(format!(" · {keys}"), Style::default().fg(Color::DarkGray)),
+        ])),
+        area,
     );
 }
 
-fn draw_states(f: &mut Frame, area: Rect, v: &View) {
+/// A panel's box: its title with the rows shown (if not all), highlighted with the focus.
+fn panel_block(title: &str, v: &View, p: Panel, pos: &str) -> Block<'static> {
+    let focused = v.scroll.focused() == p;
+    let b = Block::bordered().title(Span::styled(
+        format!(" {title}{pos} "),
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    if focused {
+        b.border_style(Style::default().fg(Color::Cyan))
+    } else {
+        b
+    }
+}
+
+fn draw_states(f: &mut Frame, area: Rect, v: &View, fit: &mut Fit) {
     let total = v.devices.max(1) as f64;
     let width = area.width.saturating_sub(34) as f64;
-    let rows = State::ALL.iter().map(|s| {
+    let shown = area.height.saturating_sub(2) as usize;
+    let max = STATE_ORDER.len().saturating_sub(shown);
+    fit.max[Panel::Devices.index()] = max;
+    let offset = v.scroll.offset(Panel::Devices).min(max);
+    let rows = STATE_ORDER.iter().skip(offset).take(shown).map(|s| {
         let n = v.stats.count(*s).max(0) as u64;
         let bar = "█".repeat(((n as f64 / total) * width).round() as usize);
         let color = match s {
@@ -207,6 +343,7 @@ fn draw_states(f: &mut Frame, area: Rect, v: &View) {
             Cell::from(Span::styled(bar, Style::default().fg(color))),
         ])
     });
+    let pos = position(offset, shown, STATE_ORDER.len());
     f.render_widget(
         Table::new(
             rows,
@@ -216,17 +353,23 @@ fn draw_states(f: &mut Frame, area: Rect, v: &View) {
                 Constraint::Min(1),
             ],
         )
-        .block(block("Devices")),
+        .block(panel_block("Devices", v, Panel::Devices, &pos)),
         area,
     );
 }
 
-fn draw_errors(f: &mut Frame, area: Rect, s: &Stats) {
+fn draw_errors(f: &mut Frame, area: Rect, v: &View, fit: &mut Fit) {
+    let s = v.stats;
     let mut errs: Vec<(&String, &u64)> = s.errors.iter().collect();
     errs.sort_by(|a, b| b.1.cmp(a.1));
+    let shown = area.height.saturating_sub(2) as usize;
+    let max = errs.len().saturating_sub(shown);
+    fit.max[Panel::Errors.index()] = max;
+    let offset = v.scroll.offset(Panel::Errors).min(max);
     let mut lines: Vec<Line> = errs
         .iter()
-        .take(area.height.saturating_sub(2) as usize)
+        .skip(offset)
+        .take(shown)
         .map(|(k, v)| Line::from(format!("{k:<12} {v:>8}")))
         .collect();
     if lines.is_empty() {
@@ -235,16 +378,25 @@ fn draw_errors(f: &mut Frame, area: Rect, s: &Stats) {
             Style::default().fg(Color::Green),
         )));
     }
+    let title = format!("Errors by code ({})", s.error_count());
+    let pos = position(offset, shown, errs.len());
     f.render_widget(
-        Paragraph::new(lines).block(block(&format!("Errors by code ({})", s.error_count()))),
+        Paragraph::new(lines).block(panel_block(&title, v, Panel::Errors, &pos)),
         area,
     );
 }
 
-fn draw_latency(f: &mut Frame, area: Rect, s: &Stats) {
+fn draw_latency(f: &mut Frame, area: Rect, v: &View, fit: &mut Fit) {
+    let s = v.stats;
     let header = Row::new(["endpoint", "requests", "errors", "p50", "p90", "p99", "max"])
         .style(Style::default().add_modifier(Modifier::BOLD));
-    let row = |name: &str, st: &super::stats::EndpointStats| {
+    let all = latency_rows(s);
+    let total = all.len();
+    let shown = area.height.saturating_sub(3) as usize;
+    let max = total.saturating_sub(shown);
+    fit.max[Panel::Latency.index()] = max;
+    let offset = v.scroll.offset(Panel::Latency).min(max);
+    let rows = all.into_iter().skip(offset).take(shown).map(|(name, st)| {
         let p = Percentiles::of(&st.latency);
         Row::new(vec![
             name.to_string(),
@@ -255,34 +407,41 @@ fn draw_latency(f: &mut Frame, area: Rect, s: &Stats) {
             fmt_ms(p.p99_ms),
             fmt_ms(p.max_ms),
         ])
-    };
-    let mut rows: Vec<Row> = Endpoint::all()
-        .map(|e| row(e.name(), &s.endpoints[e.index()]))
+    });
+    let pos = position(offset, shown, total);
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                // fits 80 columns: names up to 20, durations as fmt_ms writes them (≤ 7)
+                Constraint::Length(20),
+                Constraint::Length(9),
+                Constraint::Length(7),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+                Constraint::Length(8),
+            ],
+        )
+        .header(header)
+        .block(panel_block("Latency per endpoint", v, Panel::Latency, &pos)),
+        area,
+    );
+}
+
+/// The latency table's rows: every endpoint, then the payment requests once terminals charge.
+fn latency_rows(s: &Stats) -> Vec<(&'static str, &super::stats::EndpointStats)> {
+    let mut rows: Vec<_> = Endpoint::all()
+        .map(|e| (e.name(), &s.endpoints[e.index()]))
         .collect();
     if !s.pay.is_empty() {
         rows.extend(
             PayOp::ALL
                 .iter()
-                .map(|o| row(o.name(), &s.pay.ops[*o as usize])),
+                .map(|o| (o.name(), &s.pay.ops[*o as usize])),
         );
     }
-    f.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(20),
-                Constraint::Length(10),
-                Constraint::Length(8),
-                Constraint::Length(9),
-                Constraint::Length(9),
-                Constraint::Length(9),
-                Constraint::Length(9),
-            ],
-        )
-        .header(header)
-        .block(block("Latency per endpoint")),
-        area,
-    );
+    rows
 }
 
 /// Payment outcomes so far.
@@ -404,6 +563,8 @@ mod tests {
             stats: &s,
             rates: &rates,
             stopping: false,
+            finished: None,
+            scroll: Scroll::default(),
         };
         let mut t = Terminal::new(TestBackend::new(110, 45)).unwrap();
         t.draw(|f| draw(f, &view)).unwrap();

@@ -44,6 +44,35 @@ pub struct LiveTally {
     done_tx: watch::Sender<bool>,
 }
 
+/// The counts that matter first, on the dashboard and the progress lines: devices activated,
+/// failed (failed or update required), in progress (started, not settled) and waiting (not
+/// started yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub activated: u64,
+    pub failed: u64,
+    pub in_progress: u64,
+    pub waiting: u64,
+}
+
+impl Totals {
+    pub fn of(s: &Stats) -> Totals {
+        let n = |st: State| s.count(st).max(0) as u64;
+        let mut t = Totals {
+            activated: n(State::Ready),
+            failed: n(State::Failed).saturating_add(n(State::UpdateRequired)),
+            in_progress: 0,
+            waiting: n(State::Waiting),
+        };
+        for st in State::ALL {
+            if !st.is_settled() && st != State::Waiting {
+                t.in_progress = t.in_progress.saturating_add(n(st));
+            }
+        }
+        t
+    }
+}
+
 /// Request counts of the last seconds, for rates and the sparkline.
 #[derive(Debug, Default)]
 pub struct Rates {
@@ -186,10 +215,13 @@ impl LiveTally {
         }
     }
 
+    /// `[   3.0s] 10 devices: activated 4, failed 1, in progress 5 | polling 3, keys 2 | …`:
+    /// the totals first, then the busy steps.
     pub fn progress_line(&self, s: &Stats, rate: u64) -> String {
+        let t = Totals::of(s);
         let states: Vec<String> = State::ALL
             .iter()
-            .filter(|st| s.count(**st) > 0)
+            .filter(|st| !st.is_settled() && **st != State::Waiting && s.count(**st) > 0)
             .map(|st| format!("{} {}", st.name(), s.count(*st)))
             .collect();
         let pay = if s.pay.is_empty() {
@@ -205,12 +237,46 @@ impl LiveTally {
             )
         };
         format!(
-            "[{:>7.1}s] {} devices: {} | {} req/s | {} errors{pay}",
+            "[{:>7.1}s] {} devices: activated {}, failed {}, in progress {}, waiting {} | {} | {} req/s | {} errors{pay}",
             self.epoch.elapsed().as_secs_f64(),
             self.devices,
-            states.join(", "),
+            t.activated,
+            t.failed,
+            t.in_progress,
+            t.waiting,
+            if states.is_empty() { "-".to_string() } else { states.join(", ") },
             rate,
             s.error_count()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_count_failed_with_update_required_and_exclude_waiting_from_in_progress() {
+        let mut s = Stats::default();
+        s.states[State::Waiting as usize] = 10;
+        for to in [
+            State::Ready,
+            State::Ready,
+            State::Failed,
+            State::UpdateRequired,
+            State::Polling,
+            State::Keys,
+        ] {
+            s.moved(State::Waiting, to);
+        }
+        assert_eq!(
+            Totals::of(&s),
+            Totals {
+                activated: 2,
+                failed: 2,
+                in_progress: 2,
+                waiting: 4
+            }
+        );
     }
 }

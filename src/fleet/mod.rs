@@ -278,8 +278,9 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         let _ = done.await;
     }
     live.finish();
-    let _ = watcher.await;
+    // before the watcher: a dashboard stays open on the final numbers until `q`
     let elapsed = epoch.elapsed().as_secs_f64();
+    let _ = watcher.await;
     let stopped_by = live.stop_reason().unwrap_or(StopReason::Settled);
     let mut total = Stats::default();
     for s in &stats {

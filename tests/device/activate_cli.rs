@@ -268,3 +268,86 @@ fn auto_claim_after_an_interrupted_run_claims_the_current_code() {
         assert!(!out.contains("auto-claim failed"), "{out}");
     }
 }
+
+/// The `polled N×` counts of the waiting lines in `out`, in order.
+fn poll_counts(out: &str) -> Vec<u32> {
+    out.split(['\n', '\r'])
+        .filter_map(|l| l.split("waiting for merchant (polled ").nth(1))
+        .filter_map(|rest| rest.split('×').next()?.parse().ok())
+        .collect()
+}
+
+/// 3: into a pipe, the waiting progress is plain lines that keep count: the first poll, then
+/// every fifth (or on a change), each with the next poll and the code's time left; never a
+/// line per poll, never a terminal escape.
+#[test]
+fn activate_into_a_pipe_keeps_the_poll_count_current() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_posemu"))
+        .args(["activate", "--time-warp", "1000", "--code-ttl", "3600"])
+        .env("POSEMU_HOME", home.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waiting = Vec::new();
+    let mut all = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        all.push_str(&line);
+        all.push('\n');
+        if line.contains("waiting for merchant") {
+            waiting.push(line);
+            if waiting.len() == 4 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(waiting.len(), 4, "{all}");
+    let counts = poll_counts(&all);
+    assert_eq!(counts, [1, 5, 10, 15], "{all}");
+    for l in &waiting {
+        assert!(l.starts_with("… waiting for merchant (polled "), "{l}");
+        assert!(l.contains("code pending"), "{l}");
+        assert!(l.contains(" · code expires in "), "{l}");
+        assert!(l.contains(" · next poll in "), "{l}");
+    }
+    assert!(!all.contains('\r') && !all.contains('\x1b'), "{all:?}");
+}
+
+/// 3: on a terminal, the waiting line is rewritten in place at every poll (`\r`, erase line),
+/// so it counts each one.
+#[test]
+fn activate_on_a_terminal_rewrites_the_waiting_line_at_every_poll() {
+    // `script` (util-linux) gives the command a pseudo-terminal and copies what it wrote
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give posemu a terminal");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "timeout 3 {} activate --time-warp 1000 --code-ttl 3600",
+        env!("CARGO_BIN_EXE_posemu")
+    );
+    let o = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("POSEMU_HOME", home.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    // the line is also redrawn between polls (its countdowns move): count each poll once
+    let mut counts = poll_counts(&out);
+    counts.dedup();
+    assert!(counts.len() >= 20, "{out:?}");
+    assert_eq!(counts[..5], [1, 2, 3, 4, 5], "{out:?}");
+    assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{counts:?}");
+    assert!(
+        out.contains(
+            "\r\x1b[2K… waiting for merchant (polled 2×, code pending) · code expires in "
+        ),
+        "{out:?}"
+    );
+}

@@ -4,6 +4,7 @@ mod activate_cli;
 mod client_errors;
 mod client_flow;
 mod engine;
+mod help_cli;
 mod hostile;
 mod hostile_server;
 mod pay_cli;

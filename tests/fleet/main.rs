@@ -5,6 +5,8 @@ mod fleet_support;
 mod hostile_server;
 
 mod charges;
+mod dashboard;
+mod hints;
 mod hostile;
 mod run;
 mod shards;

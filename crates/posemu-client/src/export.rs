@@ -133,13 +133,20 @@ fn har_entry(e: &Exchange) -> Value {
         }
     }
     let status = e.status.unwrap_or(0);
+    // no answer: status 0 and, as browsers do, the network error as the status text (a viewer
+    // that shows only the standard fields still says why)
+    let status_text = match (e.status, &e.error) {
+        (Some(_), _) => reason_phrase(status).to_string(),
+        (None, Some(err)) => err.clone(),
+        (None, None) => String::new(),
+    };
     let mut entry = json!({
         "startedDateTime": e.started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "time": ms,
         "request": request,
         "response": {
             "status": status,
-            "statusText": if e.status.is_some() { reason_phrase(status) } else { "" },
+            "statusText": status_text,
             "httpVersion": http_version,
             "cookies": [],
             "headers": name_values(&e.response_headers),
@@ -339,6 +346,12 @@ mod tests {
         assert_eq!(entries[0]["_traceId"], "ab".repeat(16));
         assert_eq!(entries[1]["response"]["status"], 0);
         assert_eq!(entries[1]["_error"], "request timed out after 200ms");
+        // a failed request says why in the standard field too, as browsers do
+        assert_eq!(
+            entries[1]["response"]["statusText"],
+            "request timed out after 200ms"
+        );
+        assert_eq!(entries[0]["response"]["statusText"], "OK");
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub struct Common {
     pub device: DeviceArgs,
     /// Activate a device that is not activated yet, claiming its code through the sandbox
     /// helper after DELAY (default at once).
-    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = "0s", value_parser = posemu_protocol::duration::parse)]
+    #[arg(long, value_name = "DELAY", num_args = 0..=1, default_missing_value = super::AUTO_CLAIM_AT_ONCE, value_parser = posemu_protocol::duration::parse)]
     pub auto_claim: Option<Duration>,
     /// One JSON object per event (JSON Lines); the last line is the outcome.
     #[arg(long)]
@@ -141,16 +141,7 @@ fn common(r: &Request) -> &Common {
     }
 }
 
-fn name(r: &Request) -> &'static str {
-    match r {
-        Request::Pay(_) => "pay",
-        Request::Refund(_) => "refund",
-        Request::Cancel(_) => "cancel",
-    }
-}
-
 async fn run(req: Request) -> ExitCode {
-    let cmd = name(&req);
     let c = common(&req);
     let mut out = Output {
         json: c.json,
@@ -160,7 +151,7 @@ async fn run(req: Request) -> ExitCode {
     let opened = match c.device.open().await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("posemu {cmd}: {e}");
+            super::error(e);
             return ExitCode::from(exit::BAD_FLAGS);
         }
     };
@@ -194,7 +185,7 @@ async fn run(req: Request) -> ExitCode {
     ) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("posemu {cmd}: {e}");
+            super::error(e);
             return ExitCode::from(exit::BAD_FLAGS);
         }
     };
@@ -215,7 +206,6 @@ async fn drive(
     interactive: bool,
     embedded: bool,
 ) -> ExitCode {
-    let cmd = name(req);
     let mut show = |s: Shown| out.shown(s);
     if let Err(e) = runner.bring_up(&mut show).await {
         if let UpError::Failed(f) = &e {
@@ -242,11 +232,7 @@ async fn drive(
         return ExitCode::from(exit::ERROR);
     };
     let bad = |out: &mut Output, msg: String| {
-        out.info(
-            "error",
-            format!("posemu {cmd}: {msg}"),
-            json!({ "message": msg }),
-        );
+        out.info("error", super::error_line(&msg), json!({ "message": msg }));
         ExitCode::from(exit::BAD_FLAGS)
     };
     let op = match req {

@@ -68,3 +68,40 @@ pub fn assert_counts_add_up(r: &Report) {
     }
     assert_eq!(r.time_to_activate.histogram_us.len(), d.activated);
 }
+
+/// A `posemu sandbox` process on 127.0.0.1 port 0 (no fleet seed unless `args` give one, not
+/// even from the environment), killed when dropped.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl SandboxProcess {
+    pub fn start(args: &[&str]) -> SandboxProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = posemu()
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--quiet"])
+            .args(args)
+            .env_remove("POSEMU_FLEET_SEED")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn posemu sandbox");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("posemu sandbox listening on ")
+            .unwrap_or_else(|| panic!("first line: {first:?}"))
+            .to_string();
+        SandboxProcess { child, url }
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
