@@ -10,12 +10,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::cmd::{Cmd, Slot};
 use super::model::{Attached, Msg, ProfileItem, SandboxAction};
+use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
 use posemu_client::{ExchangeLog, MerchantError, Transport};
 use posemu_device::Effect;
 use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
@@ -50,6 +52,22 @@ pub enum HelperError {
     Sandbox(String),
     #[error("{0}")]
     Other(String),
+    /// The code is no longer pending on the server (claimed, expired or replaced meanwhile):
+    /// information, not a failure.
+    #[error(
+        "Code {0} is no longer pending on the server (claimed, expired or replaced): the \
+         terminal learns which at its next poll"
+    )]
+    NotCurrent(String),
+}
+
+/// A code as named in a message; a helper's answer may leave it out, the model never does.
+fn shown(code: &str) -> String {
+    if code.is_empty() {
+        "on screen".into()
+    } else {
+        code.to_string()
+    }
 }
 
 impl HelperError {
@@ -230,7 +248,11 @@ impl Executor {
                     return Some(Msg::SaveFailed(e));
                 }
             }
-            Cmd::SandboxHelper { generation, action } => self.helper(generation, action),
+            Cmd::SandboxHelper {
+                generation,
+                action,
+                code,
+            } => self.helper(generation, action, code.unwrap_or_default()),
             Cmd::Open(options) => {
                 let opener = self.opener.clone();
                 self.spawn(async move {
@@ -249,13 +271,12 @@ impl Executor {
                 };
                 self.spawn(async move {
                     let result = tokio::task::spawn_blocking(move || {
-                        let text =
-                            posemu_client::export::har_string(exchanges.iter().map(|e| e.as_ref()));
                         let mut last = String::from("no directory to write to");
                         for dir in dirs {
                             let path = dir.join(&name);
+                            let all = exchanges.iter().map(|e| e.as_ref());
                             match std::fs::create_dir_all(&dir)
-                                .and_then(|_| std::fs::write(&path, &text))
+                                .and_then(|_| posemu_client::export::write_har(&path, all))
                             {
                                 Ok(()) => return Ok(path),
                                 Err(e) => last = format!("{}: {e}", path.display()),
@@ -294,7 +315,7 @@ impl Executor {
         });
     }
 
-    fn helper(&self, generation: u64, action: SandboxAction) {
+    fn helper(&self, generation: u64, action: SandboxAction, code: String) {
         let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
             return;
         };
@@ -311,23 +332,41 @@ impl Executor {
                         .map(|_| "device reset on the sandbox".to_string())
                 }
                 SandboxAction::Claim | SandboxAction::AutoClaim => {
-                    posemu_client::sandbox_claim(&transport, &device_id, log)
-                        .await
-                        .map(|a| {
-                            format!(
-                                "Code {} claimed: the terminal will notice at its next poll",
-                                a.pairing_code
-                            )
-                        })
+                    // the one auto-claim of posemu; the model waited and checked the code is
+                    // still on screen already
+                    let claimed = claim_code(
+                        &ClaimVia::SandboxHelper,
+                        &transport,
+                        &device_id,
+                        &code,
+                        Duration::ZERO,
+                        || true,
+                        log,
+                    )
+                    .await;
+                    match claimed {
+                        Ok(ClaimOutcome::Claimed) => Ok(format!(
+                            "Code {} claimed: the terminal will notice at its next poll",
+                            shown(&code)
+                        )),
+                        Ok(ClaimOutcome::NotCurrent(_)) => {
+                            return Msg::Sandbox {
+                                generation,
+                                action,
+                                result: Err(HelperError::NotCurrent(shown(&code))),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 SandboxAction::Expire => {
                     posemu_client::sandbox_expire_code(&transport, &device_id, log)
                         .await
-                        .map(|a| {
+                        .map(|_| {
                             format!(
                                 "Code {} expired on the server: the terminal will notice at its \
                                  next poll",
-                                a.pairing_code
+                                shown(&code)
                             )
                         })
                 }
