@@ -97,7 +97,8 @@ struct Runner {
     transport: Transport,
     log: ExchangeLog,
     device_id: String,
-    sandbox: Option<Sandbox>,
+    /// Whether it talks to the executor's embedded sandbox.
+    embedded: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -117,6 +118,9 @@ pub struct Executor {
     pub export_dir: Option<PathBuf>,
     pub opener: Opener,
     device: Option<Runner>,
+    /// The embedded sandbox: kept across profile switches, so its URL (an open portal tab, a
+    /// scanned QR code) keeps working.
+    sandbox: Option<Sandbox>,
     next_generation: u64,
     pending: HashMap<Slot, JoinHandle<()>>,
 }
@@ -137,6 +141,7 @@ impl Executor {
             export_dir: None,
             opener: default_opener(),
             device: None,
+            sandbox: None,
             next_generation: 0,
             pending: HashMap::new(),
         }
@@ -182,8 +187,22 @@ impl Executor {
                 }
             }
         });
-        self.device = None; // the old device (and its sandbox) goes first
-        let portal = open.sandbox.as_ref().map(|sb| sb.portal_url(None));
+        self.device = None; // the old device goes first
+        if let Some(sb) = open.sandbox {
+            self.sandbox = Some(sb);
+        }
+        let embedded = self
+            .sandbox
+            .as_ref()
+            .is_some_and(|sb| sb.url() == open.server);
+        if !embedded && options.as_ref().is_some_and(|o| o.server.is_some()) {
+            self.sandbox = None; // another server chosen: the sandbox is no longer needed
+        }
+        let portal = self
+            .sandbox
+            .as_ref()
+            .filter(|_| embedded)
+            .map(|sb| sb.portal_url(None));
         let attached = Attached {
             generation,
             options,
@@ -201,7 +220,7 @@ impl Executor {
             transport,
             log,
             device_id: attached.device_id.clone(),
-            sandbox: open.sandbox,
+            embedded,
             tasks: vec![device_task, log_task],
         });
         Msg::Attached(Box::new(attached))
@@ -255,8 +274,13 @@ impl Executor {
             } => self.helper(generation, action, code.unwrap_or_default()),
             Cmd::Open(options) => {
                 let opener = self.opener.clone();
+                let mut opening = (*options).clone();
+                if let Some(url) = self.keep_sandbox(&opening) {
+                    opening.server = Some(url);
+                    opening.code_ttl = None; // the running sandbox's
+                }
                 self.spawn(async move {
-                    let result = opener((*options).clone()).await.map(Box::new);
+                    let result = opener(opening).await.map(Box::new);
                     Msg::Opened { options, result }
                 });
             }
@@ -308,6 +332,17 @@ impl Executor {
         None
     }
 
+    /// Another embedded device: the running sandbox's URL to open it against, with its device
+    /// provisioned there; `None` opens as asked (a new sandbox if the profile cannot be read
+    /// or provisioned: opening says why).
+    fn keep_sandbox(&self, options: &DeviceOptions) -> Option<String> {
+        let sandbox = self.sandbox.as_ref().filter(|_| options.server.is_none())?;
+        let home = self.home.clone().map_or_else(Home::discover, Ok).ok()?;
+        let profile = home.find_profile(&options.profile).ok()?;
+        sandbox.provision(&profile).ok()?;
+        Some(sandbox.url())
+    }
+
     fn spawn(&self, fut: impl Future<Output = Msg> + Send + 'static) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -322,7 +357,7 @@ impl Executor {
         let transport = runner.transport.clone();
         let device_id = runner.device_id.clone();
         let log = runner.log.clone();
-        let embedded = runner.sandbox.is_some();
+        let embedded = runner.embedded;
         self.spawn(async move {
             let log = Some(&log);
             let result = match action {

@@ -324,6 +324,14 @@ async fn pick_another_profile_and_another_server() {
         "the frame names the model:\n{screen}"
     );
     assert!(screen.contains("POS-3C7B19E4"), "{screen}");
+    // the embedded sandbox stays: an open portal tab or a scanned QR code keeps working
+    assert_eq!(h.model().server(), Some(h.url.as_str()), "the same sandbox");
+    assert_eq!(
+        h.model().portal_url(),
+        Some(format!("{}/portal", h.url)),
+        "still embedded"
+    );
+    assert!(screen.contains("embedded sandbox"), "{screen}");
 
     // a server that is not there: the device keeps retrying, and says so
     let port = {
