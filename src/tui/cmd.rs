@@ -27,6 +27,8 @@ pub enum Cmd {
     SandboxHelper {
         generation: u64,
         action: SandboxAction,
+        /// The code on screen (claim, expire): what the answer names.
+        code: Option<String>,
     },
     /// Open another device (a profile or server switch); the answer is [`Msg::Attached`] or
     /// [`Msg::OpenFailed`].

@@ -10,12 +10,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::cmd::{Cmd, Slot};
 use super::model::{Attached, Msg, ProfileItem, SandboxAction};
+use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
 use posemu_client::{ExchangeLog, MerchantError, Transport};
 use posemu_device::Effect;
 use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
@@ -50,6 +52,22 @@ pub enum HelperError {
     Sandbox(String),
     #[error("{0}")]
     Other(String),
+    /// The code is no longer pending on the server (claimed, expired or replaced meanwhile):
+    /// information, not a failure.
+    #[error(
+        "Code {0} is no longer pending on the server (claimed, expired or replaced): the \
+         terminal learns which at its next poll"
+    )]
+    NotCurrent(String),
+}
+
+/// A code as named in a message; a helper's answer may leave it out, the model never does.
+fn shown(code: &str) -> String {
+    if code.is_empty() {
+        "on screen".into()
+    } else {
+        code.to_string()
+    }
 }
 
 impl HelperError {
@@ -79,7 +97,8 @@ struct Runner {
     transport: Transport,
     log: ExchangeLog,
     device_id: String,
-    sandbox: Option<Sandbox>,
+    /// Whether it talks to the executor's embedded sandbox.
+    embedded: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -99,6 +118,9 @@ pub struct Executor {
     pub export_dir: Option<PathBuf>,
     pub opener: Opener,
     device: Option<Runner>,
+    /// The embedded sandbox: kept across profile switches, so its URL (an open portal tab, a
+    /// scanned QR code) keeps working.
+    sandbox: Option<Sandbox>,
     next_generation: u64,
     pending: HashMap<Slot, JoinHandle<()>>,
 }
@@ -119,6 +141,7 @@ impl Executor {
             export_dir: None,
             opener: default_opener(),
             device: None,
+            sandbox: None,
             next_generation: 0,
             pending: HashMap::new(),
         }
@@ -164,8 +187,22 @@ impl Executor {
                 }
             }
         });
-        self.device = None; // the old device (and its sandbox) goes first
-        let portal = open.sandbox.as_ref().map(|sb| sb.portal_url(None));
+        self.device = None; // the old device goes first
+        if let Some(sb) = open.sandbox {
+            self.sandbox = Some(sb);
+        }
+        let embedded = self
+            .sandbox
+            .as_ref()
+            .is_some_and(|sb| sb.url() == open.server);
+        if !embedded && options.as_ref().is_some_and(|o| o.server.is_some()) {
+            self.sandbox = None; // another server chosen: the sandbox is no longer needed
+        }
+        let portal = self
+            .sandbox
+            .as_ref()
+            .filter(|_| embedded)
+            .map(|sb| sb.portal_url(None));
         let attached = Attached {
             generation,
             options,
@@ -183,7 +220,7 @@ impl Executor {
             transport,
             log,
             device_id: attached.device_id.clone(),
-            sandbox: open.sandbox,
+            embedded,
             tasks: vec![device_task, log_task],
         });
         Msg::Attached(Box::new(attached))
@@ -230,11 +267,20 @@ impl Executor {
                     return Some(Msg::SaveFailed(e));
                 }
             }
-            Cmd::SandboxHelper { generation, action } => self.helper(generation, action),
+            Cmd::SandboxHelper {
+                generation,
+                action,
+                code,
+            } => self.helper(generation, action, code.unwrap_or_default()),
             Cmd::Open(options) => {
                 let opener = self.opener.clone();
+                let mut opening = (*options).clone();
+                if let Some(url) = self.keep_sandbox(&opening) {
+                    opening.server = Some(url);
+                    opening.code_ttl = None; // the running sandbox's
+                }
                 self.spawn(async move {
-                    let result = opener((*options).clone()).await.map(Box::new);
+                    let result = opener(opening).await.map(Box::new);
                     Msg::Opened { options, result }
                 });
             }
@@ -249,13 +295,12 @@ impl Executor {
                 };
                 self.spawn(async move {
                     let result = tokio::task::spawn_blocking(move || {
-                        let text =
-                            posemu_client::export::har_string(exchanges.iter().map(|e| e.as_ref()));
                         let mut last = String::from("no directory to write to");
                         for dir in dirs {
                             let path = dir.join(&name);
+                            let all = exchanges.iter().map(|e| e.as_ref());
                             match std::fs::create_dir_all(&dir)
-                                .and_then(|_| std::fs::write(&path, &text))
+                                .and_then(|_| posemu_client::export::write_har(&path, all))
                             {
                                 Ok(()) => return Ok(path),
                                 Err(e) => last = format!("{}: {e}", path.display()),
@@ -287,6 +332,17 @@ impl Executor {
         None
     }
 
+    /// Another embedded device: the running sandbox's URL to open it against, with its device
+    /// provisioned there; `None` opens as asked (a new sandbox if the profile cannot be read
+    /// or provisioned: opening says why).
+    fn keep_sandbox(&self, options: &DeviceOptions) -> Option<String> {
+        let sandbox = self.sandbox.as_ref().filter(|_| options.server.is_none())?;
+        let home = self.home.clone().map_or_else(Home::discover, Ok).ok()?;
+        let profile = home.find_profile(&options.profile).ok()?;
+        sandbox.provision(&profile).ok()?;
+        Some(sandbox.url())
+    }
+
     fn spawn(&self, fut: impl Future<Output = Msg> + Send + 'static) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -294,14 +350,14 @@ impl Executor {
         });
     }
 
-    fn helper(&self, generation: u64, action: SandboxAction) {
+    fn helper(&self, generation: u64, action: SandboxAction, code: String) {
         let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
             return;
         };
         let transport = runner.transport.clone();
         let device_id = runner.device_id.clone();
         let log = runner.log.clone();
-        let embedded = runner.sandbox.is_some();
+        let embedded = runner.embedded;
         self.spawn(async move {
             let log = Some(&log);
             let result = match action {
@@ -311,23 +367,41 @@ impl Executor {
                         .map(|_| "device reset on the sandbox".to_string())
                 }
                 SandboxAction::Claim | SandboxAction::AutoClaim => {
-                    posemu_client::sandbox_claim(&transport, &device_id, log)
-                        .await
-                        .map(|a| {
-                            format!(
-                                "Code {} claimed: the terminal will notice at its next poll",
-                                a.pairing_code
-                            )
-                        })
+                    // the one auto-claim of posemu; the model waited and checked the code is
+                    // still on screen already
+                    let claimed = claim_code(
+                        &ClaimVia::SandboxHelper,
+                        &transport,
+                        &device_id,
+                        &code,
+                        Duration::ZERO,
+                        || true,
+                        log,
+                    )
+                    .await;
+                    match claimed {
+                        Ok(ClaimOutcome::Claimed) => Ok(format!(
+                            "Code {} claimed: the terminal will notice at its next poll",
+                            shown(&code)
+                        )),
+                        Ok(ClaimOutcome::NotCurrent(_)) => {
+                            return Msg::Sandbox {
+                                generation,
+                                action,
+                                result: Err(HelperError::NotCurrent(shown(&code))),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 SandboxAction::Expire => {
                     posemu_client::sandbox_expire_code(&transport, &device_id, log)
                         .await
-                        .map(|a| {
+                        .map(|_| {
                             format!(
                                 "Code {} expired on the server: the terminal will notice at its \
                                  next poll",
-                                a.pairing_code
+                                shown(&code)
                             )
                         })
                 }

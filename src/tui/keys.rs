@@ -147,7 +147,7 @@ pub const BINDINGS: &[Binding] = &[
             (KeyCode::Char('+'), SHIFT),
             (KeyCode::Char('='), NONE),
         ],
-        shown: "+ -",
+        shown: "+/-",
         hint: "poll",
         help: "Poll less or more often (3–5 s)",
         action: Action::PollSlower,

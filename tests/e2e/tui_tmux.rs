@@ -80,3 +80,40 @@ async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
     let state = home.path().join("data/state");
     assert!(std::fs::read_dir(&state).unwrap().count() >= 1);
 }
+
+/// A short message after a long one leaves nothing of the long one (nor of what it covers) on
+/// its line, at 80×24 and 120×40.
+#[tokio::test]
+async fn a_short_message_after_a_long_one_leaves_no_leftovers() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let home = tempfile::tempdir().unwrap();
+        let tmux = Tmux::new(&format!("msg{w}"), "pos");
+        tmux.start_posemu(home.path(), "--fresh", w, h);
+        // at 80 columns the link breaks before its query
+        tmux.wait_for("pairing code", Duration::from_secs(30), |s| {
+            s.contains("?code=").then_some(())
+        });
+        tmux.run(&["send-keys", "-t", tmux.session, "x"]);
+        tmux.wait_for("the long message", Duration::from_secs(10), |s| {
+            s.contains("the terminal will notice at its").then_some(())
+        });
+        tmux.run(&["send-keys", "-t", tmux.session, "r"]);
+        let line = tmux.wait_for("the short message", Duration::from_secs(10), |s| {
+            s.lines()
+                .find(|l| l.contains("Restarted from scratch"))
+                .map(str::to_string)
+        });
+        let rest = &line[line.find("Restarted from scratch").unwrap() + 22..];
+        assert!(
+            rest.trim().is_empty(),
+            "{w}x{h}: leftovers after the message: {line:?}\n{}",
+            tmux.screen()
+        );
+        let screen = tmux.screen();
+        assert!(
+            !screen.contains("scratchor") && !screen.contains("pollting"),
+            "{w}x{h}:\n{screen}"
+        );
+        assert_eq!(tmux.quit(), "0");
+    }
+}

@@ -122,8 +122,19 @@ async fn the_portal_banner_is_on_every_screen_at_every_size() {
         "the help leaves out what a demo cannot do:\n{help}"
     );
     h.press(KeyCode::Esc);
+    // a sales demo starts with the device alone, even on a wide terminal
+    let alone = h.render(120, 40);
+    assert!(
+        !alone.contains("HTTP exchanges") && alone.contains("Pair this terminal"),
+        "{alone}"
+    );
     h.char('d');
     assert_banner(&mut h, "debug toggled");
+    let both = h.render(120, 40);
+    assert!(
+        both.contains("HTTP exchanges") && both.contains("Pair this terminal"),
+        "d shows the debug side beside the device:\n{both}"
+    );
     h.char('d');
     // the demo keeps its sandbox: no profile or server switch
     let hints = h.render(120, 40);
@@ -225,9 +236,21 @@ async fn a_merchant_quicker_than_the_auto_claim_is_no_error() {
     h.until("the auto-claim answered", |m| {
         m.timeline()
             .iter()
-            .any(|t| t.text.starts_with("auto-claim: "))
+            .any(|t| t.text.contains("is no longer pending on the server"))
     })
     .await;
+    let entry = h
+        .model()
+        .timeline()
+        .iter()
+        .find(|t| t.text.contains("no longer pending"))
+        .unwrap();
+    assert_eq!(entry.level, Level::Info, "information, not an error");
+    assert!(
+        !entry.text.contains("Code  "),
+        "the code is named: {}",
+        entry.text
+    );
     assert!(
         h.model().toast().is_none_or(|t| t.level != Level::Bad),
         "no error on the demo screen:\n{}",

@@ -48,6 +48,24 @@ async fn start_code_claim_ready() {
         screen.contains("c claim"),
         "the hint bar offers the claim: {screen}"
     );
+    let wide = h.render(120, 40);
+    let bar = wide.lines().last().unwrap();
+    assert!(bar.contains("+/- poll"), "both poll keys: {bar}");
+    let small = h.render(80, 24);
+    let bar = small.lines().last().unwrap();
+    assert!(
+        bar.contains("d debug"),
+        "the debug side's key at 80 columns: {bar}"
+    );
+    // below 80×24 the code is in plain blocks: sextants are missing from many fonts
+    for (w, hgt) in [(60, 20), (79, 23), (70, 18)] {
+        let tiny = h.render(w, hgt);
+        let sextant = tiny
+            .chars()
+            .find(|c| ('\u{1FB00}'..='\u{1FB3B}').contains(c));
+        assert_eq!(sextant, None, "{w}x{hgt}:\n{tiny}");
+        assert!(tiny.contains('█'), "{w}x{hgt}: the code in blocks:\n{tiny}");
+    }
 
     h.char('c');
     h.until_screen("Ready for payments").await;
@@ -225,6 +243,12 @@ async fn copy_as_curl_and_export_har() {
         .unwrap()
         .path();
     assert!(file.to_string_lossy().ends_with(".har"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a HAR holds device ids and bodies: owner only");
+    }
     let har: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(har["log"]["version"], "1.2");
@@ -300,6 +324,14 @@ async fn pick_another_profile_and_another_server() {
         "the frame names the model:\n{screen}"
     );
     assert!(screen.contains("POS-3C7B19E4"), "{screen}");
+    // the embedded sandbox stays: an open portal tab or a scanned QR code keeps working
+    assert_eq!(h.model().server(), Some(h.url.as_str()), "the same sandbox");
+    assert_eq!(
+        h.model().portal_url(),
+        Some(format!("{}/portal", h.url)),
+        "still embedded"
+    );
+    assert!(screen.contains("embedded sandbox"), "{screen}");
 
     // a server that is not there: the device keeps retrying, and says so
     let port = {
@@ -417,4 +449,64 @@ async fn any_terminal_size_draws_without_panicking() {
     h.char('c');
     h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
     draw_all(&mut h, "ready");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_details_wrap_long_values_and_stop_at_the_last_page() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut h = Harness::start(Setup {
+        server: Some(format!("http://127.0.0.1:{port}")),
+        ..Setup::default()
+    })
+    .await;
+    h.until("a failed call", |m| !m.debug().exchanges().is_empty())
+        .await;
+    let screen = h.screen();
+    assert!(
+        screen.contains(&format!(":{port}/pos/")),
+        "the network error's URL in full, wrapped:\n{screen}"
+    );
+
+    // PgDn stops at the last page instead of scrolling into a blank pane
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Tab);
+    for _ in 0..50 {
+        h.press(KeyCode::PageDown);
+    }
+    let m = h.model();
+    let (w, rows) = posemu::tui::view::detail_page(m);
+    let total = posemu::tui::view::wrapped_rows(m.debug().detail(), w);
+    assert_eq!(
+        m.debug().scroll(),
+        total.saturating_sub(usize::from(rows)),
+        "the last page, full"
+    );
+    for _ in 0..50 {
+        h.press(KeyCode::PageUp);
+    }
+    assert_eq!(h.model().debug().scroll(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_exchange_list_follows_new_requests_again_after_esc() {
+    let mut h = Harness::start(Setup::default()).await;
+    h.until("polled", |m| m.device().is_some_and(|d| d.polls >= 1))
+        .await;
+    h.press(KeyCode::Tab);
+    h.press(KeyCode::Up);
+    let picked = h.model().debug().selected();
+    assert!(picked < Some(h.model().debug().exchanges().len() - 1));
+    h.press(KeyCode::Esc);
+    let before = h.model().debug().exchanges().len();
+    h.until("a new request", |m| m.debug().exchanges().len() > before)
+        .await;
+    let m = h.model();
+    assert_eq!(
+        m.debug().selected(),
+        Some(m.debug().exchanges().len() - 1),
+        "the newest is selected again"
+    );
 }

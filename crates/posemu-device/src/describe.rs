@@ -21,6 +21,7 @@ impl Note {
             Note::SlowDown { .. } => "slow_down",
             Note::Backoff { .. } => "backoff",
             Note::Claimed => "claimed",
+            Note::Repair { .. } => "repair",
             Note::ReAttest { .. } => "re_attest",
             Note::KeysInstalled { .. } => "keys_installed",
             Note::Activated { .. } => "activated",
@@ -94,6 +95,11 @@ impl Note {
                 posemu_protocol::duration::took(*delay)
             ),
             Note::Claimed => "claimed by the merchant".into(),
+            Note::Repair { step, took } => format!(
+                "{} answered 409 ({}): the server no longer knows the claim; pairing again",
+                step.name(),
+                posemu_protocol::duration::took(*took)
+            ),
             Note::ReAttest { step } => {
                 format!(
                     "attestation token expired before {}; attesting again",
@@ -155,6 +161,9 @@ impl Note {
             }),
             Note::Claimed | Note::ReadyFromSaved => json!({}),
             Note::ReAttest { step } => json!({ "step": step.name() }),
+            Note::Repair { step, took } => {
+                json!({ "step": step.name(), "ms": took.as_millis() as u64, "status": 409 })
+            }
             Note::KeysInstalled { key_set_id } => json!({ "key_set_id": key_set_id }),
             Note::Activated {
                 terminal_id,

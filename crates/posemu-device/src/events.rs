@@ -119,6 +119,12 @@ pub enum Note {
         error: CallError,
     },
     Claimed,
+    /// The server no longer knows the claim (`POST /pos/attest` answered 409: the device was
+    /// reset, or the server is a new sandbox): the attest step ends here and pairing starts over.
+    Repair {
+        step: Step,
+        took: Duration,
+    },
     ReAttest {
         step: Step,
     },

@@ -732,6 +732,9 @@ impl Run<'_> {
             }
             // the server forgot the claim (reset, or a new sandbox): pair again
             (Step::Attest, Some(409)) if self.s.phase == Phase::Step(Step::Attest) => {
+                let took =
+                    Duration::from_millis(self.now.mono_ms.saturating_sub(self.s.step_started_ms));
+                self.note(Note::Repair { step, took });
                 self.s.rekeying = false;
                 self.s.progress = Progress::new(&self.s.config.device_id, &self.s.config.server);
                 self.fx.push(Effect::Save);

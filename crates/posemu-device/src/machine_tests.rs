@@ -695,10 +695,31 @@ fn a_device_the_server_no_longer_knows_as_claimed_pairs_again() {
     let mut sim = Sim::with(cfg, Some(p));
     sim.ev(DeviceEvent::Start);
     sim.answer(bootstrap("2025-12-13T14:25:30Z", "1.3.5"));
-    sim.error(http(409, None));
+    let t = sim.mono;
+    sim.at(t + 250).error(http(409, None));
     assert_eq!(sim.step(), "pairing-code");
     assert_eq!(sim.s.status(), DeviceStatus::Inactive);
     assert!(sim.saved());
+    // the attest step that started ends in a note of its own, with its time
+    let repair = sim
+        .notes()
+        .into_iter()
+        .find(|n| matches!(n, Note::Repair { .. }))
+        .cloned()
+        .expect("a re-pair note");
+    assert_eq!(
+        repair,
+        Note::Repair {
+            step: Step::Attest,
+            took: Duration::from_millis(250)
+        }
+    );
+    assert!(
+        repair.describe().contains("pairing again"),
+        "{}",
+        repair.describe()
+    );
+    assert_eq!(repair.to_json()["ms"], 250);
 }
 
 #[path = "machine_hostile_tests.rs"]

@@ -330,6 +330,30 @@ impl Sandbox {
         }
     }
 
+    /// Provisions `profile`'s device in the running sandbox (as `POST /sandbox/devices` does),
+    /// so a screen can switch profiles and keep its sandbox and URL. A device already known
+    /// is fine (shipped profiles are provisioned at start); answers whether it was added.
+    pub fn provision(&self, profile: &Profile) -> Result<bool, SandboxError> {
+        let added = self.shared.world.provision(state::NewDevice {
+            id: profile.device_id.clone(),
+            key_id: profile.key_id.clone(),
+            secret: profile.identity_secret,
+            zmk: profile.zmk,
+            merchant_id: profile
+                .merchant_id
+                .clone()
+                .unwrap_or_else(|| posemu_protocol::rules::DEMO_MERCHANT_ID.into()),
+        });
+        match added {
+            Ok(_) => Ok(true),
+            Err(state::ProvisionError::Exists) => Ok(false),
+            Err(e) => Err(SandboxError::Config(format!(
+                "device {} cannot be provisioned: {e:?}",
+                profile.device_id
+            ))),
+        }
+    }
+
     /// How many devices have state (touched at least once).
     pub fn touched_devices(&self) -> usize {
         self.shared.world.touched_devices()

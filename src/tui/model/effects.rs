@@ -17,6 +17,7 @@ pub(super) fn restart(m: &mut Model) -> Vec<Cmd> {
     vec![Cmd::SandboxHelper {
         generation,
         action: SandboxAction::Reset,
+        code: None,
     }]
 }
 
@@ -59,6 +60,7 @@ fn code_call(m: &mut Model, what: SandboxAction) -> Vec<Cmd> {
     vec![Cmd::SandboxHelper {
         generation,
         action: what,
+        code: Some(code),
     }]
 }
 

@@ -101,14 +101,29 @@ impl DebugSide {
         self.refresh(theme);
     }
 
-    pub(super) fn scroll_by(&mut self, delta: isize) {
-        let max = self.detail.len().saturating_sub(1) as isize;
-        self.scroll = (self.scroll as isize + delta).clamp(0, max) as usize;
+    /// Scrolls the details by `delta` rows, stopping at the last page of `page` (the panel's
+    /// columns and rows: long values wrap).
+    pub(super) fn scroll_by(&mut self, delta: isize, page: (u16, u16)) {
+        let rows = crate::tui::view::wrapped_rows(&self.detail, page.0);
+        let max = rows.saturating_sub(usize::from(page.1)) as isize;
+        self.scroll = (self.scroll as isize + delta).clamp(0, max.max(0)) as usize;
+    }
+
+    /// Back to following the newest exchange (Esc).
+    pub(super) fn follow_newest(&mut self, theme: Theme) {
+        self.follow = true;
+        self.selected = self.exchanges.len().checked_sub(1);
+        self.refresh(theme);
     }
 }
 
 impl Model {
     pub(super) fn page(&self) -> isize {
         (self.size.1 as isize / 2).max(5)
+    }
+
+    /// The details panel's columns and rows.
+    pub(super) fn detail_page(&self) -> (u16, u16) {
+        crate::tui::view::detail_page(self)
     }
 }

@@ -189,7 +189,7 @@ pub struct Model {
     size: (u16, u16),
     focus: Focus,
     /// `d` pressed: hide the debug side on wide terminals, show it (instead of the device) on
-    /// narrow ones.
+    /// narrow ones; in a demo, show it (beside the device on wide terminals).
     debug_toggled: bool,
     popup: Option<Popup>,
     toast: Option<Toast>,
@@ -336,8 +336,14 @@ impl Model {
         self.size.0 >= WIDE
     }
 
+    /// A sales demo starts with the device alone, the debug side one `d` away; elsewhere
+    /// wide terminals start with both.
     pub fn debug_visible(&self) -> bool {
-        self.wide() != self.debug_toggled
+        if self.in_demo() {
+            self.debug_toggled
+        } else {
+            self.wide() != self.debug_toggled
+        }
     }
 
     pub fn device_visible(&self) -> bool {

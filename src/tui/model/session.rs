@@ -249,6 +249,7 @@ impl Model {
                 self.with_dev(|d| d.expired_code = None);
                 self.log(Level::Good, "claimed by the merchant");
             }
+            Note::Repair { .. } => self.log(Level::Warn, note.describe()),
             Note::ReAttest { step } => self.log(
                 Level::Warn,
                 format!(

@@ -156,7 +156,8 @@ fn restart_resets_on_the_sandbox_then_saves_and_powers_on_again() {
         cmds.as_slice(),
         [Cmd::SandboxHelper {
             generation: GEN,
-            action: SandboxAction::Reset
+            action: SandboxAction::Reset,
+            ..
         }]
     ));
     let cmds = update(

@@ -9,6 +9,7 @@ use super::demo::on_due;
 use super::effects::{code_action, export, restart};
 use super::popups::{on_popup_key, show_profiles};
 use super::{Cmd, Focus, Model, Msg, Popup, SandboxAction, SECOND};
+use crate::tui::exec::HelperError;
 use crate::tui::keys::{self, Action};
 use crate::tui::theme::Level;
 use posemu_device::{DeviceEvent, Phase};
@@ -68,6 +69,10 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Cmd> {
                     m.log(Level::Info, "restart from scratch");
                     m.device_event(DeviceEvent::Restart);
                     m.toast_(Level::Info, "Restarted from scratch");
+                }
+                (_, Err(e @ HelperError::NotCurrent(_))) => {
+                    m.log(Level::Info, e.to_string());
+                    m.toast_(Level::Info, e.to_string());
                 }
                 (SandboxAction::AutoClaim, Err(e)) => {
                     m.log(Level::Warn, format!("auto-claim: {e}"))
@@ -159,13 +164,13 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Up | Action::Down => {
             let d = if action == Action::Up { -1 } else { 1 };
             if m.focus == Focus::Details {
-                m.debug.scroll_by(d);
+                m.debug.scroll_by(d, m.detail_page());
             } else {
                 m.debug.select(d, m.theme);
             }
         }
-        Action::PageUp => m.debug.scroll_by(-m.page()),
-        Action::PageDown => m.debug.scroll_by(m.page()),
+        Action::PageUp => m.debug.scroll_by(-m.page(), m.detail_page()),
+        Action::PageDown => m.debug.scroll_by(m.page(), m.detail_page()),
         Action::Ok => {
             if m.focus == Focus::Exchanges && m.debug.selected().is_some() {
                 m.focus = Focus::Details;
@@ -180,6 +185,7 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Cancel => {
             if m.focus != Focus::Device && m.device_visible() {
                 m.focus = Focus::Device;
+                m.debug.follow_newest(m.theme);
             } else {
                 m.toast = None;
             }

@@ -14,20 +14,70 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     if area.width < 20 || area.height < 10 {
         return;
     }
+    let [head, timeline, list, detail] = parts(m, area);
+    header(m, head, buf);
+    render_timeline(m, timeline, buf);
+    render_list(m, list, buf);
+    render_detail(m, detail, buf);
+}
+
+fn parts(m: &Model, area: Rect) -> [Rect; 4] {
     let inner_h = area.height.saturating_sub(2);
     let timeline_h = (m.timeline().len() as u16 + 2).clamp(4, (inner_h / 4).max(4));
     let list_h = (m.debug().exchanges().len() as u16 + 2).clamp(4, (inner_h / 3).max(4));
-    let [head, timeline, list, detail] = Layout::vertical([
+    Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(timeline_h),
         Constraint::Length(list_h),
         Constraint::Min(3),
     ])
-    .areas(area);
-    header(m, head, buf);
-    render_timeline(m, timeline, buf);
-    render_list(m, list, buf);
-    render_detail(m, detail, buf);
+    .areas(area)
+}
+
+/// Where the details' text goes when the debug side is drawn in `area`.
+pub fn detail_text(m: &Model, area: Rect) -> Option<Rect> {
+    if area.width < 20 || area.height < 10 {
+        return None;
+    }
+    let inner = Block::bordered().inner(parts(m, area)[3]);
+    Some(Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    })
+}
+
+/// `line` cut into rows of `width` columns: long values wrap instead of being cut off.
+pub fn wrap_line(line: &Line<'static>, width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width.max(1));
+    let mut rows = vec![Line::default().style(line.style)];
+    let mut used = 0;
+    for span in &line.spans {
+        let mut chunk = String::new();
+        for c in span.content.chars() {
+            let w = Span::raw(&*c.encode_utf8(&mut [0; 4])).width();
+            if used + w > width && used > 0 {
+                let done = Span::styled(std::mem::take(&mut chunk), span.style);
+                if let Some(row) = rows.last_mut() {
+                    row.spans.push(done);
+                }
+                rows.push(Line::default().style(line.style));
+                used = 0;
+            }
+            chunk.push(c);
+            used += w;
+        }
+        if let Some(row) = rows.last_mut().filter(|_| !chunk.is_empty()) {
+            row.spans.push(Span::styled(chunk, span.style));
+        }
+    }
+    rows
+}
+
+/// How many rows `lines` take wrapped at `width`.
+pub fn wrapped_rows(lines: &[Line<'static>], width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum()
 }
 
 fn panel<'a>(m: &Model, title: String, focused: bool) -> Block<'a> {
@@ -198,20 +248,30 @@ fn render_detail(m: &Model, area: Rect, buf: &mut Buffer) {
         buf.set_string(inner.x + 1, inner.y, "select an exchange (↑↓)", t.dim());
         return;
     }
-    for (i, line) in m
+    let text = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
+    // the scroll counts wrapped rows and never goes past the last page
+    let rows = wrapped_rows(m.debug().detail(), text.width);
+    let scroll = m
+        .debug()
+        .scroll()
+        .min(rows.saturating_sub(usize::from(text.height)));
+    let wrapped = m
         .debug()
         .detail()
         .iter()
-        .skip(m.debug().scroll())
-        .take(inner.height as usize)
-        .enumerate()
-    {
+        .flat_map(|l| wrap_line(l, text.width))
+        .skip(scroll)
+        .take(usize::from(text.height));
+    for (i, line) in wrapped.enumerate() {
         line.render(
             Rect {
-                x: inner.x + 1,
-                y: inner.y + i as u16,
-                width: inner.width.saturating_sub(1),
+                y: text.y + i as u16,
                 height: 1,
+                ..text
             },
             buf,
         );

@@ -4,13 +4,12 @@
 use chrono::Local;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Widget};
 
 use super::screens;
 use crate::tui::model::Model;
-use crate::tui::theme::{Level, PosKey};
+use crate::tui::theme::PosKey;
 use posemu_profile::FormFactor;
 
 /// The device's width beside the debug side.
@@ -77,9 +76,6 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     status_bar(m, status, buf, form);
     buf.set_style(screen, t.screen());
     screens::render(m, screen, buf);
-    if let Some(toast) = m.toast() {
-        snackbar(m, screen, buf, &toast.text, toast.level);
-    }
     let mut y = screen.bottom() + u16::from(rows.height >= 26);
     if keypad {
         for row in [
@@ -185,27 +181,6 @@ fn status_bar(m: &Model, area: Rect, buf: &mut Buffer, form: FormFactor) {
             brand,
             style.add_modifier(ratatui::style::Modifier::BOLD),
         );
-    }
-}
-
-/// A message across the bottom of the screen, as Android shows one.
-fn snackbar(m: &Model, screen: Rect, buf: &mut Buffer, text: &str, level: Level) {
-    if screen.height < 4 {
-        return;
-    }
-    let style: Style = m.theme.toast(level);
-    let width = screen.width.saturating_sub(2);
-    let lines = wrap(text, width.saturating_sub(2) as usize, 3);
-    let h = lines.len() as u16;
-    let area = Rect {
-        x: screen.x + 1,
-        y: screen.bottom() - h - 1,
-        width,
-        height: h,
-    };
-    buf.set_style(area, style);
-    for (i, l) in lines.iter().enumerate() {
-        buf.set_stringn(area.x + 1, area.y + i as u16, l, width as usize - 2, style);
     }
 }
 

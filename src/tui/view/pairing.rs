@@ -8,7 +8,9 @@ use ratatui::widgets::Widget;
 use tui_big_text::PixelSize;
 
 use super::device::wrap;
-use super::parts::{big, big_height, gauge, item, para, spin, stack, styled, text, Item};
+use super::parts::{
+    big, big_height, big_plain, gauge, item, para, spin, stack, styled, text, Item,
+};
 use super::screens::booting;
 use crate::tui::model::Model;
 use crate::tui::qr::{QrMatrix, QrWidget};
@@ -180,16 +182,17 @@ pub(super) fn pairing(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) 
     // No room for the QR: the link in words.
     let mut items = vec![title()];
     items.extend(subtitle(area.width));
-    let size = if area.height >= 18 {
-        PixelSize::Quadrant
+    // Below that (smaller than 80×24), plain blocks: sextants are missing from many fonts.
+    if area.height >= 18 {
+        let size = PixelSize::Quadrant;
+        items.push(item(
+            big_height(size),
+            true,
+            big(&code.code, t.code(), size),
+        ));
     } else {
-        PixelSize::Sextant
-    };
-    items.push(item(
-        big_height(size),
-        true,
-        big(&code.code, t.code(), size),
-    ));
+        items.push(item(4, true, big_plain(&code.code, t.code())));
+    }
     items.extend(countdown(area.width));
     items.push(waiting());
     items.push(polls(area.width));

@@ -92,6 +92,59 @@ pub(super) fn big<'a>(s: &str, style: Style, size: PixelSize) -> impl Fn(Rect, &
     move |r, buf| (&w).render(r, buf)
 }
 
+/// Big letters in plain block characters only (`█ ▀ ▄`, which every terminal font has), for
+/// small screens: the quadrant rendering with each cell's left and right halves merged, so a
+/// cell only says whether its top and its bottom are lit. 4 rows high, 4 columns a letter.
+pub(super) fn big_plain<'a>(s: &str, style: Style) -> impl Fn(Rect, &mut Buffer) + 'a {
+    let quadrants = big(s, style, PixelSize::Quadrant);
+    move |r, buf| {
+        let mut scratch = Buffer::empty(r);
+        quadrants(r, &mut scratch);
+        for y in r.top()..r.bottom() {
+            for x in r.left()..r.right() {
+                let Some(cell) = scratch.cell((x, y)) else {
+                    continue;
+                };
+                let (top, bottom) = halves(cell.symbol());
+                let sym = match (top, bottom) {
+                    (true, true) => "█",
+                    (true, false) => "▀",
+                    (false, true) => "▄",
+                    (false, false) => continue,
+                };
+                buf.set_string(x, y, sym, style);
+            }
+        }
+    }
+}
+
+/// Whether a quadrant block character lights its top half, its bottom half.
+fn halves(sym: &str) -> (bool, bool) {
+    let Some(c) = sym.chars().next() else {
+        return (false, false);
+    };
+    // quadrants lit: upper left, upper right, lower left, lower right
+    let (ul, ur, ll, lr) = match c {
+        '█' => (true, true, true, true),
+        '▀' => (true, true, false, false),
+        '▄' => (false, false, true, true),
+        '▌' => (true, false, true, false),
+        '▐' => (false, true, false, true),
+        '▘' => (true, false, false, false),
+        '▝' => (false, true, false, false),
+        '▖' => (false, false, true, false),
+        '▗' => (false, false, false, true),
+        '▚' => (true, false, false, true),
+        '▞' => (false, true, true, false),
+        '▙' => (true, false, true, true),
+        '▛' => (true, true, true, false),
+        '▜' => (true, true, false, true),
+        '▟' => (false, true, true, true),
+        _ => (false, false, false, false),
+    };
+    (ul || ur, ll || lr)
+}
+
 pub(super) fn big_height(size: PixelSize) -> u16 {
     match size {
         PixelSize::Full | PixelSize::HalfWidth => 8,

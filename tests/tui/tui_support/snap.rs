@@ -39,6 +39,11 @@ pub fn snap_at(h: &mut Harness, name: &str, w: u16, ht: u16) {
 /// present, is resized so the whole match keeps its width.
 const MASKS: &[(&str, &str)] = &[
     (r"127\.0\.0\.1:(?<v>\d+)", "PORT"),
+    // a URL wrapped in the details: the port after the break
+    (
+        r"(?m)^│?[^│\n]*││ ?[\d.]*:(?<v>\d{2,5})/(?:pos|sandbox)/",
+        "PORT",
+    ),
     (r"\b(?<v>[0-9a-f]{32})\b", "TRACE_ID"),
     // the end of a trace id peeking out beside a popup
     (r"(?m)│(?<v>[0-9a-f]{1,31}) *│$", "…"),
