@@ -47,6 +47,6 @@ async fn main() -> ExitCode {
         Some(Command::Pay(a)) => cli::pay::run_pay(*a).await,
         Some(Command::Refund(a)) => cli::pay::run_refund(*a).await,
         Some(Command::Cancel(a)) => cli::pay::run_cancel(*a).await,
-        None => posemu::tui::run(cli.device.options()).await,
+        None => posemu::tui::run(cli.device.screen_options()).await,
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::tui::DemoMode;
 use posemu_protocol::clock::{Clock, SystemClock};
 use posemu_protocol::rules::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice};
-use posemu_sandbox::{Sandbox, SandboxError};
+use posemu_runtime::{start_sandbox_or_free_port, DeviceOptions, DeviceSession, Home, OpenDevice};
+use posemu_sandbox::SandboxError;
 
 /// How long `--pace slow` holds each call (but status polls) so its step can be explained.
 pub const SLOW_PACE: Duration = Duration::from_millis(1800);
@@ -96,26 +96,10 @@ impl Args {
         cfg.listen = self.listen;
         cfg.merchant_token_ttl = Some(MERCHANT_TOKEN_TTL);
         cfg.seed = self.seed;
-        let listen_error = |e: SandboxError| match e {
+        let (sandbox, notice) = start_sandbox_or_free_port(cfg).await.map_err(|e| match e {
             SandboxError::Bind { .. } => format!("--listen: {e}"),
             other => format!("embedded sandbox: {other}"),
-        };
-        let (sandbox, notice) = match Sandbox::start(cfg.clone()).await {
-            Ok(sb) => (sb, None),
-            Err(SandboxError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse && self.listen.port() != 0 =>
-            {
-                cfg.listen.set_port(0);
-                let sb = Sandbox::start(cfg).await.map_err(listen_error)?;
-                let notice = format!(
-                    "Port {} is busy: the merchant portal is at {} instead",
-                    self.listen.port(),
-                    sb.portal_url(None)
-                );
-                (sb, Some(notice))
-            }
-            Err(e) => return Err(listen_error(e)),
-        };
+        })?;
         let server = sandbox.url();
         let mut opts = options.session_options(&server, Some(PROGRESS_KEY.into()));
         opts.pace = self.pace.hold();
@@ -128,6 +112,7 @@ impl Args {
                 sandbox: Some(sandbox),
                 server,
                 clock,
+                notice: None, // the demo's banner says it (DemoMode::notice)
             },
             mode: DemoMode {
                 auto_claim: self.auto_claim,

@@ -16,6 +16,11 @@ pub struct DeviceArgs {
     /// Viopay server base URL; without it posemu starts its embedded sandbox in-process.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Embedded sandbox only: where it listens. The POS screen's default is 127.0.0.1:8765
+    /// (stable, so a portal tab or a scanned QR code keeps working), other modes take a free
+    /// port; a busy port falls back to a free one and says so.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Seconds between status polls while waiting for the merchant (3–5).
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_poll)]
     pub poll_interval: Duration,
@@ -86,6 +91,16 @@ impl DeviceArgs {
             code_ttl: self.code_ttl.map(Duration::from_secs),
             time_warp: self.time_warp,
             faults: self.faults(),
+            listen: self.listen.unwrap_or(DeviceOptions::default().listen),
+        }
+    }
+
+    /// [`DeviceArgs::options`] for the POS screen: its embedded sandbox on the stable address
+    /// unless `--listen` says otherwise.
+    pub fn screen_options(&self) -> DeviceOptions {
+        DeviceOptions {
+            listen: self.listen.unwrap_or(posemu_runtime::STABLE_LISTEN),
+            ..self.options()
         }
     }
 
@@ -121,5 +136,27 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert_eq!(parse_poll("4"), Ok(Duration::from_secs(4)));
         assert!(parse_poll("2").unwrap_err().contains("3–5"));
+    }
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        device: DeviceArgs,
+    }
+
+    #[test]
+    fn the_pos_screen_listens_on_the_stable_address_unless_told() {
+        let f = Flags::parse_from(["posemu"]);
+        assert_eq!(f.device.screen_options().listen.to_string(), "127.0.0.1:8765");
+        assert_eq!(f.device.options().listen.port(), 0, "activate, pay: a free port");
+        let f = Flags::parse_from(["posemu", "--listen", "127.0.0.1:9001"]);
+        assert_eq!(f.device.screen_options().listen.port(), 9001);
+        assert_eq!(f.device.options().listen.port(), 9001);
     }
 }

@@ -213,6 +213,7 @@ impl Executor {
             server: open.server,
             portal,
             resume_problem,
+            notice: open.notice,
         };
         self.device = Some(Runner {
             generation,

@@ -283,6 +283,7 @@ fn opener(home: Home, clock: ManualClock) -> Opener {
                 sandbox,
                 server: url,
                 clock: Arc::new(clock),
+                notice: None,
             })
         })
     })

@@ -14,7 +14,8 @@ pub mod store;
 pub use driver::{CallFuture, Caller, Driver, Effector, Machine};
 pub use home::Home;
 pub use open::{
-    open_device, open_device_in, DeviceOptions, OpenDevice, OpenError, EMBEDDED_PROGRESS_KEY,
+    open_device, open_device_in, start_sandbox_or_free_port, DeviceOptions, OpenDevice, OpenError,
+    EMBEDDED_PROGRESS_KEY, STABLE_LISTEN,
 };
 pub use payments::{PayRunner, Shown, UpError};
 pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};

@@ -2,6 +2,7 @@
 //! against a server, or an embedded sandbox started in-process. The CLI's flags convert to
 //! [`DeviceOptions`]; nothing here knows about clap.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,16 @@ pub struct DeviceOptions {
     /// Timers (and the embedded sandbox's clock) run this many times faster (tests).
     pub time_warp: u32,
     pub faults: DeviceFaults,
+    /// Embedded sandbox only: where it listens. Port 0 is a free port; another port is tried
+    /// first and, when busy, a free one on the same address is taken and said in
+    /// [`OpenDevice::notice`].
+    pub listen: SocketAddr,
 }
+
+/// The POS screen's embedded sandbox address (the demo's too): stable, so an open portal tab or
+/// a scanned QR code keeps working across launches.
+pub const STABLE_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8765);
 
 impl Default for DeviceOptions {
     fn default() -> Self {
@@ -50,6 +60,7 @@ impl Default for DeviceOptions {
             code_ttl: None,
             time_warp: 1,
             faults: DeviceFaults::NONE,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -76,6 +87,8 @@ pub struct OpenDevice {
     pub server: String,
     /// The wall clock the device and an embedded sandbox share (warped with `time_warp`).
     pub clock: Arc<dyn Clock>,
+    /// Something to tell the user about how it was opened (the sandbox's port was busy).
+    pub notice: Option<String>,
 }
 
 impl DeviceOptions {
@@ -93,6 +106,7 @@ impl DeviceOptions {
     pub fn sandbox_config(&self, profile: &Profile, clock: Arc<dyn Clock>) -> SandboxConfig {
         let mut cfg = SandboxConfig {
             clock,
+            listen: self.listen,
             ..SandboxConfig::default()
         };
         if let Some(ttl) = self.code_ttl {
@@ -149,12 +163,18 @@ pub async fn open_device_in(
     if opts.code_ttl.is_some() && opts.server.is_some() {
         return Err(OpenError::CodeTtlNeedsEmbedded);
     }
-    let (sandbox, server, progress_key) = match &opts.server {
-        Some(url) => (None, url.trim_end_matches('/').to_string(), None),
+    let (sandbox, server, progress_key, notice) = match &opts.server {
+        Some(url) => (None, url.trim_end_matches('/').to_string(), None, None),
         None => {
-            let sb = Sandbox::start(opts.sandbox_config(&profile, clock.clone())).await?;
+            let (sb, notice) =
+                start_sandbox_or_free_port(opts.sandbox_config(&profile, clock.clone())).await?;
             let url = sb.url();
-            (Some(sb), url, Some(EMBEDDED_PROGRESS_KEY.to_string()))
+            (
+                Some(sb),
+                url,
+                Some(EMBEDDED_PROGRESS_KEY.to_string()),
+                notice,
+            )
         }
     };
     let session_opts = opts.session_options(&server, progress_key);
@@ -165,7 +185,32 @@ pub async fn open_device_in(
         // as shown on screens: credentials go out as basic auth only (the transport has them)
         server: posemu_protocol::text::strip_userinfo(&server).into_owned(),
         clock,
+        notice,
     })
+}
+
+/// Starts a sandbox on `cfg.listen`; when that port is taken, on a free port of the same
+/// address, with a notice that says where the portal went.
+pub async fn start_sandbox_or_free_port(
+    mut cfg: SandboxConfig,
+) -> Result<(Sandbox, Option<String>), SandboxError> {
+    let wanted = cfg.listen;
+    match Sandbox::start(cfg.clone()).await {
+        Ok(sb) => Ok((sb, None)),
+        Err(SandboxError::Bind { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse && wanted.port() != 0 =>
+        {
+            cfg.listen.set_port(0);
+            let sb = Sandbox::start(cfg).await?;
+            let notice = format!(
+                "Port {} is busy: the merchant portal is at {} instead",
+                wanted.port(),
+                sb.portal_url(None)
+            );
+            Ok((sb, Some(notice)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -213,5 +258,54 @@ mod tests {
             open.server
         );
         assert_eq!(open.session.profile.name, posemu_profile::DEFAULT_PROFILE);
+    }
+
+    #[tokio::test]
+    async fn a_chosen_port_is_kept_across_launches_and_a_busy_one_falls_back_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        // a port that is free now (tests must not depend on 8765 being free)
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let opts = DeviceOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            ..DeviceOptions::default()
+        };
+        let first = open_device_in(&home, &opts, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert_eq!(first.server, format!("http://127.0.0.1:{port}"));
+        assert!(first.notice.is_none());
+        if let Some(sb) = first.sandbox {
+            sb.shutdown().await;
+        }
+        let again = open_device_in(&home, &opts, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.server,
+            format!("http://127.0.0.1:{port}"),
+            "the same URL again"
+        );
+        // while it runs, that port is busy: the next one falls back to a free port, and says so
+        let third = open_device_in(&home, &opts, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        assert_ne!(third.server, again.server);
+        let notice = third.notice.expect("a notice");
+        assert!(
+            notice.starts_with(&format!("Port {port} is busy")),
+            "{notice}"
+        );
+        assert!(notice.contains(&third.server), "{notice}");
+    }
+
+    #[test]
+    fn only_the_screen_defaults_to_the_stable_address() {
+        assert_eq!(DeviceOptions::default().listen.port(), 0);
+        assert_eq!(STABLE_LISTEN.to_string(), "127.0.0.1:8765");
     }
 }

@@ -115,6 +115,8 @@ pub struct Attached {
     pub exchanges: Vec<Arc<Exchange>>,
     /// Saved progress that could not be used, to tell the user.
     pub resume_problem: Option<String>,
+    /// How it was opened, to tell the user (the sandbox's usual port was busy).
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

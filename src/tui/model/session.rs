@@ -96,6 +96,10 @@ impl Model {
             qr: None,
         });
         self.log(Level::Info, format!("power on: {what}"));
+        if let Some(notice) = a.notice {
+            self.log(Level::Info, notice.clone());
+            self.toast_(Level::Info, notice);
+        }
         if let Some(problem) = a.resume_problem {
             self.log(Level::Warn, problem.clone());
             self.toast_(Level::Warn, problem);

@@ -39,6 +39,7 @@ fn model() -> (Model, Vec<Cmd>) {
         portal: None,
         exchanges: Vec::new(),
         resume_problem: None,
+        notice: None,
     };
     let cmds = update(&mut m, Msg::Attached(Box::new(attached)));
     (m, cmds)

@@ -98,6 +98,7 @@ impl Harness {
             sandbox,
             server: url.clone(),
             clock: Arc::new(clock.clone()),
+            notice: None,
         };
         let mut app = App::new(flags(&[]).options(), Arc::new(clock.clone()), setup.theme);
         app.exec.home = Some(home.clone());
