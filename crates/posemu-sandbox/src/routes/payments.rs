@@ -316,3 +316,7 @@ pub fn terminal_not_found(tid: &str) -> ApiError {
 pub fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_else(|_| json!({}))
 }
+
+#[cfg(test)]
+#[path = "payments_bench.rs"]
+mod bench;
