@@ -189,7 +189,7 @@ async fn activate(t: Transport, seed: String, device_id: String) -> Res<Term> {
 /// four chip with PIN 1234; Visa and Mastercard test cards; amounts that avoid the magic endings
 /// of spec 7.7, so every charge is approved.
 fn charge_of(i: usize, t: &Term, rng: &mut StdRng) -> ChargeRequest {
-    let pan = if i % 2 == 0 {
+    let pan = if i.is_multiple_of(2) {
         "4242424242424242"
     } else {
         "5555555555554444"
