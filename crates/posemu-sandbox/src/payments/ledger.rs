@@ -43,6 +43,8 @@ pub struct Ledger {
     nonces: VecDeque<(u64, i64)>,
     nonce_set: HashSet<u64>,
     stan: u32,
+    /// See [`super::Payments::terminal`].
+    pub terminal: Option<Arc<super::Terminal>>,
 }
 
 impl Ledger {

@@ -57,6 +57,7 @@ const SHARDS: usize = 16;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// What a payment needs to know about its terminal (from its device and config, 4.9).
+/// [`Payments::terminal`] keeps it per device: none of it can change once the device exists.
 pub struct Terminal {
     pub key: DevKey,
     pub terminal_id: String,
@@ -160,6 +161,18 @@ impl Payments {
                 })
             }),
         }
+    }
+
+    /// The terminal of a device: built by `make` the first time (outside the lock), kept in its
+    /// ledger after that. Its terminal id and config derive from the device id and merchant,
+    /// which are fixed when the device is provisioned, so the copy never goes stale; building
+    /// it costs the config JSON and, for a fleet device, the derivation of its identity.
+    pub fn terminal(&self, key: DevKey, make: impl FnOnce() -> Terminal) -> Arc<Terminal> {
+        if let Some(t) = self.with_ledger(key, |l| l.terminal.clone()) {
+            return t;
+        }
+        let t = Arc::new(make());
+        self.with_ledger(key, |l| l.terminal.get_or_insert(t).clone())
     }
 
     fn with_ledger<R>(&self, key: DevKey, f: impl FnOnce(&mut Ledger) -> R) -> R {

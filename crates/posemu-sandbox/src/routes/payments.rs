@@ -40,7 +40,7 @@ pub struct SignedString(pub String);
 
 /// A request that passed spec 7.2: its terminal, keys and body.
 struct Authed {
-    terminal: Terminal,
+    terminal: Arc<Terminal>,
     msk: Key,
     tpk: Key,
     body: Bytes,
@@ -103,7 +103,14 @@ fn device_with_mac_key(
     })
 }
 
-fn terminal_of(s: &Shared, key: DevKey, terminal_id: &str) -> Terminal {
+/// The terminal of a device, from its config (built once per device, see
+/// [`crate::payments::Payments::terminal`]).
+fn terminal_of(s: &Shared, key: DevKey, terminal_id: &str) -> Arc<Terminal> {
+    s.payments
+        .terminal(key, || terminal_from_config(s, key, terminal_id))
+}
+
+fn terminal_from_config(s: &Shared, key: DevKey, terminal_id: &str) -> Terminal {
     let device_id = s.world.device_id(key);
     let cfg = super::attested::config_for(s, key, &device_id);
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
@@ -222,10 +229,21 @@ fn body_error(p: BodyProblem) -> ApiError {
     }
 }
 
-/// A 200 envelope of `plaintext` under the MSK, fresh IV.
+/// A 200 envelope of `plaintext` under the MSK, fresh IV. Serialized straight from the
+/// envelope (not through a `serde_json::Value`, which would copy the ciphertext's hex).
 fn sealed(s: &Shared, msk: &Key, plaintext: &[u8], replayed: bool) -> Response {
     let env = seal_single(msk, plaintext, &mut *s.rng.lock());
-    let mut resp = Json(serde_json::to_value(env).unwrap_or_default()).into_response();
+    let mut resp = match serde_json::to_vec(&env) {
+        Ok(bytes) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => Json(json!({})).into_response(),
+    };
     if replayed {
         resp.headers_mut()
             .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
@@ -316,3 +334,7 @@ pub fn terminal_not_found(tid: &str) -> ApiError {
 pub fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_else(|_| json!({}))
 }
+
+#[cfg(test)]
+#[path = "payments_bench.rs"]
+mod bench;
