@@ -153,8 +153,15 @@ mod listen_tests {
     #[test]
     fn the_pos_screen_listens_on_the_stable_address_unless_told() {
         let f = Flags::parse_from(["posemu"]);
-        assert_eq!(f.device.screen_options().listen.to_string(), "127.0.0.1:8765");
-        assert_eq!(f.device.options().listen.port(), 0, "activate, pay: a free port");
+        assert_eq!(
+            f.device.screen_options().listen.to_string(),
+            "127.0.0.1:8765"
+        );
+        assert_eq!(
+            f.device.options().listen.port(),
+            0,
+            "activate, pay: a free port"
+        );
         let f = Flags::parse_from(["posemu", "--listen", "127.0.0.1:9001"]);
         assert_eq!(f.device.screen_options().listen.port(), 9001);
         assert_eq!(f.device.options().listen.port(), 9001);

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use posemu_protocol::text::escape_control;
 use serde_json::{json, Value};
 
-use super::events::Note;
+use super::events::{CodeGone, Note};
 
 impl Note {
     /// A short machine name of the kind of note.
@@ -68,17 +68,18 @@ impl Note {
                     status.as_str()
                 )
             }
-            Note::CodeExpired {
-                code,
-                by_device_clock,
-            } => format!(
-                "code {code} expired ({}); asking for a new one",
-                if *by_device_clock {
-                    "device timer"
-                } else {
-                    "server says so"
+            Note::CodeExpired { code, why } => match why {
+                CodeGone::DeviceTimer => {
+                    format!("code {code} expired (device timer); asking for a new one")
                 }
-            ),
+                CodeGone::ServerExpired => {
+                    format!("code {code} expired (server says so); asking for a new one")
+                }
+                CodeGone::ServerForgot => format!(
+                    "code {code} is unknown to the server (none pending: a restarted or reset \
+                     server); asking for a new one"
+                ),
+            },
             Note::SlowDown { wait, interval } => format!(
                 "server asked to slow down: next poll in {}, interval now {}",
                 posemu_protocol::duration::took(*wait),
@@ -143,10 +144,11 @@ impl Note {
             Note::Polled { count, status } => {
                 json!({ "count": count, "code_status": status.as_str() })
             }
-            Note::CodeExpired {
-                code,
-                by_device_clock,
-            } => json!({ "code": code, "by_device_clock": by_device_clock }),
+            Note::CodeExpired { code, why } => json!({
+                "code": code,
+                "why": why.as_str(),
+                "by_device_clock": *why == CodeGone::DeviceTimer,
+            }),
             Note::SlowDown { wait, interval } => json!({
                 "wait_ms": wait.as_millis() as u64, "interval_ms": interval.as_millis() as u64
             }),

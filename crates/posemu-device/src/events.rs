@@ -102,10 +102,10 @@ pub enum Note {
         count: u32,
         status: PairingCodeStatus,
     },
-    /// The code expired: `by_device_clock` when the device's own timer said so first.
+    /// The code is gone, and why.
     CodeExpired {
         code: String,
-        by_device_clock: bool,
+        why: CodeGone,
     },
     /// A 429: waiting `wait`, the poll interval is now `interval`.
     SlowDown {
@@ -144,4 +144,27 @@ pub enum Note {
         min: String,
     },
     Failed(Failure),
+}
+
+/// Why a pairing code stopped being usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeGone {
+    /// The device's own timer ran out first.
+    DeviceTimer,
+    /// The server answered `expired`.
+    ServerExpired,
+    /// The server answered `none`: it has no pending code for the device (a restarted or
+    /// reset server), so the code never expired as such.
+    ServerForgot,
+}
+
+impl CodeGone {
+    /// Machine name (`--json`'s `why`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeGone::DeviceTimer => "device_timer",
+            CodeGone::ServerExpired => "server_expired",
+            CodeGone::ServerForgot => "server_forgot",
+        }
+    }
 }

@@ -16,6 +16,6 @@ pub mod progress;
 
 pub use failure::{Failure, FailureKind};
 pub use machine::{
-    update, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Phase, Step, Timer,
+    update, CodeGone, DeviceConfig, DeviceEvent, DeviceState, Effect, Note, Now, Phase, Step, Timer,
 };
 pub use progress::Progress;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-pub use super::events::{DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
+pub use super::events::{CodeGone, DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
 use super::failure::{Failure, FailureKind};
 use super::keyset::{unwrap_key_set, InstalledKeys};
 use super::poll::{
@@ -415,7 +415,7 @@ impl Run<'_> {
             }
             Timer::CodeExpiry => {
                 if self.s.phase == Phase::Pairing && self.code_expired() {
-                    self.new_code(true);
+                    self.new_code(CodeGone::DeviceTimer);
                 }
             }
             Timer::Retry => {
@@ -438,12 +438,9 @@ impl Run<'_> {
     }
 
     /// The code is gone (expired by either clock, or replaced): ask for a new one.
-    fn new_code(&mut self, by_device_clock: bool) {
+    fn new_code(&mut self, why: CodeGone) {
         if let Some(c) = self.s.code.take() {
-            self.note(Note::CodeExpired {
-                code: c.code,
-                by_device_clock,
-            });
+            self.note(Note::CodeExpired { code: c.code, why });
         }
         self.s.need_new_code = false;
         self.s.poll_due_ms = None;
@@ -681,8 +678,11 @@ impl Run<'_> {
             return self.begin(Step::Attest);
         }
         match st.pairing_code_status {
-            PairingCodeStatus::Expired | PairingCodeStatus::None => self.new_code(false),
-            _ if self.s.need_new_code || self.code_expired() => self.new_code(true),
+            PairingCodeStatus::Expired => self.new_code(CodeGone::ServerExpired),
+            PairingCodeStatus::None => self.new_code(CodeGone::ServerForgot),
+            _ if self.s.need_new_code || self.code_expired() => {
+                self.new_code(CodeGone::DeviceTimer)
+            }
             _ => {
                 let due = deadline(self.now.mono_ms, self.s.effective_interval());
                 self.schedule_poll_at(due);
@@ -697,7 +697,7 @@ impl Run<'_> {
         }
         if e.is_transient() {
             if step == Step::Status && (self.s.need_new_code || self.code_expired()) {
-                return self.new_code(true);
+                return self.new_code(CodeGone::DeviceTimer);
             }
             self.s.attempt = self.s.attempt.saturating_add(1);
             let delay = backoff_delay(self.s.attempt, self.now.random);

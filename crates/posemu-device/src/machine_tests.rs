@@ -401,7 +401,7 @@ fn the_device_asks_for_a_new_code_when_its_own_timer_says_it_expired() {
     assert_eq!(sim.step(), "pairing-code");
     assert!(sim.notes().contains(&&Note::CodeExpired {
         code: "K7M3NP".into(),
-        by_device_clock: true
+        why: CodeGone::DeviceTimer
     }));
     sim.answer(code_answer("R2D2C3", 300));
     assert_eq!(sim.s.code.as_ref().unwrap().code, "R2D2C3");
@@ -426,6 +426,30 @@ fn expiry_while_a_poll_is_in_flight_asks_for_a_new_code_after_the_answer() {
 }
 
 #[test]
+fn a_server_that_forgot_the_code_is_not_said_to_have_expired_it() {
+    let mut sim = Sim::new();
+    sim.run_to_pairing("K7M3NP");
+    sim.poll_now();
+    sim.answer(status(DeviceStatus::Inactive, PairingCodeStatus::None));
+    assert_eq!(sim.step(), "pairing-code");
+    let gone = sim
+        .notes()
+        .into_iter()
+        .find(|n| matches!(n, Note::CodeExpired { .. }))
+        .cloned()
+        .expect("a note");
+    assert_eq!(
+        gone,
+        Note::CodeExpired {
+            code: "K7M3NP".into(),
+            why: CodeGone::ServerForgot
+        }
+    );
+    assert!(!gone.describe().contains("expired"), "{}", gone.describe());
+    assert_eq!(gone.to_json()["why"], "server_forgot");
+}
+
+#[test]
 fn the_server_saying_expired_asks_for_a_new_code() {
     let mut sim = Sim::new();
     sim.run_to_pairing("K7M3NP");
@@ -434,7 +458,7 @@ fn the_server_saying_expired_asks_for_a_new_code() {
     assert_eq!(sim.step(), "pairing-code");
     assert!(sim.notes().contains(&&Note::CodeExpired {
         code: "K7M3NP".into(),
-        by_device_clock: false
+        why: CodeGone::ServerExpired
     }));
 }
 

@@ -205,16 +205,9 @@ impl Model {
                 }
                 self.with_dev(|d| d.trouble = None);
             }
-            Note::CodeExpired {
-                code,
-                by_device_clock,
-            } => {
-                let by = if by_device_clock {
-                    "by the device's clock"
-                } else {
-                    "the server said so"
-                };
-                self.log(Level::Warn, format!("code {code} expired ({by})"));
+            Note::CodeExpired { ref code, .. } => {
+                self.log(Level::Warn, note.describe());
+                let code = code.clone();
                 self.with_dev(|d| d.expired_code = Some(code));
                 self.with_dev(|d| d.qr = None);
             }
