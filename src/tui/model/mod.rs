@@ -12,12 +12,11 @@
 //! `update` (messages and keys), `session` (the running device, its notes and what the screen
 //! shows of it), `exchanges` (the debug side's list and details), `popups` (the picker and the
 //! keys inside popups), `effects` (keys that need the world: sandbox helpers, reopening, HAR
-//! export), `demo` (`posemu demo`'s kiosk moves) and [`format`] (words shown on screen).
+//! export), `demo` (`posemu demo`'s kiosk moves). The words of the timeline are the device notes' own (`Note::describe`).
 
 mod demo;
 mod effects;
 mod exchanges;
-pub mod format;
 mod popups;
 mod session;
 #[cfg(test)]

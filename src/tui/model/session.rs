@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::format::status_word;
 use super::{Attached, Cmd, Model, Trouble};
 use crate::tui::qr::QrMatrix;
 use crate::tui::theme::Level;
@@ -135,8 +134,11 @@ impl Model {
         }
     }
 
+    /// A note of the machine: its one text (`Note::describe`, as `activate` prints it) on the
+    /// timeline, at the note's level, and what it changes on screen.
     fn on_note(&mut self, note: Note) {
         self.demo_note(&note);
+        let text = note.describe();
         match note {
             Note::StepStarted(step) => {
                 if step == Step::Bootstrap {
@@ -148,48 +150,28 @@ impl Model {
                 self.with_dev(|d| {
                     d.step_times.insert(step, took);
                 });
-                self.log(
-                    Level::Good,
-                    format!("{} {}", step.name(), posemu_protocol::duration::took(took)),
-                );
+                self.log(Level::Good, text);
             }
             Note::ClockOffset { offset_ms } => {
                 if offset_ms.abs() >= 1000 {
-                    self.log(
-                        Level::Warn,
-                        format!(
-                            "clock offset {:+.1} s from server_time",
-                            offset_ms as f64 / 1000.0
-                        ),
-                    );
+                    self.log(Level::Warn, text);
                 }
             }
-            Note::CodeShown {
-                code,
-                expires_in,
-                resumed,
-            } => {
+            Note::CodeShown { code, .. } => {
                 self.with_dev(|d| d.trouble = None);
                 self.with_dev(|d| {
                     let link = d.portal_link(&code);
                     let qr = QrMatrix::encode(&link);
                     d.qr = Some((link, qr));
                 });
-                let how = if resumed { "resumed" } else { "shown" };
-                self.log(
-                    Level::Info,
-                    format!(
-                        "code {code} {how}, expires in {}",
-                        posemu_protocol::duration::countdown(expires_in)
-                    ),
-                );
+                self.log(Level::Info, text);
                 if let Some(old) = self.device.as_ref().and_then(|d| d.expired_code.as_ref()) {
                     let text = format!("Code {old} expired: here is a new one");
                     self.toast_(Level::Warn, text);
                 }
             }
-            Note::Polled { count, status } => {
-                let text = format!("polled {count}× · code {}", status_word(status));
+            Note::Polled { .. } => {
+                // one line that counts up, not a line per poll
                 let at_ms = self.epoch.elapsed().as_millis() as u64;
                 match self.timeline.last_mut() {
                     Some(last) if last.poll => {
@@ -205,35 +187,22 @@ impl Model {
                 }
                 self.with_dev(|d| d.trouble = None);
             }
-            Note::CodeExpired { ref code, .. } => {
-                self.log(Level::Warn, note.describe());
-                let code = code.clone();
+            Note::CodeExpired { code, .. } => {
+                self.log(Level::Warn, text);
                 self.with_dev(|d| d.expired_code = Some(code));
                 self.with_dev(|d| d.qr = None);
             }
-            Note::SlowDown { wait, interval } => {
-                let text = format!(
-                    "server asked to slow down: waiting {}, then polling every {}",
-                    posemu_protocol::duration::took(wait),
-                    posemu_protocol::duration::took(interval)
-                );
+            Note::SlowDown { .. } => {
                 self.log(Level::Warn, text.clone());
                 self.toast_(Level::Warn, format!("429: {text}"));
             }
             Note::Backoff {
                 step,
                 attempt,
-                delay,
                 error,
+                ..
             } => {
-                self.log(
-                    Level::Warn,
-                    format!(
-                        "{} failed ({error}); retry {attempt} in {}",
-                        step.name(),
-                        posemu_protocol::duration::took(delay)
-                    ),
-                );
+                self.log(Level::Warn, text);
                 self.with_dev(|d| {
                     d.trouble = Some(Trouble {
                         step,
@@ -244,43 +213,19 @@ impl Model {
             }
             Note::Claimed => {
                 self.with_dev(|d| d.expired_code = None);
-                self.log(Level::Good, "claimed by the merchant");
+                self.log(Level::Good, text);
             }
-            Note::Repair { .. } => self.log(Level::Warn, note.describe()),
-            Note::ReAttest { step } => self.log(
-                Level::Warn,
-                format!(
-                    "attestation token expired; attesting again before {}",
-                    step.name()
-                ),
-            ),
-            Note::KeysInstalled { key_set_id } => self.log(
-                Level::Good,
-                format!("key set {key_set_id} installed, every KCV verified"),
-            ),
-            Note::Activated {
-                terminal_id, total, ..
-            } => {
-                self.log(
-                    Level::Good,
-                    format!(
-                        "activated as {terminal_id} in {}",
-                        posemu_protocol::duration::took(total)
-                    ),
-                );
+            Note::Repair { .. } | Note::ReAttest { .. } | Note::UpdateRequired { .. } => {
+                self.log(Level::Warn, text)
+            }
+            Note::KeysInstalled { .. } | Note::ReadyFromSaved => self.log(Level::Good, text),
+            Note::Activated { terminal_id, .. } => {
+                self.log(Level::Good, text);
                 self.toast_(Level::Good, format!("Activated: {terminal_id}"));
             }
-            Note::ReadyFromSaved => self.log(
-                Level::Good,
-                "ready: activated earlier (saved progress); r starts over",
-            ),
-            Note::UpdateRequired { version, min } => self.log(
-                Level::Warn,
-                format!("update required: app {version} is below {min}"),
-            ),
-            Note::Failed(f) => {
+            Note::Failed(_) => {
                 self.with_dev(|d| d.trouble = None);
-                self.log(Level::Bad, f.message());
+                self.log(Level::Bad, text);
             }
         }
     }
