@@ -101,6 +101,7 @@ impl Model {
             self.toast_(Level::Warn, problem);
         }
         self.demo_notice();
+        self.sale = super::sale::Sale::default();
         self.device_event(DeviceEvent::Start);
     }
 
@@ -115,6 +116,12 @@ impl Model {
             return;
         };
         let generation = d.generation;
+        if matches!(event, DeviceEvent::Restart) {
+            self.sale = super::sale::Sale::default();
+        }
+        let Some(d) = self.device.as_mut() else {
+            return;
+        };
         let mut notes = Vec::new();
         for effect in d.machine.step(event) {
             match effect {
@@ -129,6 +136,7 @@ impl Model {
         for n in notes {
             self.on_note(n);
         }
+        self.pay_keys_check();
     }
 
     fn on_note(&mut self, note: Note) {
