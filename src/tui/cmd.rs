@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::{Msg, SandboxAction};
-use posemu_client::Exchange;
+use posemu_client::{DeviceFaults, Exchange};
 use posemu_device::progress::Progress;
 use posemu_device::Effect;
+use posemu_protocol::api::PayCall;
 use posemu_runtime::DeviceOptions;
 
 pub enum Cmd {
@@ -48,6 +49,26 @@ pub enum Cmd {
     },
     /// Forget what `slot` had pending.
     Cancel(Slot),
+    /// Make one payment call (sealed, signed, logged) for the device of this generation; the
+    /// answer comes back as [`Msg::Pay`] with `PayEvent::Answer { call: id, .. }`.
+    Pay {
+        generation: u64,
+        id: u32,
+        call: Box<PayCall>,
+        faults: DeviceFaults,
+    },
+    /// Settle the terminal's pending charges (sandbox helper `POST /sandbox/settle`); the
+    /// answer is a [`Msg::Sandbox`] with [`SandboxAction::Settle`].
+    Settle {
+        generation: u64,
+        terminal_id: String,
+    },
+    /// Read the terminal's charges (sandbox helper `GET /sandbox/terminals/{tid}/charges`);
+    /// the answer is [`Msg::Charges`].
+    LoadCharges {
+        generation: u64,
+        terminal_id: String,
+    },
 }
 
 /// A pending [`Cmd::After`]: a newer one in the same slot replaces it.
@@ -55,4 +76,6 @@ pub enum Cmd {
 pub enum Slot {
     /// Demo mode's next kiosk move.
     Demo,
+    /// The payment machine's retry timer.
+    Pay,
 }

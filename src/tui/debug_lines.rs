@@ -64,6 +64,9 @@ pub fn detail_lines(e: &Exchange, theme: Theme) -> Vec<Line<'static>> {
             out.push(Line::from(Span::raw(format!("  {}", clip(l)))));
         }
     }
+    if let Some(h) = &e.body_sha256 {
+        out.push(kv("  body sha256", h, key));
+    }
     if let Some(b) = &e.request_plaintext {
         section(&mut out, "Request plaintext (sealed under the MSK)", head);
         body(&mut out, b, key);

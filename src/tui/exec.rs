@@ -18,8 +18,11 @@ use tokio::task::JoinHandle;
 use super::cmd::{Cmd, Slot};
 use super::model::{Attached, Msg, ProfileItem, SandboxAction};
 use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
-use posemu_client::{ExchangeLog, MerchantError, Transport};
+use posemu_client::{DeviceFaults, DeviceIdentity, ExchangeLog, MerchantError, Transport};
+use posemu_device::payment::PayEvent;
 use posemu_device::Effect;
+use posemu_protocol::api::{CallError, PayCall};
+use posemu_protocol::clock::Clock;
 use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
 use posemu_sandbox::Sandbox;
 
@@ -99,6 +102,9 @@ struct Runner {
     device_id: String,
     /// Whether it talks to the executor's embedded sandbox.
     embedded: bool,
+    /// What payment calls are signed as (None: the profile's identity is broken).
+    identity: Option<DeviceIdentity>,
+    clock: Arc<dyn Clock>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -187,6 +193,7 @@ impl Executor {
                 }
             }
         });
+        let identity = posemu_runtime::profile_identity(&profile).ok();
         self.device = None; // the old device goes first
         if let Some(sb) = open.sandbox {
             self.sandbox = Some(sb);
@@ -222,6 +229,8 @@ impl Executor {
             log,
             device_id: attached.device_id.clone(),
             embedded,
+            identity,
+            clock: open.clock,
             tasks: vec![device_task, log_task],
         });
         Msg::Attached(Box::new(attached))
@@ -273,6 +282,47 @@ impl Executor {
                 action,
                 code,
             } => self.helper(generation, action, code.unwrap_or_default()),
+            Cmd::Pay {
+                generation,
+                id,
+                call,
+                faults,
+            } => self.pay(generation, id, &call, faults),
+            Cmd::Settle {
+                generation,
+                terminal_id,
+            } => {
+                let runner = self
+                    .device
+                    .as_ref()
+                    .filter(|r| r.generation == generation)?;
+                let transport = runner.transport.clone();
+                self.spawn(async move {
+                    let result =
+                        posemu_client::payments::sandbox_settle(&transport, &terminal_id).await;
+                    settle_msg(generation, Some(result))
+                });
+            }
+            Cmd::LoadCharges {
+                generation,
+                terminal_id,
+            } => {
+                let runner = self
+                    .device
+                    .as_ref()
+                    .filter(|r| r.generation == generation)?;
+                let transport = runner.transport.clone();
+                self.spawn(async move {
+                    let result = posemu_client::payments::sandbox_terminal_charges(
+                        &transport,
+                        &terminal_id,
+                        crate::tui::model::sale::LIST_LIMIT,
+                    )
+                    .await
+                    .map_err(|e| helper_text(&e));
+                    Msg::Charges { generation, result }
+                });
+            }
             Cmd::Open(options) => {
                 let opener = self.opener.clone();
                 let mut opening = (*options).clone();
@@ -351,6 +401,37 @@ impl Executor {
         });
     }
 
+    /// One payment call: sealed, signed and logged by the client; the answer goes to the
+    /// payment machine.
+    fn pay(&self, generation: u64, id: u32, call: &PayCall, faults: DeviceFaults) {
+        let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
+            return;
+        };
+        let result = match &runner.identity {
+            Some(identity) => Ok(runner.transport.pay(
+                identity,
+                &faults,
+                call,
+                runner.clock.now(),
+                &mut rand::rng(),
+                Some(&runner.log),
+            )),
+            None => Err(CallError::Decode(
+                "the profile's identity is broken: payment calls cannot be signed".into(),
+            )),
+        };
+        self.spawn(async move {
+            let result = match result {
+                Ok(fut) => fut.await,
+                Err(e) => Err(e),
+            };
+            Msg::Pay {
+                generation,
+                event: PayEvent::Answer { call: id, result },
+            }
+        });
+    }
+
     fn helper(&self, generation: u64, action: SandboxAction, code: String) {
         let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
             return;
@@ -395,6 +476,7 @@ impl Executor {
                         Err(e) => Err(e),
                     }
                 }
+                SandboxAction::Settle => return settle_msg(generation, None),
                 SandboxAction::Expire => {
                     posemu_client::sandbox_expire_code(&transport, &device_id, log)
                         .await
@@ -445,6 +527,40 @@ impl Executor {
                 },
             })
             .collect())
+    }
+}
+
+/// A sandbox helper's failure in a few words: the server's message and code, or the error.
+fn helper_text(e: &CallError) -> String {
+    match (e.status(), e.error_body()) {
+        (Some(404), Some(b)) if b.message == "Route not found" => {
+            "this server is not a posemu sandbox (no /sandbox/ helpers)".into()
+        }
+        (_, Some(b)) => format!("{} ({})", b.message, b.code),
+        _ => e.to_string(),
+    }
+}
+
+/// The answer to [`Cmd::Settle`], as the sandbox helpers answer.
+fn settle_msg(
+    generation: u64,
+    result: Option<Result<posemu_protocol::payments::SettleResponse, CallError>>,
+) -> Msg {
+    let result = match result {
+        None => Err(HelperError::Other("settling needs the terminal id".into())),
+        Some(Ok(r)) => {
+            let n: usize = r.batches.iter().map(|b| b.charge_ids.len()).sum();
+            Ok(match r.batches.first() {
+                Some(b) => format!("Settled {n} charge(s) in batch {}", b.batch_id),
+                None => "Nothing to settle: no charge is pending".into(),
+            })
+        }
+        Some(Err(e)) => Err(HelperError::Other(format!("Settle: {}", helper_text(&e)))),
+    };
+    Msg::Sandbox {
+        generation,
+        action: SandboxAction::Settle,
+        result,
     }
 }
 

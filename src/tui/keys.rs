@@ -31,6 +31,19 @@ pub enum Action {
     ToggleDebug,
     PollSlower,
     PollFaster,
+    /// A digit: the sale's amount, the PIN, a refund amount.
+    Digit,
+    /// ← →: the card's entry mode, the tip.
+    Left,
+    Right,
+    /// The transactions view.
+    Transactions,
+    /// Cancel (void) the selected charge, before settlement.
+    Void,
+    /// Refund the selected charge, after settlement.
+    Refund,
+    /// Settle the terminal's pending charges now (sandbox helper).
+    Settle,
 }
 
 /// When a binding is worth showing in the hint bar.
@@ -47,6 +60,25 @@ pub enum When {
     Exchange,
     /// Only in the help (too common to spend hint-bar room on).
     HelpOnly,
+    /// A screen of the sale flow ([`super::model::Model::pay_applies`]).
+    Pay(PayWhen),
+}
+
+/// Where a payment key applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayWhen {
+    /// Digits are typed: the sale's amount, the PIN, a refund amount.
+    Typing,
+    /// The sale screen is idle (the transactions view opens from it).
+    Idle,
+    /// A list to choose from with ← → (card entry mode, tip).
+    Choosing,
+    /// The transactions view is open.
+    Charges,
+    /// The selected transaction can be cancelled (approved, not settled).
+    CanVoid,
+    /// The selected transaction can be refunded (settled, something left).
+    CanRefund,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +87,7 @@ pub enum Section {
     Device,
     Sandbox,
     Debug,
+    Payments,
 }
 
 impl Section {
@@ -64,6 +97,7 @@ impl Section {
             Section::Device => "Device",
             Section::Sandbox => "Sandbox (embedded or a posemu sandbox server)",
             Section::Debug => "Debug side",
+            Section::Payments => "Payments (the sale screen)",
         }
     }
 }
@@ -91,7 +125,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Enter, NONE)],
         shown: "Enter",
         hint: "OK",
-        help: "POS OK (green): retry after an error; an exchange's details",
+        help: "POS OK (green): go on in a sale; retry after an error; an exchange's details",
         action: Action::Ok,
         when: When::Stopped,
         section: Section::Device,
@@ -167,7 +201,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Esc, NONE)],
         shown: "Esc",
         hint: "cancel",
-        help: "POS Cancel (red): close a popup, focus the device",
+        help: "POS Cancel (red): abandon the sale, close a view or popup, focus the device",
         action: Action::Cancel,
         when: When::HelpOnly,
         section: Section::Device,
@@ -176,7 +210,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Backspace, NONE)],
         shown: "Backspace",
         hint: "clear",
-        help: "POS Clear (yellow): dismiss the message on screen",
+        help: "POS Clear (yellow): delete the last digit, a screen back; dismiss the message",
         action: Action::Clear,
         when: When::HelpOnly,
         section: Section::Device,
@@ -212,7 +246,7 @@ pub const BINDINGS: &[Binding] = &[
         keys: &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
         shown: "↑↓ j k",
         hint: "",
-        help: "Select an exchange, or scroll the details",
+        help: "Choose a card, tip or transaction; select an exchange, scroll the details",
         action: Action::Up,
         when: When::HelpOnly,
         section: Section::Debug,
@@ -261,6 +295,80 @@ pub const BINDINGS: &[Binding] = &[
         action: Action::Export,
         when: When::Debug,
         section: Section::Debug,
+    },
+    Binding {
+        keys: &[
+            (KeyCode::Char('0'), NONE),
+            (KeyCode::Char('1'), NONE),
+            (KeyCode::Char('2'), NONE),
+            (KeyCode::Char('3'), NONE),
+            (KeyCode::Char('4'), NONE),
+            (KeyCode::Char('5'), NONE),
+            (KeyCode::Char('6'), NONE),
+            (KeyCode::Char('7'), NONE),
+            (KeyCode::Char('8'), NONE),
+            (KeyCode::Char('9'), NONE),
+        ],
+        shown: "0-9",
+        hint: "type",
+        help: "Type the amount (it grows from the right), the PIN, a refund amount",
+        action: Action::Digit,
+        when: When::Pay(PayWhen::Typing),
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Left, NONE), (KeyCode::Char('h'), NONE)],
+        shown: "← → h l",
+        hint: "choose",
+        help: "Card: tap, insert, swipe or manual entry; tip: the percentage",
+        action: Action::Left,
+        when: When::Pay(PayWhen::Choosing),
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Right, NONE), (KeyCode::Char('l'), NONE)],
+        shown: "→ l",
+        hint: "",
+        help: "",
+        action: Action::Right,
+        when: When::HelpOnly,
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Char('t'), NONE)],
+        shown: "t",
+        hint: "transactions",
+        help: "The terminal's transactions (the sandbox's list and this session's)",
+        action: Action::Transactions,
+        when: When::Pay(PayWhen::Idle),
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Char('v'), NONE)],
+        shown: "v",
+        hint: "cancel charge",
+        help: "Transactions: cancel (void) the selected charge, before settlement",
+        action: Action::Void,
+        when: When::Pay(PayWhen::CanVoid),
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Char('f'), NONE)],
+        shown: "f",
+        hint: "refund",
+        help: "Transactions: refund the selected charge (after settlement), with an amount",
+        action: Action::Refund,
+        when: When::Pay(PayWhen::CanRefund),
+        section: Section::Payments,
+    },
+    Binding {
+        keys: &[(KeyCode::Char('b'), NONE)],
+        shown: "b",
+        hint: "settle",
+        help: "Settle the terminal's pending charges now (POST /sandbox/settle, batch close)",
+        action: Action::Settle,
+        when: When::Pay(PayWhen::Charges),
+        section: Section::Sandbox,
     },
     Binding {
         keys: &[

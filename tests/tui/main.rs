@@ -5,4 +5,5 @@ mod tui_support;
 mod bench;
 mod demo_flow;
 mod flow;
+mod pay_flow;
 mod snapshots;

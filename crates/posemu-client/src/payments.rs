@@ -374,3 +374,57 @@ pub async fn sandbox_charge(
     }
     json("sandbox-charge", &inc.body)
 }
+
+/// `GET /sandbox/terminals/{tid}/charges?limit=N` (spec 7.12, sandbox only): the terminal's
+/// newest `limit` charges, newest first (the POS screen's transactions view).
+pub async fn sandbox_terminal_charges(
+    transport: &Transport,
+    terminal_id: &str,
+    limit: usize,
+) -> Result<Vec<posemu_protocol::payments::Charge>, CallError> {
+    if !posemu_protocol::payments::is_valid_terminal_id(terminal_id) {
+        return Err(CallError::Decode(format!(
+            "terminal id {terminal_id:?} is not letters, digits, - and _"
+        )));
+    }
+    let path = posemu_protocol::payments::paths::sandbox_terminal_charges(terminal_id);
+    let out = Outgoing {
+        method: Method::GET,
+        url: format!("{}?limit={}", transport.url(&path), limit.clamp(1, 10_000)),
+        headers: HeaderMap::new(),
+        body: None,
+        timeout: None,
+    };
+    let inc = transport.send(out).await?;
+    if !inc.status.is_success() {
+        return Err(inc.to_http_error(std::time::SystemTime::now()));
+    }
+    let list: posemu_protocol::payments::wire::TerminalCharges =
+        json("sandbox-terminal-charges", &inc.body)?;
+    let mut charges = list.charges;
+    charges.truncate(limit);
+    Ok(charges)
+}
+
+/// `POST /sandbox/settle` with `{"terminal_id": …}` (spec 7.12, sandbox only): settles the
+/// terminal's pending charges now, as the acquirer's batch close would.
+pub async fn sandbox_settle(
+    transport: &Transport,
+    terminal_id: &str,
+) -> Result<posemu_protocol::payments::SettleResponse, CallError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "terminal_id": terminal_id }).to_string();
+    let out = Outgoing {
+        method: Method::POST,
+        url: transport.url(posemu_protocol::payments::paths::SANDBOX_SETTLE),
+        headers,
+        body: Some(body.into_bytes()),
+        timeout: None,
+    };
+    let inc = transport.send(out).await?;
+    if !inc.status.is_success() {
+        return Err(inc.to_http_error(std::time::SystemTime::now()));
+    }
+    json("sandbox-settle", &inc.body)
+}

@@ -63,6 +63,12 @@ impl Machine {
         (self.epoch.elapsed().as_millis() as u64).saturating_mul(self.warp as u64)
     }
 
+    /// A number from the machine's seeded random source (a second machine over the same
+    /// device, payments, draws its randomness here too).
+    pub fn random(&mut self) -> u64 {
+        self.rng.random()
+    }
+
     /// Feeds one event to the machine; answers its effects (notes included), to carry out.
     pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
         let now = Now {

@@ -18,6 +18,9 @@ mod demo;
 mod effects;
 mod exchanges;
 mod popups;
+pub mod sale;
+#[cfg(test)]
+mod sale_tests;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -36,9 +39,11 @@ use super::exec::HelperError;
 use super::qr::QrMatrix;
 use super::theme::{Level, Theme};
 use posemu_client::Exchange;
+use posemu_device::payment::PayEvent;
 use posemu_device::{DeviceEvent, DeviceState, Phase, Step};
 use posemu_profile::Profile;
 use posemu_protocol::clock::Clock;
+use posemu_protocol::payments::Charge;
 use posemu_runtime::{DeviceOptions, Machine, OpenDevice, OpenError};
 
 pub use demo::{Demo, DemoDue, DemoMode};
@@ -91,6 +96,16 @@ pub enum Msg {
     Profiles(Result<Vec<ProfileItem>, String>),
     /// Saving progress failed ([`Cmd::Save`]).
     SaveFailed(String),
+    /// An event for the payment machine (a call's answer, its retry timer).
+    Pay {
+        generation: u64,
+        event: PayEvent,
+    },
+    /// The terminal's charges from the sandbox helper ([`Cmd::LoadCharges`]).
+    Charges {
+        generation: u64,
+        result: Result<Vec<Charge>, String>,
+    },
     /// Demo mode: a kiosk move came due (`--auto-claim`, `--loop`).
     Demo {
         generation: u64,
@@ -125,6 +140,8 @@ pub enum SandboxAction {
     AutoClaim,
     Expire,
     Reset,
+    /// `POST /sandbox/settle` for this terminal.
+    Settle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +218,8 @@ pub struct Model {
     /// `posemu demo`: the portal banner, no profile or server switch, kiosk moves.
     demo: Option<Demo>,
     epoch: Instant,
+    /// The sale flow and the payment machine.
+    sale: sale::Sale,
     /// Commands queued by what `update` called, handed out when it returns.
     out: Vec<Cmd>,
 }
@@ -224,6 +243,7 @@ impl Model {
             quit: false,
             demo: None,
             epoch: Instant::now(),
+            sale: sale::Sale::default(),
             out: Vec::new(),
         }
     }
@@ -362,6 +382,7 @@ impl Model {
     /// A step's call is in flight (the spinner turns fast).
     fn busy(&self) -> bool {
         self.opening.is_some()
+            || self.sale.busy()
             || self.device().is_some_and(|d| {
                 matches!(d.phase, Phase::Step(_) | Phase::Off) && d.retry_due_ms.is_none()
             })

@@ -104,6 +104,7 @@ impl Model {
             self.toast_(Level::Warn, problem);
         }
         self.demo_notice();
+        self.sale = super::sale::Sale::default();
         self.device_event(DeviceEvent::Start);
     }
 
@@ -118,6 +119,12 @@ impl Model {
             return;
         };
         let generation = d.generation;
+        if matches!(event, DeviceEvent::Restart) {
+            self.sale = super::sale::Sale::default();
+        }
+        let Some(d) = self.device.as_mut() else {
+            return;
+        };
         let mut notes = Vec::new();
         for effect in d.machine.step(event) {
             match effect {
@@ -132,6 +139,7 @@ impl Model {
         for n in notes {
             self.on_note(n);
         }
+        self.pay_keys_check();
     }
 
     /// A note of the machine: its one text (`Note::describe`, as `activate` prints it) on the

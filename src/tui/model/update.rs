@@ -77,6 +77,11 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Cmd> {
                 (SandboxAction::AutoClaim, Err(e)) => {
                     m.log(Level::Warn, format!("auto-claim: {e}"))
                 }
+                (SandboxAction::Settle, Ok(text)) => {
+                    m.log(Level::Good, text.clone());
+                    m.toast_(Level::Good, text);
+                    m.sale_reload();
+                }
                 (_, Ok(text)) => m.toast_(Level::Good, text),
                 (_, Err(e)) => {
                     m.log(Level::Bad, e.to_string());
@@ -111,6 +116,16 @@ fn dispatch(m: &mut Model, msg: Msg) -> Vec<Cmd> {
             seq,
             due,
         } => return on_due(m, generation, seq, due),
+        Msg::Pay { generation, event } => {
+            if m.generation() == Some(generation) {
+                m.pay_event(event);
+            }
+        }
+        Msg::Charges { generation, result } => {
+            if m.generation() == Some(generation) {
+                m.charges_loaded(result);
+            }
+        }
     }
     Vec::new()
 }
@@ -125,7 +140,10 @@ fn on_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
         return on_popup_key(m, k);
     }
     match keys::lookup(&k) {
-        Some(b) => act(m, b.action),
+        Some(b) => match m.sale_key(b.action, &k) {
+            Some(cmds) => cmds,
+            None => act(m, b.action),
+        },
         None => Vec::new(),
     }
 }
@@ -193,6 +211,14 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
         Action::Clear => m.toast = None,
         Action::Restart => return restart(m),
         Action::Claim | Action::Expire => return code_action(m, action),
+        // the sale's keys (`Model::sale_key` takes them all)
+        Action::Digit
+        | Action::Left
+        | Action::Right
+        | Action::Transactions
+        | Action::Void
+        | Action::Refund
+        | Action::Settle => {}
         Action::Profiles => return vec![Cmd::ListProfiles],
         Action::Server => {
             let current = m.options.server.clone().unwrap_or_default();

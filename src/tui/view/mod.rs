@@ -3,12 +3,16 @@
 //! popups on top. Pure: it reads the model and draws, nothing else.
 
 mod banner;
+mod card;
 mod debug;
 mod device;
+mod outcome;
 mod pairing;
 mod parts;
 mod popups;
+mod sale;
 mod screens;
+mod transactions;
 
 pub use debug::wrapped_rows;
 
@@ -133,6 +137,7 @@ fn hint_bar(m: &Model, area: Rect, buf: &mut Buffer) {
         When::Debug => m.debug_visible(),
         When::Exchange => m.debug_visible() && m.debug().selected().is_some(),
         When::HelpOnly => false,
+        When::Pay(w) => m.pay_applies(w),
     };
     let right = if area.width >= 100 { " posemu " } else { "" };
     let room = (area.width as usize).saturating_sub(right.len() + 1);

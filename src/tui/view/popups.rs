@@ -143,6 +143,7 @@ fn help(m: &Model, area: Rect, buf: &mut Buffer) {
     for section in [
         Section::General,
         Section::Device,
+        Section::Payments,
         Section::Sandbox,
         Section::Debug,
     ] {

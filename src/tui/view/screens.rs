@@ -24,6 +24,10 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     let Some(d) = m.device() else {
         return booting(m, area, buf, Some("Starting"));
     };
+    if m.sale_on_screen() {
+        // the sale screen (a payment re-keying the device stays on it)
+        return super::sale::render(m, d, area, buf);
+    }
     match &d.phase {
         Phase::Off | Phase::Step(Step::Bootstrap) => booting(m, area, buf, None),
         Phase::Step(Step::PairingCode) | Phase::Step(Step::Status) => {
@@ -36,7 +40,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
         Phase::Pairing => pairing(m, d, area, buf),
         Phase::UpdateRequired { version, min } => update_required(m, version, min, area, buf),
         Phase::Step(_) => setting_up(m, d, area, buf),
-        Phase::Ready => ready(m, d, area, buf),
+        Phase::Ready => super::sale::render(m, d, area, buf),
         Phase::Failed(f) => failed(m, f, area, buf),
     }
 }
@@ -199,62 +203,6 @@ fn setting_up(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     }));
     if let Some(tr) = m.trouble() {
         items.extend(para(short_error(&tr.error), t.warn(), area.width, 2, true));
-    }
-    stack(area, items, buf);
-}
-
-fn ready(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
-    let t = m.theme;
-    let p = &d.progress;
-    let merchant = p.merchant_name.clone().unwrap_or_else(|| "Merchant".into());
-    let config = p.config.as_ref();
-    let field = |path: &[&str]| -> Option<String> {
-        let mut v = config?;
-        for k in path {
-            v = v.get(*k)?;
-        }
-        v.as_str().map(str::to_string)
-    };
-    let place = [field(&["location", "name"]), field(&["location", "city"])]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · ");
-    let size = match (area.height, area.width) {
-        (22.., 40..) => PixelSize::Full,
-        (22.., _) => PixelSize::HalfWidth,
-        _ => PixelSize::Quadrant,
-    };
-    let mut items = vec![item(1, false, text(styled(merchant, t.title())))];
-    if !place.is_empty() {
-        items.push(item(1, false, text(styled(place, t.muted()))));
-    }
-    items.push(item(big_height(size), true, big("Ready", t.ok(), size)));
-    items.push(item(1, true, text(styled("✓ Ready for payments", t.ok()))));
-    let mut facts: Vec<(&str, String)> = Vec::new();
-    if let Some(tid) = &p.terminal_id {
-        facts.push(("Terminal", tid.clone()));
-    }
-    facts.push(("Device", p.device_id.clone()));
-    if let Some(c) = field(&["emv", "currency"]) {
-        facts.push(("Currency", c));
-    }
-    if let Some(at) = &p.activated_at {
-        facts.push(("Activated", at.replace('T', " ").replace('Z', " UTC")));
-    }
-    if let Some(ks) = &p.key_set {
-        facts.push((
-            "Key set",
-            format!("{} ({} keys)", ks.key_set_id, ks.kcvs.len()),
-        ));
-    }
-    let w = area.width.min(44);
-    for (i, (k, v)) in facts.into_iter().enumerate() {
-        items.push(item(1, i == 0, move |r: Rect, buf: &mut Buffer| {
-            let x = r.x + r.width.saturating_sub(w) / 2;
-            buf.set_string(x, r.y, k, t.muted());
-            buf.set_stringn(x + 11, r.y, &v, w.saturating_sub(11) as usize, t.screen());
-        }));
     }
     stack(area, items, buf);
 }

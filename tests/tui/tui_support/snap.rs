@@ -76,6 +76,8 @@ const MASKS: &[(&str, &str)] = &[
     // timeline times follow backoff jitter and loopback scheduling
     (r"(?<v> *\d+\.\ds) [·✓⚠✕]", "T.Ts"),
     (r"(?<v>att_[A-Za-z0-9]+)", "att_TOKEN"),
+    // Idempotency-Keys are drawn from the device's random seed
+    (r"Idempotency-Key (?<v>[0-9a-f][0-9a-f-]*)", "UUID"),
     (r"(?<v>[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏])", "⠿"),
 ];
 

@@ -23,7 +23,7 @@ mod run;
 
 use std::time::Duration;
 
-pub use notes::PayNote;
+pub use notes::{error_text, PayNote};
 
 use super::machine::{DeviceState, Now};
 use posemu_protocol::api::{CallError, PayAnswer, PayCall, PayRequest, Secret};

@@ -1,0 +1,748 @@
+//! The sale flow on the Ready screen (spec 7, `shared/design/payments-screens.md`): the amount
+//! typed as real terminals do (it grows from the right), the tip, the card, processing, the PIN
+//! pad, the outcome, the receipt, and the transactions view with cancel and refund.
+//!
+//! The payment machine ([`posemu_device::payment`]) runs here beside the device machine, over
+//! the same [`posemu_device::DeviceState`]; its calls and retry timer leave as [`Cmd::Pay`] and
+//! [`Cmd::After`], its re-key request is fed to the device machine, its notes are shown. The
+//! randomness it needs comes from the device machine's seeded source.
+
+use chrono::Datelike;
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::{Cmd, Focus, Model, Msg};
+use crate::tui::cmd::Slot;
+use crate::tui::keys::{Action, PayWhen};
+use crate::tui::theme::Level;
+use posemu_device::payment::{
+    self, ChargeInput, PayEffect, PayEvent, PayNote, PayOp, PayOutcome, PayPhase, Payments,
+};
+use posemu_device::{DeviceEvent, DeviceState, Now, Phase};
+use posemu_protocol::api::Secret;
+use posemu_protocol::payments::money::MAX_REQUEST_DIGITS;
+use posemu_protocol::payments::wire::CardData;
+use posemu_protocol::payments::wire::SettlementStatus;
+use posemu_protocol::payments::{Charge, ChargeStatus, EntryMode, Money, TestCard, TEST_CARDS};
+
+/// PIN length on the pad (ISO 9564 format 4, spec 7.6).
+pub const PIN_MIN: usize = 4;
+pub const PIN_MAX: usize = 12;
+/// How many charges the transactions view asks the sandbox for.
+pub const LIST_LIMIT: usize = 50;
+/// Charges this session keeps (newest first).
+const SESSION_MAX: usize = 200;
+/// Tip choices kept from the config (besides "no tip").
+const TIP_CHOICES_MAX: usize = 6;
+
+/// The card screen's ways in, in the order a terminal names them: tap, insert, swipe, manual.
+pub const ENTRY_ORDER: [EntryMode; 4] = [
+    EntryMode::Contactless,
+    EntryMode::Chip,
+    EntryMode::Swipe,
+    EntryMode::Manual,
+];
+/// Insert (chip) is selected first.
+const ENTRY_DEFAULT: usize = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Amount,
+    Tip,
+    Card,
+    Processing,
+    Pin,
+    Outcome,
+    Receipt,
+    Transactions,
+    RefundAmount,
+}
+
+/// The sale on screen and the payment machine behind it.
+pub struct Sale {
+    pub screen: Screen,
+    /// The amount typed, in minor units of the terminal's currency.
+    pub amount: u64,
+    /// 0: no tip; `i`: the config's `i`-th percentage.
+    pub tip_choice: usize,
+    /// Index into [`TEST_CARDS`].
+    pub card: usize,
+    /// Index into [`ENTRY_ORDER`].
+    pub entry: usize,
+    /// The PIN typed so far (shown only as `*`).
+    pin: Secret<String>,
+    pay: Payments,
+    /// `charge`, `refund`, `cancel`.
+    pub operation: &'static str,
+    /// When the operation began (device machine ms).
+    pub started_ms: u64,
+    /// The step in words, while processing.
+    pub step: String,
+    pub outcome: Option<PayOutcome>,
+    /// Charges this session made or changed, newest first.
+    session: Vec<Charge>,
+    /// The sandbox's list, as last read.
+    listed: Vec<Charge>,
+    /// Why the sandbox's list is missing, or that it is loading.
+    pub list_note: Option<String>,
+    /// The selected row of the transactions view.
+    pub selected: usize,
+    /// The charge being refunded and what is left of it.
+    pub refund: Option<(String, Money)>,
+    pub refund_amount: u64,
+    /// The next digit starts the refund amount over (it shows what is left at first).
+    refund_fresh: bool,
+    /// Where the outcome and the receipt lead back to.
+    back: Screen,
+    /// The slip shown by the receipt view, when it is one of the list's charges.
+    pub receipt_of: Option<Charge>,
+}
+
+impl Default for Sale {
+    fn default() -> Self {
+        Sale {
+            screen: Screen::Amount,
+            amount: 0,
+            tip_choice: 0,
+            card: 0,
+            entry: ENTRY_DEFAULT,
+            pin: Secret(String::new()),
+            pay: Payments::new(),
+            operation: "charge",
+            started_ms: 0,
+            step: String::new(),
+            outcome: None,
+            session: Vec::new(),
+            listed: Vec::new(),
+            list_note: None,
+            selected: 0,
+            refund: None,
+            refund_amount: 0,
+            refund_fresh: true,
+            back: Screen::Amount,
+            receipt_of: None,
+        }
+    }
+}
+
+impl Sale {
+    /// How many PIN digits are typed (the digits themselves never leave the model).
+    pub fn pin_len(&self) -> usize {
+        self.pin.expose().len()
+    }
+
+    /// A payment operation is under way (a call, a retry wait, the re-key, the PIN).
+    pub fn paying(&self) -> bool {
+        !self.pay.is_free()
+    }
+
+    /// The device fetches its keys again for this payment.
+    pub fn rekeying(&self) -> bool {
+        self.pay.phase == PayPhase::NeedKeys
+    }
+
+    /// A call or a retry is under way (the spinner turns).
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.pay.phase,
+            PayPhase::NeedKeys | PayPhase::Sending | PayPhase::Backoff { .. }
+        )
+    }
+
+    pub fn test_card(&self) -> &'static TestCard {
+        &TEST_CARDS[self.card.min(TEST_CARDS.len() - 1)]
+    }
+
+    pub fn entry_mode(&self) -> EntryMode {
+        ENTRY_ORDER[self.entry.min(ENTRY_ORDER.len() - 1)]
+    }
+
+    /// The transactions: the sandbox's list and this session's charges it lacks, newest first.
+    pub fn charges(&self) -> Vec<&Charge> {
+        let mut all: Vec<&Charge> = self.listed.iter().collect();
+        for c in &self.session {
+            if !self.listed.iter().any(|l| l.charge_id == c.charge_id) {
+                all.push(c);
+            }
+        }
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all
+    }
+
+    pub fn selected_charge(&self) -> Option<Charge> {
+        self.charges().get(self.selected).map(|c| (*c).clone())
+    }
+
+    /// A fresher copy of a charge (an operation's answer, the sandbox's list) replaces the old.
+    fn remember(&mut self, c: &Charge) {
+        self.session.retain(|s| s.charge_id != c.charge_id);
+        self.session.insert(0, c.clone());
+        self.session.truncate(SESSION_MAX);
+        for l in self
+            .listed
+            .iter_mut()
+            .filter(|l| l.charge_id == c.charge_id)
+        {
+            *l = c.clone();
+        }
+    }
+}
+
+/// Approved and not settled yet: cancel it (spec 7.10).
+pub fn can_void(c: &Charge) -> bool {
+    c.status == ChargeStatus::Approved && c.settlement.status == SettlementStatus::Pending
+}
+
+/// What is left to refund of a settled charge, if anything (spec 7.8).
+pub fn refundable(c: &Charge) -> Option<Money> {
+    let settled = c.settlement.status == SettlementStatus::Settled;
+    let open = matches!(
+        c.status,
+        ChargeStatus::Approved | ChargeStatus::PartiallyRefunded
+    );
+    let left = c
+        .approved_amount
+        .as_ref()?
+        .saturating_sub(c.refunded_amount.value);
+    (settled && open && left.value > 0).then_some(left)
+}
+
+/// The tip percentages of config `merchant.tip_info` when tips are enabled (each 1–100, at
+/// most six); empty otherwise.
+pub fn tip_percentages(d: &DeviceState) -> Vec<u64> {
+    let Some(info) = d
+        .progress
+        .config
+        .as_ref()
+        .and_then(|c| c.get("merchant")?.get("tip_info"))
+    else {
+        return Vec::new();
+    };
+    if info.get("enabled").and_then(|e| e.as_bool()) != Some(true) {
+        return Vec::new();
+    }
+    let list = info.get("percentages").and_then(|p| p.as_array());
+    list.into_iter()
+        .flatten()
+        .filter_map(|p| p.as_u64())
+        .filter(|p| (1..=100).contains(p))
+        .take(TIP_CHOICES_MAX)
+        .collect()
+}
+
+/// `pct` % of `amount`, rounded half up, saturating.
+pub fn tip_of(amount: u64, pct: u64) -> u64 {
+    amount.saturating_mul(pct).saturating_add(50) / 100
+}
+
+/// Appends a digit the way a terminal's keypad does (the amount grows from the right).
+fn push_digit(v: u64, d: u64) -> u64 {
+    let max = 10u64.pow(MAX_REQUEST_DIGITS as u32) - 1;
+    let next = v.saturating_mul(10).saturating_add(d);
+    if next > max {
+        v
+    } else {
+        next
+    }
+}
+
+impl Model {
+    pub fn sale(&self) -> &Sale {
+        &self.sale
+    }
+
+    /// The terminal's currency (config `emv.currency`).
+    pub fn currency(&self) -> Option<String> {
+        payment::terminal_currency(self.device()?)
+    }
+
+    /// The tip choices of the config (empty: no tip screen).
+    pub fn tips(&self) -> Vec<u64> {
+        self.device().map(tip_percentages).unwrap_or_default()
+    }
+
+    /// The tip of the sale as chosen (0: no tip).
+    pub fn tip(&self) -> u64 {
+        let tips = self.tips();
+        match self.sale.tip_choice.checked_sub(1) {
+            Some(i) => tips.get(i).map_or(0, |p| tip_of(self.sale.amount, *p)),
+            None => 0,
+        }
+    }
+
+    /// Where the screen shows the sale: the device is ready, or fetches its keys for it.
+    pub fn sale_on_screen(&self) -> bool {
+        self.device().is_some_and(|d| d.phase == Phase::Ready) || self.sale.rekeying()
+    }
+
+    /// Whether a payment key applies now (the hint bar).
+    pub fn pay_applies(&self, w: PayWhen) -> bool {
+        if !self.sale_on_screen() {
+            return false;
+        }
+        let s = &self.sale;
+        let selected = || s.selected_charge();
+        match w {
+            PayWhen::Typing => matches!(
+                s.screen,
+                Screen::Amount | Screen::Pin | Screen::RefundAmount
+            ),
+            PayWhen::Idle => matches!(s.screen, Screen::Amount | Screen::Outcome | Screen::Receipt),
+            PayWhen::Choosing => matches!(s.screen, Screen::Tip | Screen::Card),
+            PayWhen::Charges => s.screen == Screen::Transactions,
+            PayWhen::CanVoid => {
+                s.screen == Screen::Transactions && selected().is_some_and(|c| can_void(&c))
+            }
+            PayWhen::CanRefund => {
+                s.screen == Screen::Transactions
+                    && selected().and_then(|c| refundable(&c)).is_some()
+            }
+        }
+    }
+
+    /// A key on the sale screens; `None` when the sale does not take it (the usual meaning
+    /// applies then).
+    pub(super) fn sale_key(&mut self, action: Action, k: &KeyEvent) -> Option<Vec<Cmd>> {
+        use Action as A;
+        let own = matches!(
+            action,
+            A::Digit | A::Left | A::Right | A::Transactions | A::Void | A::Refund | A::Settle
+        );
+        let on_device = self.focus == Focus::Device && self.device_visible();
+        if !self.sale_on_screen() {
+            if own {
+                self.toast_(Level::Info, "Not ready for payments yet");
+                return Some(Vec::new());
+            }
+            return None;
+        }
+        if !own && !on_device {
+            return None;
+        }
+        let digit = match k.code {
+            KeyCode::Char(c) => c.to_digit(10).map(u64::from),
+            _ => None,
+        };
+        if action == A::Settle {
+            return Some(self.settle());
+        }
+        let tips = self.tips().len();
+        let s = &mut self.sale;
+        match (s.screen, action) {
+            (Screen::Amount, A::Digit) => s.amount = push_digit(s.amount, digit.unwrap_or(0)),
+            (Screen::Amount, A::Clear) if s.amount > 0 => s.amount /= 10,
+            (Screen::Amount, A::Cancel) if s.amount > 0 => s.amount = 0,
+            (Screen::Amount, A::Ok) => {
+                if s.amount == 0 {
+                    self.toast_(Level::Info, "Type the amount first");
+                } else if tips == 0 {
+                    self.sale.screen = Screen::Card;
+                } else {
+                    self.sale.screen = Screen::Tip;
+                }
+            }
+            (Screen::Amount | Screen::Outcome | Screen::Receipt, A::Transactions) => {
+                return Some(self.open_transactions());
+            }
+            (Screen::Tip, A::Up | A::Left) => s.tip_choice = s.tip_choice.saturating_sub(1),
+            (Screen::Tip, A::Down | A::Right) => s.tip_choice = (s.tip_choice + 1).min(tips),
+            (Screen::Tip, A::Ok) => s.screen = Screen::Card,
+            (Screen::Tip, A::Clear) => s.screen = Screen::Amount,
+            (Screen::Card, A::Up) => s.card = s.card.saturating_sub(1),
+            (Screen::Card, A::Down) => s.card = (s.card + 1).min(TEST_CARDS.len() - 1),
+            (Screen::Card, A::Left) => s.entry = s.entry.saturating_sub(1),
+            (Screen::Card, A::Right) => s.entry = (s.entry + 1).min(ENTRY_ORDER.len() - 1),
+            (Screen::Card, A::Clear) => {
+                s.screen = if tips == 0 {
+                    Screen::Amount
+                } else {
+                    Screen::Tip
+                }
+            }
+            (Screen::Card, A::Ok) => return Some(self.charge()),
+            (Screen::Tip | Screen::Card, A::Cancel) => {
+                s.amount = 0;
+                s.tip_choice = 0;
+                s.screen = Screen::Amount;
+            }
+            (Screen::Pin, A::Digit) if s.pin.0.len() < PIN_MAX => {
+                s.pin.0.push(char::from(b'0' + digit.unwrap_or(0) as u8));
+            }
+            (Screen::Pin, A::Clear) => {
+                s.pin.0.pop();
+            }
+            (Screen::Pin, A::Ok) => {
+                if s.pin.0.len() < PIN_MIN {
+                    self.toast_(Level::Info, "The PIN has 4 to 12 digits");
+                } else {
+                    let pin = std::mem::replace(&mut s.pin, Secret(String::new()));
+                    s.screen = Screen::Processing;
+                    self.pay_event(PayEvent::Pin(pin));
+                }
+            }
+            (Screen::Pin, A::Cancel) => {
+                s.pin = Secret(String::new());
+                s.screen = Screen::Processing;
+                self.pay_event(PayEvent::NoPin);
+            }
+            (Screen::Outcome, A::Ok) => {
+                let cancel_late = match &s.outcome {
+                    Some(PayOutcome::Unknown {
+                        charge_id: Some(id),
+                        ..
+                    }) => Some(id.clone()),
+                    _ => None,
+                };
+                if let Some(charge_id) = cancel_late {
+                    return Some(self.begin(PayOp::Cancel {
+                        charge_id,
+                        reverse: false,
+                    }));
+                }
+                if s.outcome.as_ref().is_some_and(has_slip) {
+                    s.receipt_of = None;
+                    s.screen = Screen::Receipt;
+                } else {
+                    return Some(self.leave_outcome());
+                }
+            }
+            (Screen::Outcome | Screen::Receipt, A::Ok | A::Clear | A::Cancel) => {
+                return Some(self.leave_outcome());
+            }
+            (Screen::Transactions, A::Up) => s.selected = s.selected.saturating_sub(1),
+            (Screen::Transactions, A::Down) => {
+                let n = s.charges().len();
+                s.selected = (s.selected + 1).min(n.saturating_sub(1));
+            }
+            (Screen::Transactions, A::Ok) => {
+                if let Some(c) = s.selected_charge() {
+                    s.receipt_of = Some(c);
+                    s.back = Screen::Transactions;
+                    s.screen = Screen::Receipt;
+                }
+            }
+            (Screen::Transactions, A::Void) => match s.selected_charge() {
+                Some(c) if can_void(&c) => {
+                    return Some(self.begin(PayOp::Cancel {
+                        charge_id: c.charge_id,
+                        reverse: false,
+                    }))
+                }
+                Some(_) => self.toast_(
+                    Level::Info,
+                    "Only an approved charge not settled yet can be cancelled (settled: refund)",
+                ),
+                None => self.toast_(Level::Info, "No transaction selected"),
+            },
+            (Screen::Transactions, A::Refund) => match s.selected_charge() {
+                Some(c) => match refundable(&c) {
+                    Some(left) => {
+                        s.refund_amount = left.value;
+                        s.refund = Some((c.charge_id, left));
+                        s.refund_fresh = true;
+                        s.screen = Screen::RefundAmount;
+                    }
+                    None => self.toast_(
+                        Level::Info,
+                        "Only a settled charge with something left can be refunded (not settled: cancel; b settles)",
+                    ),
+                },
+                None => self.toast_(Level::Info, "No transaction selected"),
+            },
+            (Screen::Transactions, A::Cancel | A::Clear | A::Transactions) => {
+                s.screen = Screen::Amount;
+            }
+            (Screen::RefundAmount, A::Digit) => {
+                let d = digit.unwrap_or(0);
+                s.refund_amount = if s.refund_fresh {
+                    d
+                } else {
+                    push_digit(s.refund_amount, d)
+                };
+                s.refund_fresh = false;
+            }
+            (Screen::RefundAmount, A::Clear) => {
+                s.refund_amount /= 10;
+                s.refund_fresh = false;
+            }
+            (Screen::RefundAmount, A::Cancel) => s.screen = Screen::Transactions,
+            (Screen::RefundAmount, A::Ok) => {
+                let Some((charge_id, left)) = s.refund.clone() else {
+                    return Some(Vec::new());
+                };
+                if s.refund_amount == 0 || s.refund_amount > left.value {
+                    self.toast_(
+                        Level::Info,
+                        format!("Refund 0.01 up to {} {}", left.major(), left.currency),
+                    );
+                } else {
+                    let amount = s.refund_amount;
+                    return Some(self.begin(PayOp::Refund {
+                        charge_id,
+                        amount,
+                        reason: None,
+                        idempotency_key: None,
+                    }));
+                }
+            }
+            (Screen::Processing, A::Up | A::Down) => return None,
+            (_, A::Void | A::Refund) => {
+                self.toast_(Level::Info, "Open the transactions (t) and select a charge")
+            }
+            (_, A::Transactions) => {
+                self.toast_(Level::Info, "Finish or cancel this sale first")
+            }
+            // the amount screen leaves ↑↓, Esc and ⌫ to their usual meaning
+            (Screen::Amount, _) => {
+                if own {
+                    return Some(Vec::new());
+                }
+                return None;
+            }
+            _ => {}
+        }
+        Some(Vec::new())
+    }
+
+    fn leave_outcome(&mut self) -> Vec<Cmd> {
+        let s = &mut self.sale;
+        s.outcome = None;
+        s.receipt_of = None;
+        if s.back == Screen::Transactions {
+            return self.open_transactions();
+        }
+        s.amount = 0;
+        s.tip_choice = 0;
+        s.screen = Screen::Amount;
+        Vec::new()
+    }
+
+    fn open_transactions(&mut self) -> Vec<Cmd> {
+        let s = &mut self.sale;
+        s.screen = Screen::Transactions;
+        s.back = Screen::Transactions;
+        s.outcome = None;
+        s.receipt_of = None;
+        s.list_note = Some("Loading the terminal's charges…".into());
+        let (Some(generation), Some(tid)) = (
+            self.generation(),
+            self.device().and_then(|d| d.progress.terminal_id.clone()),
+        ) else {
+            self.sale.list_note = None;
+            return Vec::new();
+        };
+        vec![Cmd::LoadCharges {
+            generation,
+            terminal_id: tid,
+        }]
+    }
+
+    /// The transactions view reads the list again (after a settlement).
+    pub(super) fn sale_reload(&mut self) {
+        if self.sale.screen == Screen::Transactions {
+            let cmds = self.open_transactions();
+            self.out.extend(cmds);
+        }
+    }
+
+    fn settle(&mut self) -> Vec<Cmd> {
+        let (Some(generation), Some(terminal_id)) = (
+            self.generation(),
+            self.device().and_then(|d| d.progress.terminal_id.clone()),
+        ) else {
+            return Vec::new();
+        };
+        self.log(
+            Level::Info,
+            "settling the terminal's charges (sandbox helper)",
+        );
+        vec![Cmd::Settle {
+            generation,
+            terminal_id,
+        }]
+    }
+
+    /// The sandbox's list arrived (or could not be read).
+    pub(super) fn charges_loaded(&mut self, result: Result<Vec<Charge>, String>) {
+        let s = &mut self.sale;
+        match result {
+            Ok(list) => {
+                s.list_note = None;
+                for c in &list {
+                    if let Some(mine) = s.session.iter_mut().find(|m| m.charge_id == c.charge_id) {
+                        *mine = c.clone();
+                    }
+                }
+                s.listed = list;
+            }
+            Err(e) => {
+                s.list_note = Some(format!("This session's charges only: {e}"));
+            }
+        }
+        let n = s.charges().len();
+        s.selected = s.selected.min(n.saturating_sub(1));
+    }
+
+    /// The sale's charge: the amount, the tip chosen, the test card and the entry mode.
+    fn charge(&mut self) -> Vec<Cmd> {
+        let tip = self.tip();
+        let year = self.clock.now().year().max(2000) as u32 + 3;
+        let s = &mut self.sale;
+        let input = ChargeInput {
+            amount: s.amount,
+            tip: (tip > 0).then_some(tip),
+            entry_mode: s.entry_mode(),
+            card: CardData {
+                pan: s.test_card().pan.to_string(),
+                exp_month: 12,
+                exp_year: year.min(2099),
+            },
+            reference: None,
+            allow_partial: false,
+            pin: None,
+            idempotency_key: None,
+        };
+        s.back = Screen::Amount;
+        self.begin(PayOp::Charge(input))
+    }
+
+    fn begin(&mut self, op: PayOp) -> Vec<Cmd> {
+        let mut seed = [0u8; 32];
+        if let Some(d) = self.device.as_mut() {
+            for chunk in seed.chunks_mut(8) {
+                chunk.copy_from_slice(&d.machine.random().to_be_bytes());
+            }
+        }
+        let started_ms = self.now_ms();
+        let s = &mut self.sale;
+        s.operation = op.name();
+        s.started_ms = started_ms;
+        s.step = "Connecting…".into();
+        s.outcome = None;
+        s.screen = Screen::Processing;
+        self.pay_event(PayEvent::Begin { op, seed });
+        Vec::new()
+    }
+
+    /// Steps the payment machine; its calls and timer become commands, its notes are shown.
+    pub(super) fn pay_event(&mut self, event: PayEvent) {
+        let Some(d) = self.device.as_mut() else {
+            return;
+        };
+        let generation = d.generation;
+        let now = Now {
+            mono_ms: d.machine.now_ms(),
+            wall_ms: self.clock.now().timestamp_millis(),
+            random: d.machine.random(),
+        };
+        let effects = payment::update(d.machine.state_mut(), &mut self.sale.pay, now, event);
+        for effect in effects {
+            match effect {
+                PayEffect::Call { id, call } => self.out.push(Cmd::Pay {
+                    generation,
+                    id,
+                    call: Box::new(call),
+                    faults: self.options.faults,
+                }),
+                PayEffect::Wait(after) => self.out.push(Cmd::After {
+                    slot: Slot::Pay,
+                    after: after / self.options.time_warp.max(1),
+                    msg: Box::new(Msg::Pay {
+                        generation,
+                        event: PayEvent::Timer,
+                    }),
+                }),
+                PayEffect::Rekey => self.device_event(DeviceEvent::Rekey),
+                PayEffect::Note(n) => self.pay_note(n),
+            }
+        }
+    }
+
+    /// After the device machine moved: a payment waiting for keys goes on (or gives up).
+    pub(super) fn pay_keys_check(&mut self) {
+        if !self.sale.rekeying() {
+            return;
+        }
+        let Some(d) = self.device() else { return };
+        let event = match &d.phase {
+            Phase::Ready if d.can_pay() => PayEvent::KeysReady,
+            Phase::Failed(f) => PayEvent::Abort(format!("{} — {}", f.message(), f.hint())),
+            Phase::UpdateRequired { version, min } => PayEvent::Abort(format!(
+                "update required: app {version} is below the server's minimum {min}"
+            )),
+            _ => return,
+        };
+        self.pay_event(event);
+    }
+
+    fn pay_note(&mut self, n: PayNote) {
+        let level = match &n {
+            PayNote::Finished { outcome, .. } => match outcome {
+                PayOutcome::Approved(_) | PayOutcome::Refunded(_) | PayOutcome::Cancelled(_) => {
+                    Level::Good
+                }
+                PayOutcome::Declined(_) => Level::Warn,
+                _ => Level::Bad,
+            },
+            PayNote::Retry { .. } | PayNote::ClockAdopted { .. } => Level::Warn,
+            _ => Level::Info,
+        };
+        self.log(level, n.describe());
+        let s = &mut self.sale;
+        match n {
+            PayNote::Rekeying => s.step = "Fetching the keys again…".into(),
+            PayNote::Attempt {
+                operation,
+                with_pin,
+                ..
+            } => {
+                s.step = match (operation, with_pin) {
+                    ("charge", true) => "Authorising with the PIN…",
+                    ("charge", false) => "Authorising…",
+                    ("refund", _) => "Refunding…",
+                    _ => "Cancelling…",
+                }
+                .into()
+            }
+            PayNote::Retry { retry, delay, .. } => {
+                s.step = format!(
+                    "No answer: retry {retry}/{} in {}",
+                    payment::MAX_RETRIES,
+                    posemu_protocol::duration::took(delay)
+                )
+            }
+            PayNote::ClockAdopted { .. } => s.step = "Adopting the server's clock…".into(),
+            PayNote::PinRequired { pin_given } => {
+                if !pin_given {
+                    s.pin = Secret(String::new());
+                    s.screen = Screen::Pin;
+                }
+            }
+            PayNote::Finished { outcome, .. } => {
+                match &outcome {
+                    PayOutcome::Approved(c)
+                    | PayOutcome::Declined(c)
+                    | PayOutcome::Cancelled(c) => s.remember(c),
+                    PayOutcome::Refunded(r) => {
+                        if let Some(c) = &r.charge {
+                            s.remember(c);
+                        }
+                    }
+                    _ => {}
+                }
+                s.outcome = Some(outcome);
+                s.screen = Screen::Outcome;
+            }
+        }
+    }
+}
+
+/// Whether an outcome has a printed slip.
+pub fn has_slip(o: &PayOutcome) -> bool {
+    matches!(
+        o,
+        PayOutcome::Approved(_)
+            | PayOutcome::Declined(_)
+            | PayOutcome::Cancelled(_)
+            | PayOutcome::Refunded(_)
+    )
+}
