@@ -99,21 +99,27 @@ fn device_headers(id: &DeviceIdentity, faults: &DeviceFaults) -> HeaderMap {
         HeaderName::from_static("x-device-id"),
         id.device_id_header().clone(),
     );
+    terminal_headers(&mut h, id, faults);
+    h
+}
+
+/// The headers every device request carries, activation and payments alike: `User-Agent`
+/// and `X-Client-Type` (spec 3 and 7.2), each subject to the device's header faults.
+pub(crate) fn terminal_headers(h: &mut HeaderMap, id: &DeviceIdentity, faults: &DeviceFaults) {
     put(
-        &mut h,
+        h,
         faults,
         FaultHeader::UserAgent,
         reqwest::header::USER_AGENT,
         id.user_agent_header().clone(),
     );
     put(
-        &mut h,
+        h,
         faults,
         FaultHeader::ClientType,
         HeaderName::from_static("x-client-type"),
         HeaderValue::from_static(CLIENT_TYPE_POS),
     );
-    h
 }
 
 fn authorize(h: &mut HeaderMap, faults: &DeviceFaults, token: &Secret<String>) {
@@ -508,30 +514,7 @@ mod tests {
 
     #[test]
     fn unusable_2xx_answers_are_decode_errors() {
-        let msk = Secret([7u8; 32]);
-        let token = Secret(String::from("att_x"));
-        let calls = [
-            ApiCall::Bootstrap,
-            ApiCall::PairingCode,
-            ApiCall::Status,
-            ApiCall::Attest { clock_offset_ms: 0 },
-            ApiCall::Keys {
-                token: token.clone(),
-            },
-            ApiCall::Config {
-                token: token.clone(),
-                msk: msk.clone(),
-            },
-            ApiCall::TerminalParameters {
-                token: token.clone(),
-                msk: msk.clone(),
-            },
-            ApiCall::Activate {
-                token,
-                msk,
-                checks: ActivationChecks::ALL_OK,
-            },
-        ];
+        let calls = super::prop::calls();
         for call in &calls {
             for body in [
                 &b""[..],

@@ -10,7 +10,8 @@ use rand::SeedableRng;
 
 const MSK: Key = [7u8; 32];
 
-fn calls() -> Vec<ApiCall> {
+/// One call of every activation step (also the decode tests' list in `call.rs`).
+pub(super) fn calls() -> Vec<ApiCall> {
     let (token, msk) = (Secret(String::from("att_x")), Secret(MSK));
     vec![
         ApiCall::Bootstrap,

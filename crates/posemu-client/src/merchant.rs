@@ -215,13 +215,11 @@ pub async fn sandbox_claim(
     device_id: &str,
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
-    let path = format!("/sandbox/devices/{}/claim", path_segment(device_id));
-    let body = exchange_raw(
+    let body = device_helper(
         transport,
         MerchantAction::SandboxClaim,
-        &path,
-        None,
-        None,
+        "claim",
+        device_id,
         log,
     )
     .await?;
@@ -234,13 +232,11 @@ pub async fn sandbox_expire_code(
     device_id: &str,
     log: Option<&ExchangeLog>,
 ) -> Result<SandboxCodeAction, MerchantError> {
-    let path = format!("/sandbox/devices/{}/expire-code", path_segment(device_id));
-    let body = exchange_raw(
+    let body = device_helper(
         transport,
         MerchantAction::SandboxExpireCode,
-        &path,
-        None,
-        None,
+        "expire-code",
+        device_id,
         log,
     )
     .await?;
@@ -255,17 +251,27 @@ pub async fn sandbox_reset(
     device_id: &str,
     log: Option<&ExchangeLog>,
 ) -> Result<serde_json::Value, MerchantError> {
-    let path = format!("/sandbox/devices/{}/reset", path_segment(device_id));
-    let body = exchange_raw(
+    let body = device_helper(
         transport,
         MerchantAction::SandboxReset,
-        &path,
-        None,
-        None,
+        "reset",
+        device_id,
         log,
     )
     .await?;
     Ok(lenient(&body))
+}
+
+/// `POST /sandbox/devices/{id}/{verb}` with no body (spec 5): the device helpers above.
+async fn device_helper(
+    transport: &Transport,
+    action: MerchantAction,
+    verb: &str,
+    device_id: &str,
+    log: Option<&ExchangeLog>,
+) -> Result<Vec<u8>, MerchantError> {
+    let path = format!("/sandbox/devices/{}/{verb}", path_segment(device_id));
+    exchange_raw(transport, action, &path, None, None, log).await
 }
 
 /// How an unattended run claims codes.

@@ -14,7 +14,9 @@ use rand::RngCore;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
-use super::call::{attest_timestamp, fill_response, json, new_nonce, put, system_time};
+use super::call::{
+    attest_timestamp, fill_response, json, new_nonce, put, system_time, terminal_headers,
+};
 use super::device_faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::exchange::{Captured, Exchange, ExchangeLog, MAX_BODY_CHARS};
 use super::identity::DeviceIdentity;
@@ -22,7 +24,6 @@ use super::transport::{Incoming, Outgoing, Transport};
 use posemu_protocol::api::{CallError, PayAnswer, PayCall, PayRequest};
 use posemu_protocol::crypto::{kcv, Key, BLOCK};
 use posemu_protocol::envelope::{open, seal_single_with_iv, Envelope};
-use posemu_protocol::headers::CLIENT_TYPE_POS;
 use posemu_protocol::payments::{body_sha256, SignedRequest, IDEMPOTENCY_KEY, X_TERMINAL_ID};
 
 /// The values a request draws fresh every time, retries included.
@@ -127,20 +128,7 @@ pub fn build(
         *call.mac_key.expose()
     };
     let mut headers = HeaderMap::with_capacity(12);
-    put(
-        &mut headers,
-        faults,
-        FaultHeader::UserAgent,
-        reqwest::header::USER_AGENT,
-        identity.user_agent_header().clone(),
-    );
-    put(
-        &mut headers,
-        faults,
-        FaultHeader::ClientType,
-        HeaderName::from_static("x-client-type"),
-        HeaderValue::from_static(CLIENT_TYPE_POS),
-    );
+    terminal_headers(&mut headers, identity, faults);
     for (name, value) in signed.headers(&mac_key) {
         let which = match name {
             X_TERMINAL_ID => None,
