@@ -270,32 +270,15 @@ impl Transport {
                 signing_string,
                 request_plaintext,
             } = prepared;
-            let Some(log) = log else {
-                let inc = transport.send(out).await?;
-                return decode(&expect, step, &inc, now, false).0;
-            };
-            let mut entry = Exchange {
+            let entry = |out: &Outgoing| Exchange {
                 request_plaintext: request_plaintext.as_deref().map(Captured::preview),
                 signing_string,
-                ..Exchange::sent(step, now, &out)
+                ..Exchange::sent(step, now, out)
             };
-            let started = Instant::now();
-            let sent = transport.send(out).await;
-            entry.latency = started.elapsed();
-            let result = match sent {
-                Ok(inc) => {
-                    let (result, plaintext) = decode(&expect, step, &inc, now, true);
-                    fill_response(&mut entry, &inc);
-                    entry.response_plaintext = plaintext;
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &result {
-                entry.error = Some(e.to_string());
-            }
-            log.record(entry);
-            result
+            send_recorded(&transport, out, log.as_ref(), entry, |inc, logging| {
+                decode(&expect, step, inc, now, logging)
+            })
+            .await
         }
     }
 }
@@ -337,6 +320,40 @@ fn open_envelope(step: &str, msk: &Key, body: &[u8]) -> Result<Vec<u8>, CallErro
     Envelope::from_json(body)
         .and_then(|env| open(msk, &env))
         .map_err(|e| CallError::Decode(format!("{step}: answer envelope: {e}")))
+}
+
+/// Sends `out` and decodes the answer. With a `log`, records the exchange: `entry` makes its
+/// request side, then its latency, response, decrypted plaintext and error are filled in;
+/// `decode`'s flag says whether to capture the plaintext.
+pub(crate) async fn send_recorded<T>(
+    transport: &Transport,
+    out: Outgoing,
+    log: Option<&ExchangeLog>,
+    entry: impl FnOnce(&Outgoing) -> Exchange,
+    decode: impl FnOnce(&Incoming, bool) -> (Result<T, CallError>, Option<Captured>),
+) -> Result<T, CallError> {
+    let Some(log) = log else {
+        let inc = transport.send(out).await?;
+        return decode(&inc, false).0;
+    };
+    let mut entry = entry(&out);
+    let started = Instant::now();
+    let sent = transport.send(out).await;
+    entry.latency = started.elapsed();
+    let result = match sent {
+        Ok(inc) => {
+            let (result, plaintext) = decode(&inc, true);
+            fill_response(&mut entry, &inc);
+            entry.response_plaintext = plaintext;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        entry.error = Some(e.to_string());
+    }
+    log.record(entry);
+    result
 }
 
 /// The answer of a call, and (when `logging`) its decrypted plaintext for the log.

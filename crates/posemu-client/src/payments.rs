@@ -7,7 +7,6 @@
 //! as `***` (spec 7.11), the string to sign and the body's SHA-256.
 
 use std::future::Future;
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -15,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
 use super::call::{
-    attest_timestamp, fill_response, json, new_nonce, put, system_time, terminal_headers,
+    attest_timestamp, json, new_nonce, put, send_recorded, system_time, terminal_headers,
 };
 use super::device_faults::{DeviceFaults, FaultHeader, REUSED_NONCE};
 use super::exchange::{Captured, Exchange, ExchangeLog, MAX_BODY_CHARS};
@@ -296,35 +295,18 @@ impl Transport {
                 msk,
                 expects_refund,
             };
-            let Some(log) = log else {
-                let inc = transport.send(out).await?;
-                return decode_incoming(&parts, &inc, now).0;
-            };
-            let mut entry = Exchange {
+            let entry = |out: &Outgoing| Exchange {
                 request_plaintext: redacted_plaintext
                     .as_deref()
                     .map(|t| Captured::new(t.as_bytes(), MAX_BODY_CHARS)),
                 signing_string: Some(string_to_sign),
                 body_sha256: Some(body_sha256),
-                ..Exchange::sent(step, now, &out)
+                ..Exchange::sent(step, now, out)
             };
-            let started = Instant::now();
-            let sent = transport.send(out).await;
-            entry.latency = started.elapsed();
-            let result = match sent {
-                Ok(inc) => {
-                    let (result, plaintext) = decode_incoming(&parts, &inc, now);
-                    fill_response(&mut entry, &inc);
-                    entry.response_plaintext = plaintext;
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &result {
-                entry.error = Some(e.to_string());
-            }
-            log.record(entry);
-            result
+            send_recorded(&transport, out, log.as_ref(), entry, |inc, _| {
+                decode_incoming(&parts, inc, now)
+            })
+            .await
         }
     }
 }
