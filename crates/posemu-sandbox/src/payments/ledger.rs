@@ -148,6 +148,28 @@ impl Ledger {
         None
     }
 
+    /// Forgets a charge (the sandbox-wide bound, [`super::shard::MAX_CHARGES`]); `false` if
+    /// the terminal no longer had it.
+    pub fn remove_charge(&mut self, id: &str) -> bool {
+        if self.charges.remove(id).is_none() {
+            return false;
+        }
+        // the sandbox's oldest charge is nearly always its terminal's oldest too
+        if self.order.front().is_some_and(|o| o == id) {
+            self.order.pop_front();
+        } else {
+            self.order.retain(|o| o != id);
+        }
+        true
+    }
+
+    /// Forgets a finished Idempotency-Key with its stored answer (a key in progress stays).
+    pub fn idem_forget(&mut self, key: &str) {
+        if self.idem.get(key).is_some_and(|e| e.answer.is_some()) {
+            self.idem.remove(key);
+        }
+    }
+
     /// Every charge, oldest first.
     pub fn charges(&self) -> impl DoubleEndedIterator<Item = &Charge> {
         self.order.iter().filter_map(|id| self.charges.get(id))

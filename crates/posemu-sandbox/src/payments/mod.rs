@@ -4,11 +4,12 @@
 //!
 //! # Retention
 //!
-//! Memory is bounded per terminal; within these bounds a payment is never lost or applied
-//! twice:
+//! Memory is bounded per terminal and in all; within these bounds a payment is never lost or
+//! applied twice:
 //!
-//! - charges: the newest [`MAX_CHARGES_PER_TERMINAL`] of each terminal (older ones are
-//!   forgotten, oldest first, and then answer 404);
+//! - charges: the newest [`MAX_CHARGES_PER_TERMINAL`] of each terminal, and about the newest
+//!   [`shard::MAX_CHARGES`] of the whole sandbox (older ones are forgotten, oldest first, with the
+//!   Idempotency-Key that made them, and then answer 404);
 //! - Idempotency-Keys: 24 h from the request that stored them
 //!   ([`posemu_protocol::payments::IDEMPOTENCY_TTL_SECS`]), and at most the newest
 //!   [`MAX_IDEMPOTENCY_KEYS_PER_TERMINAL`] of each terminal;
@@ -38,9 +39,13 @@ use crate::state::DevKey;
 
 pub mod ledger;
 pub mod outcome;
+mod shard;
 pub mod terminals;
 
 use ledger::{IdemCheck, Ledger};
+#[cfg(test)]
+use shard::MAX_CHARGES;
+use shard::{Shard, SHARDS};
 
 /// Charges kept per terminal (see the module docs).
 pub const MAX_CHARGES_PER_TERMINAL: usize = 10_000;
@@ -53,7 +58,6 @@ pub const ACQUIRER: &str = "posemu-sandbox";
 /// Random base62 characters after `ch_`, `re_` and `bat_` (spec 7.5, 7.8, 7.12).
 pub const ID_RANDOM_LEN: usize = 24;
 
-const SHARDS: usize = 16;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// What a payment needs to know about its terminal (from its device and config, 4.9).
@@ -104,7 +108,7 @@ struct AutoSettle {
 
 pub struct Payments {
     pub terminals: terminals::TerminalIndex,
-    shards: Vec<Mutex<HashMap<DevKey, Ledger>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Charge id → its terminal's device.
     owners: Mutex<HashMap<String, DevKey>>,
     rng: Mutex<StdRng>,
@@ -148,7 +152,7 @@ impl Payments {
         let rrn_base = rng.random_range(100_000u64..900_000) * 1_000_000;
         Payments {
             terminals: Default::default(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             owners: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
             rrn_base,
@@ -175,9 +179,12 @@ impl Payments {
         self.with_ledger(key, |l| l.terminal.get_or_insert(t).clone())
     }
 
+    fn shard(&self, key: DevKey) -> parking_lot::MutexGuard<'_, Shard> {
+        self.shards[key as usize % SHARDS].lock()
+    }
+
     fn with_ledger<R>(&self, key: DevKey, f: impl FnOnce(&mut Ledger) -> R) -> R {
-        let mut shard = self.shards[key as usize % SHARDS].lock();
-        f(shard.entry(key).or_default())
+        f(self.shard(key).ledger(key))
     }
 
     fn id(&self, prefix: &str) -> String {
@@ -357,18 +364,20 @@ impl Payments {
             cancelled_at: None,
         };
         let id = charge.charge_id.clone();
-        let (plaintext, evicted) = self.with_ledger(t.key, |l| {
+        let (plaintext, evicted) = {
+            let mut shard = self.shard(t.key);
+            let l = shard.ledger(t.key);
             charge.gateway.stan = l.next_stan();
             let plaintext = json_bytes(&charge);
             if let Some(k) = idem_key {
                 l.idem_finish(k, plaintext.clone());
             }
-            (plaintext, l.insert_charge(charge))
-        });
+            (plaintext, shard.insert_charge(t.key, charge, idem_key))
+        };
         {
             let mut owners = self.owners.lock();
-            if let Some(old) = evicted {
-                owners.remove(&old);
+            for old in &evicted {
+                owners.remove(old);
             }
             owners.insert(id.clone(), t.key);
         }
@@ -528,7 +537,7 @@ impl Payments {
         match scope {
             SettleScope::All => {
                 for shard in &self.shards {
-                    for l in shard.lock().values_mut() {
+                    for l in shard.lock().ledgers_mut() {
                         settle_ledger(l, None);
                     }
                 }

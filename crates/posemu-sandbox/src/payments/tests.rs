@@ -3,7 +3,7 @@
 use super::*;
 use posemu_protocol::payments::validate::charge_request;
 
-fn terminal(tips_enabled: bool) -> Terminal {
+pub(super) fn terminal(tips_enabled: bool) -> Terminal {
     Terminal {
         key: 1,
         terminal_id: "TID-000001".into(),
@@ -15,14 +15,14 @@ fn terminal(tips_enabled: bool) -> Terminal {
     }
 }
 
-fn valid(tip: &str) -> ValidCharge {
+pub(super) fn valid(tip: &str) -> ValidCharge {
     let plain = format!(
         r#"{{"amount":{{"value":"1500","currency":"EUR"}},"tip":{{"value":"{tip}","currency":"EUR"}},"entry_mode":"swipe","card":{{"pan":"4242424242424242","exp_month":12,"exp_year":2030}}}}"#
     );
     charge_request(plain.as_bytes(), &[0x40; 32]).unwrap_or_else(|_| panic!("valid"))
 }
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_765_636_200, 0).unwrap_or_default()
 }
 
@@ -111,4 +111,39 @@ fn charges_per_terminal_are_bounded_and_ids_follow() {
         (newest.charges.len(), newest.total),
         (20, MAX_CHARGES_PER_TERMINAL)
     );
+}
+
+/// Memory per stored charge, and the sandbox-wide bound: twice `MAX_CHARGES` charges over
+/// 1,000 terminals keep the RSS of `MAX_CHARGES`.
+#[test]
+#[ignore = "a measurement: cargo test --release -p posemu-sandbox --lib memory_per_charge -- --ignored --nocapture"]
+fn memory_per_charge() {
+    fn rss() -> usize {
+        let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages = s.split(' ').nth(1).and_then(|v| v.parse::<usize>().ok());
+        pages.unwrap_or(0) * 4096
+    }
+    let p = Payments::new(1, true, None, now());
+    let mut t = terminal(false);
+    let v = valid("0");
+    let n = super::MAX_CHARGES;
+    let start = rss();
+    let mut at_cap = 0;
+    for i in 0..2 * n {
+        t.key = (i % 1000) as DevKey;
+        let k = format!("{i:08x}-1111-4111-8111-111111111111");
+        let _ = p.charge(&t, &v, Some(&k), "/pos/charge", now());
+        if i + 1 == n {
+            at_cap = rss();
+        }
+    }
+    let end = rss();
+    println!(
+        "{} bytes per charge; RSS {} MiB at {n} charges, {} MiB at {}",
+        (at_cap - start) / n,
+        at_cap >> 20,
+        end >> 20,
+        2 * n
+    );
+    assert!(end < at_cap + at_cap / 10, "bounded: {at_cap} -> {end}");
 }
