@@ -29,8 +29,8 @@ use posemu_protocol::clock::rfc3339;
 use posemu_protocol::payments::card::{brand_of, last4, masked_pan, TEST_PIN};
 use posemu_protocol::payments::validate::ValidCharge;
 use posemu_protocol::payments::wire::{
-    CardSummary, Charge, ChargeStatus, Cvm, Gateway, Refund, RefundRequest, SettleBatch,
-    SettleResponse, Settlement, SettlementStatus, REFUND_SUCCEEDED,
+    CardSummary, Charge, ChargeStatus, Cvm, Gateway, Refund, RefundRequest, Settlement,
+    SettlementStatus, REFUND_SUCCEEDED,
 };
 use posemu_protocol::payments::Money;
 
@@ -39,6 +39,7 @@ use crate::state::DevKey;
 
 pub mod ledger;
 pub mod outcome;
+mod settle;
 mod shard;
 pub mod terminals;
 
@@ -126,17 +127,26 @@ fn charge_not_found(id: &str) -> ApiError {
     ApiError::new(404, "Charge not found").detail("charge_id", id)
 }
 
-fn idem_error(check: &IdemCheck, key: &str) -> Option<ApiError> {
+/// What the idempotency check means for the request: the stored answer to replay
+/// (`Ok(Some)`), its 409/422 (`Err`), or go on with the key held (`Ok(None)`).
+fn idem_gate(check: IdemCheck, key: &str) -> ApiResult<Option<Answer>> {
     match check {
-        IdemCheck::InProgress => Some(
-            ApiError::new(409, "A request with this Idempotency-Key is in progress")
-                .detail("idempotency_key", key),
-        ),
-        IdemCheck::Conflict => Some(
-            ApiError::new(422, "Idempotency-Key was used with a different request")
-                .detail("idempotency_key", key),
-        ),
-        _ => None,
+        IdemCheck::Fresh => Ok(None),
+        IdemCheck::Replay(plaintext) => Ok(Some(Answer {
+            plaintext,
+            replayed: true,
+            late_charge_id: None,
+        })),
+        IdemCheck::InProgress => Err(ApiError::new(
+            409,
+            "A request with this Idempotency-Key is in progress",
+        )
+        .detail("idempotency_key", key)),
+        IdemCheck::Conflict => Err(ApiError::new(
+            422,
+            "Idempotency-Key was used with a different request",
+        )
+        .detail("idempotency_key", key)),
     }
 }
 
@@ -214,32 +224,6 @@ impl Payments {
         self.with_ledger(key, |l| l.remember_nonce(nonce_hash, now_ms))
     }
 
-    /// Settles automatically if `--settle-every` is set and a period has passed on the
-    /// sandbox clock. Called by every payment route and helper before it reads or writes,
-    /// so that what they show is as if a timer had settled at each period's end.
-    pub fn tick(&self, now: DateTime<Utc>) {
-        let Some(auto) = &self.auto_settle else {
-            return;
-        };
-        let now_ms = now.timestamp_millis();
-        let at = {
-            let mut a = auto.lock();
-            if now_ms < a.next_ms {
-                return;
-            }
-            let at = a.next_ms;
-            let periods = (now_ms - a.next_ms) / a.period_ms + 1;
-            a.next_ms = a
-                .next_ms
-                .saturating_add(periods.saturating_mul(a.period_ms));
-            at
-        };
-        // Nothing was charged between the first missed tick and now (a charge would have
-        // ticked first), so one settle at the first missed tick is the timer's result.
-        let at = DateTime::from_timestamp_millis(at).unwrap_or(now);
-        let _ = self.settle(SettleScope::All, at);
-    }
-
     /// `POST /pos/charge` after the request checks (spec 7.4, 7.6, 7.7).
     pub fn charge(
         &self,
@@ -253,15 +237,8 @@ impl Payments {
         let digest = v.digest();
         if let Some(k) = idem_key {
             let check = self.with_ledger(t.key, |l| l.idem_begin(k, path, &digest, now_ms));
-            if let IdemCheck::Replay(p) = check {
-                return Ok(Answer {
-                    plaintext: p,
-                    replayed: true,
-                    late_charge_id: None,
-                });
-            }
-            if let Some(e) = idem_error(&check, k) {
-                return Err(e);
+            if let Some(replay) = idem_gate(check, k)? {
+                return Ok(replay);
             }
         }
         let release = |e: ApiError| {
@@ -410,15 +387,8 @@ impl Payments {
                 .clone();
             if let Some(k) = idem_key {
                 let check = l.idem_begin(k, path, &req.digest(&currency), now_ms);
-                if let IdemCheck::Replay(p) = check {
-                    return Ok(Answer {
-                        plaintext: p,
-                        replayed: true,
-                        late_charge_id: None,
-                    });
-                }
-                if let Some(e) = idem_error(&check, k) {
-                    return Err(e);
+                if let Some(replay) = idem_gate(check, k)? {
+                    return Ok(replay);
                 }
             }
             let result = apply_refund(l, charge_id, req, refund_id, now);
@@ -487,88 +457,6 @@ impl Payments {
             list.charges.truncate(take);
         }
         list
-    }
-
-    /// `POST /sandbox/settle` (spec 7.12): one batch per terminal of every charge in scope that
-    /// is `approved` with settlement `pending`.
-    pub fn settle(&self, scope: SettleScope, now: DateTime<Utc>) -> ApiResult<SettleResponse> {
-        let at = rfc3339(now);
-        let mut batches = Vec::new();
-        let mut settle_ledger = |l: &mut Ledger, only: Option<&str>| {
-            let ids: Vec<String> = l
-                .charge_ids()
-                .filter(|id| only.is_none_or(|o| o == id.as_str()))
-                .filter(|id| {
-                    l.charge(id).is_some_and(|c| {
-                        c.status == ChargeStatus::Approved
-                            && c.settlement.status == SettlementStatus::Pending
-                    })
-                })
-                .cloned()
-                .collect();
-            if ids.is_empty() {
-                return;
-            }
-            let batch_id = self.id("bat_");
-            let mut total: Option<Money> = None;
-            let mut terminal_id = String::new();
-            for id in &ids {
-                if let Some(c) = l.charge_mut(id) {
-                    c.settlement = Settlement {
-                        status: SettlementStatus::Settled,
-                        batch_id: Some(batch_id.clone()),
-                        settled_at: Some(at.clone()),
-                    };
-                    let approved = c.approved_amount.as_ref().map_or(0, |a| a.value);
-                    total = Some(match total.take() {
-                        Some(t) => t.saturating_add(approved),
-                        None => Money::new(approved, c.amount.currency.clone()),
-                    });
-                    terminal_id.clone_from(&c.terminal_id);
-                }
-            }
-            batches.push(SettleBatch {
-                batch_id,
-                terminal_id,
-                charge_ids: ids,
-                total: total.unwrap_or_else(|| Money::zero("")),
-            });
-        };
-        match scope {
-            SettleScope::All => {
-                for shard in &self.shards {
-                    for l in shard.lock().ledgers_mut() {
-                        settle_ledger(l, None);
-                    }
-                }
-            }
-            SettleScope::Terminal(keys) => {
-                for k in keys {
-                    self.with_ledger(k, |l| settle_ledger(l, None));
-                }
-            }
-            SettleScope::Charge(id) => {
-                let key = self.owners.lock().get(&id).copied();
-                let key = key.ok_or_else(|| charge_not_found(&id))?;
-                self.with_ledger(key, |l| {
-                    let c = l.charge(&id).ok_or_else(|| charge_not_found(&id))?;
-                    if c.status != ChargeStatus::Approved
-                        || c.settlement.status != SettlementStatus::Pending
-                    {
-                        return Err(conflict(c, "Charge cannot be settled")
-                            .detail("status", c.status.as_str())
-                            .detail("settlement_status", c.settlement.status.as_str()));
-                    }
-                    settle_ledger(l, Some(&id));
-                    Ok(())
-                })?;
-            }
-        }
-        batches.sort_by(|a, b| a.terminal_id.cmp(&b.terminal_id));
-        Ok(SettleResponse {
-            settled_at: at,
-            batches,
-        })
     }
 }
 
