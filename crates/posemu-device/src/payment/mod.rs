@@ -256,6 +256,14 @@ pub fn terminal_currency(device: &DeviceState) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Keeps of the config only what payments without a receipt read (`emv.currency`): a fleet
+/// holds thousands of charging terminals, and the whole config tree is most of each one's
+/// memory. A screen or `posemu pay`, which print receipts, keep it whole.
+pub fn keep_only_currency(device: &mut DeviceState) {
+    let currency = terminal_currency(device);
+    device.progress.config = currency.map(|c| serde_json::json!({ "emv": { "currency": c } }));
+}
+
 /// Advances the payment side by one event.
 pub fn update(
     device: &mut DeviceState,

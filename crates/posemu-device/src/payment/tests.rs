@@ -277,6 +277,30 @@ fn a_charge_is_built_from_the_input_and_the_terminal_currency() {
 }
 
 #[test]
+fn a_terminal_keeping_only_its_currency_still_charges_in_it() {
+    let mut s = Sim::ready();
+    s.d.progress.config = Some(json!({
+        "terminal_id": "TID-004812", "emv": {"currency": "GBP", "tags": vec!["9F02"; 64]},
+        "merchant": {"name": "Demo Merchant", "address": "1 Long Street"},
+    }));
+    keep_only_currency(&mut s.d);
+    assert_eq!(
+        s.d.progress.config,
+        Some(json!({"emv": {"currency": "GBP"}}))
+    );
+    s.begin(PayOp::Charge(input()));
+    let (_, call) = s.call();
+    let PayRequest::Charge(req) = &call.request else {
+        panic!("{call:?}")
+    };
+    assert_eq!(req.amount.currency, "GBP");
+    // without a currency there is nothing to keep, and a charge is refused as before
+    s.d.progress.config = Some(json!({"emv": {}}));
+    keep_only_currency(&mut s.d);
+    assert_eq!(s.d.progress.config, None);
+}
+
+#[test]
 fn no_answer_retries_three_times_with_the_same_key_then_is_unknown_offering_cancel() {
     let mut s = Sim::ready();
     s.random = 123_456;
