@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::json;
@@ -61,7 +61,7 @@ fn parse_step(s: &str) -> Result<Step, String> {
 pub async fn run(args: Args) -> ExitCode {
     let mut out = Output {
         json: args.json,
-        started: Instant::now(),
+        now_ms: 0,
         tty: !args.json && std::io::stdout().is_terminal(),
         live: None,
     };
@@ -73,6 +73,7 @@ pub async fn run(args: Args) -> ExitCode {
     // the server as shown: no credentials (they go out as basic auth only), no escapes
     let server = escape_control(session.transport.base_url()).into_owned();
     let device_id = session.profile.device_id.clone();
+    out.at(session.driver.now_ms());
     out.info(
         "device",
         format!(
@@ -114,7 +115,9 @@ pub async fn run(args: Args) -> ExitCode {
         tokio::select! {
             ev = session.events.recv() => {
                 let Some(ev) = ev else { break };
-                for note in session.driver.handle(ev) {
+                let notes = session.driver.handle(ev);
+                out.at(session.driver.stepped_ms());
+                for note in notes {
                     if let (Note::StepStarted(step), Some(crash)) = (&note, args.crash_at) {
                         if *step == crash {
                             out.info("crash", format!("✗ simulated crash before {}", step.name()), json!({ "step": step.name() }));
@@ -171,17 +174,21 @@ pub async fn run(args: Args) -> ExitCode {
                     out.status(waiting_parts(waiting.polls, status, session.driver.state(), session.driver.now_ms()));
                 }
             }
-            Some((code, r)) = claims.recv() => match r {
-                Ok(ClaimOutcome::Claimed) => out.info("auto_claim", format!("claimed {code} through the sandbox helper"), json!({ "code": code })),
-                // the code changed before or while the claim went out: the new code has its own
-                Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
-                Err(e) => {
-                    out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
-                    out.finish();
-                    return ExitCode::from(1);
+            Some((code, r)) = claims.recv() => {
+                out.at(session.driver.now_ms());
+                match r {
+                    Ok(ClaimOutcome::Claimed) => out.info("auto_claim", format!("claimed {code} through the sandbox helper"), json!({ "code": code })),
+                    // the code changed before or while the claim went out: the new code has its own
+                    Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
+                    Err(e) => {
+                        out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
+                        out.finish();
+                        return ExitCode::from(1);
+                    }
                 }
-            },
+            }
             _ = tokio::signal::ctrl_c() => {
+                out.at(session.driver.now_ms());
                 out.info("interrupted", "interrupted; progress is saved, run again to resume".into(), json!({}));
                 out.finish();
                 return ExitCode::from(130);
@@ -275,7 +282,11 @@ fn settled(phase: &Phase) -> Option<ExitCode> {
 
 struct Output {
     json: bool,
-    started: Instant,
+    /// The device's time (its machine's clock, ms since it started; warped with
+    /// `--time-warp`) of what is printed next: the `t_ms` of JSON events. A note's is the time
+    /// of the machine step that made it, the very reading its `ms` (a step's `took`) comes
+    /// from, so `ms` equals the `t_ms` gap from `step_started` to `step_done`.
+    now_ms: u64,
     /// Text mode on a terminal: the waiting line is rewritten in place.
     tty: bool,
     /// The waiting line on screen now (terminal only), under every other line.
@@ -334,8 +345,13 @@ impl Output {
         }
     }
 
+    /// Stamps what is printed next with the device's time `now_ms`.
+    fn at(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
     fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.now_ms
     }
 
     fn note(&mut self, n: &Note) {
