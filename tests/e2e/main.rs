@@ -6,6 +6,7 @@ mod tmux_support;
 
 mod demo_tmux;
 mod layers;
+mod listen_tmux;
 mod pay_tmux;
 mod portal_browser;
 mod portal_payments;
