@@ -235,40 +235,79 @@ fn poll_line_due(count: u32, status_changed: bool, after_trouble: bool) -> bool 
     count <= 1 || count.is_multiple_of(POLL_LINE_EVERY) || status_changed || after_trouble
 }
 
-/// `… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s`:
-/// the parts in order of use, so a narrow terminal drops from the end.
-fn waiting_parts(
-    polls: u32,
-    status: PairingCodeStatus,
-    d: &DeviceState,
-    now_ms: u64,
-) -> Vec<String> {
+/// One part of the waiting line, in words and in fewer words for a narrow terminal.
+struct Part {
+    long: String,
+    short: String,
+}
+
+impl Part {
+    fn new(long: String, short: String) -> Part {
+        Part { long, short }
+    }
+}
+
+/// `… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s`
+/// (on 80 columns: `… waiting for merchant (polled 5×, code pending) · expires 4:47 · next in
+/// 3 s`): the parts in order of use, so a terminal too narrow even for the short forms drops
+/// from the end.
+fn waiting_parts(polls: u32, status: PairingCodeStatus, d: &DeviceState, now_ms: u64) -> Vec<Part> {
     let whole_secs = |ms: u64| took(Duration::from_secs(ms.div_ceil(1000)));
-    let mut parts = vec![format!(
+    let polled = format!(
         "… {}",
         Note::Polled {
             count: polls,
             status
         }
         .describe()
-    )];
+    );
+    let mut parts = vec![Part::new(polled.clone(), polled)];
     if let Some(left) = d.code_remaining(now_ms) {
-        parts.push(format!("code expires in {}", countdown(left)));
+        let left = countdown(left);
+        parts.push(Part::new(
+            format!("code expires in {left}"),
+            format!("expires {left}"),
+        ));
     }
     if d.in_flight() == Some(Step::Status) {
-        parts.push("polling now".into());
+        parts.push(Part::new("polling now".into(), "polling now".into()));
     } else if let Some(due) = d.poll_due_ms {
-        parts.push(format!(
-            "next poll in {}",
-            whole_secs(due.saturating_sub(now_ms))
+        let left = whole_secs(due.saturating_sub(now_ms));
+        parts.push(Part::new(
+            format!("next poll in {left}"),
+            format!("next in {left}"),
         ));
     } else if let Some(due) = d.retry_due_ms {
-        parts.push(format!(
-            "retry in {}",
-            whole_secs(due.saturating_sub(now_ms))
+        let left = whole_secs(due.saturating_sub(now_ms));
+        parts.push(Part::new(
+            format!("retry in {left}"),
+            format!("retry in {left}"),
         ));
     }
     parts
+}
+
+/// The parts in words, ` · ` between them.
+fn join_long(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| p.long.as_str())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The waiting line for a terminal `width` columns wide: in words if they fit, else in the
+/// short forms, dropping parts from the end while even those do not fit; cut to `width`.
+fn fit_waiting_line(parts: &[Part], width: usize) -> String {
+    let long = join_long(parts);
+    if long.chars().count() <= width {
+        return long;
+    }
+    let mut short: Vec<&str> = parts.iter().map(|p| p.short.as_str()).collect();
+    while short.len() > 1 && short.join(" · ").chars().count() > width {
+        short.pop();
+    }
+    short.join(" · ").chars().take(width).collect()
 }
 
 fn settled(phase: &Phase) -> Option<ExitCode> {
@@ -314,22 +353,19 @@ impl Output {
         if self.tty {
             self.status(parts);
         } else if due {
-            self.line(&parts.join(" · "));
+            self.line(&join_long(&parts));
         }
     }
 
-    /// Rewrites the waiting line (terminal only) with as many of `parts` as fit the terminal's
-    /// width (and cut to it), so that `\r` still returns to its start.
-    fn status(&mut self, mut parts: Vec<String>) {
+    /// Rewrites the waiting line (terminal only) with as much of `parts` as fits the terminal's
+    /// width ([`fit_waiting_line`]), so that `\r` still returns to its start.
+    fn status(&mut self, parts: Vec<Part>) {
         // a terminal that reports no size (0 columns) is taken as 80 wide
         let width = match crossterm::terminal::size() {
             Ok((w, _)) if w > 0 => w as usize - 1,
             _ => 79,
         };
-        while parts.len() > 1 && parts.join(" · ").chars().count() > width {
-            parts.pop();
-        }
-        let text: String = parts.join(" · ").chars().take(width).collect();
+        let text = fit_waiting_line(&parts, width);
         let mut o = std::io::stdout().lock();
         let _ = write!(o, "\r\x1b[2K{text}");
         let _ = o.flush();
@@ -420,6 +456,42 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 3: on 80 columns (79 usable) the line keeps all three parts, in their short forms,
+    /// up to 999 polls; wider terminals get the words.
+    #[test]
+    fn the_waiting_line_keeps_the_next_poll_on_80_columns() {
+        let parts = |polls: u32| {
+            let polled = format!(
+                "… {}",
+                Note::Polled {
+                    count: polls,
+                    status: PairingCodeStatus::Pending
+                }
+                .describe()
+            );
+            vec![
+                Part::new(polled.clone(), polled),
+                Part::new("code expires in 4:47".into(), "expires 4:47".into()),
+                Part::new("next poll in 3 s".into(), "next in 3 s".into()),
+            ]
+        };
+        assert_eq!(
+            fit_waiting_line(&parts(5), 79),
+            "… waiting for merchant (polled 5×, code pending) · expires 4:47 · next in 3 s"
+        );
+        assert!(fit_waiting_line(&parts(999), 79).ends_with(" · next in 3 s"));
+        assert_eq!(
+            fit_waiting_line(&parts(5), 119),
+            "… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s"
+        );
+        let narrow = fit_waiting_line(&parts(5), 64);
+        assert_eq!(
+            narrow,
+            "… waiting for merchant (polled 5×, code pending) · expires 4:47"
+        );
+        assert_eq!(fit_waiting_line(&parts(5), 20).chars().count(), 20);
+    }
 
     #[test]
     fn plain_poll_lines_are_a_heartbeat_not_a_flood() {

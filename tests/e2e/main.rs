@@ -4,6 +4,7 @@
 mod portal_support;
 mod tmux_support;
 
+mod activate_tmux;
 mod demo_tmux;
 mod layers;
 mod listen_tmux;
