@@ -6,6 +6,7 @@ mod tmux_support;
 
 mod activate_tmux;
 mod demo_tmux;
+mod fleet_tmux;
 mod layers;
 mod listen_tmux;
 mod pay_tmux;
