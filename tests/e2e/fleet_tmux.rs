@@ -90,3 +90,26 @@ fn the_fleet_dashboard_shows_totals_scrolls_and_stays_until_q_at_80x24() {
 fn the_fleet_dashboard_shows_totals_scrolls_and_stays_until_q_at_120x40() {
     the_dashboard_shows_totals_scrolls_and_stays(120, 40);
 }
+
+/// `--headless` on a terminal: no dashboard to close, the run ends by itself with the summary.
+#[test]
+fn the_fleet_with_headless_ends_by_itself_with_the_summary() {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new("fleet-headless", "fleet");
+    tmux.start_posemu(
+        home.path(),
+        "fleet --devices 3 --ramp 0 --claim-after 0 --poll 3-3 --headless",
+        80,
+        24,
+    );
+    let screen = tmux.wait_text("posemu exited 0", WAIT);
+    let all = tmux.screen_and_history();
+    assert!(
+        all.contains("posemu fleet: 3 devices: 3 activated, 0 failed"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("q: close") && !all.contains("Tab: next panel"),
+        "{screen}"
+    );
+}
