@@ -128,3 +128,25 @@ fn a_busy_port_falls_back_and_the_screen_says_to_which_at_80x24() {
 fn a_busy_port_falls_back_and_the_screen_says_to_which_at_120x40() {
     a_busy_port_falls_back_and_says_where(120, 40);
 }
+
+/// Without `--listen`, the POS screen's sandbox is at the stable 127.0.0.1:8765; if something
+/// holds that port (another posemu, a parallel test), the screen says so and where it went
+/// instead; never a silent random port.
+#[test]
+fn without_listen_the_pos_screen_takes_the_stable_port_or_says_why_not() {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new("listen-default", "pos");
+    tmux.start_posemu(home.path(), "--fresh", 80, 24);
+    let (url, screen) = tmux.wait_for("pairing link", WAIT, |s| {
+        portal_link(s).map(|(url, _)| (url, s.to_string()))
+    });
+    if url != "http://127.0.0.1:8765" {
+        assert!(
+            screen.contains(&format!(
+                "Port 8765 is busy: the merchant portal is at {url}/portal"
+            )),
+            "{screen}"
+        );
+    }
+    assert_eq!(tmux.quit(), "0");
+}
