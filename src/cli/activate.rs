@@ -150,7 +150,7 @@ pub async fn run(args: Args) -> ExitCode {
                     }
                     if let Note::Polled { count, status } = note {
                         let state = session.driver.state();
-                        let now = session.driver.now_ms();
+                        let now = session.driver.stepped_ms();
                         let due = waiting.polled(count, status);
                         out.poll(&note, state, now, due);
                         continue;
