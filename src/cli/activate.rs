@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::json;
@@ -61,7 +61,7 @@ fn parse_step(s: &str) -> Result<Step, String> {
 pub async fn run(args: Args) -> ExitCode {
     let mut out = Output {
         json: args.json,
-        started: Instant::now(),
+        now_ms: 0,
         tty: !args.json && std::io::stdout().is_terminal(),
         live: None,
     };
@@ -73,6 +73,7 @@ pub async fn run(args: Args) -> ExitCode {
     // the server as shown: no credentials (they go out as basic auth only), no escapes
     let server = escape_control(session.transport.base_url()).into_owned();
     let device_id = session.profile.device_id.clone();
+    out.at(session.driver.now_ms());
     out.info(
         "device",
         format!(
@@ -114,7 +115,9 @@ pub async fn run(args: Args) -> ExitCode {
         tokio::select! {
             ev = session.events.recv() => {
                 let Some(ev) = ev else { break };
-                for note in session.driver.handle(ev) {
+                let notes = session.driver.handle(ev);
+                out.at(session.driver.stepped_ms());
+                for note in notes {
                     if let (Note::StepStarted(step), Some(crash)) = (&note, args.crash_at) {
                         if *step == crash {
                             out.info("crash", format!("✗ simulated crash before {}", step.name()), json!({ "step": step.name() }));
@@ -147,7 +150,7 @@ pub async fn run(args: Args) -> ExitCode {
                     }
                     if let Note::Polled { count, status } = note {
                         let state = session.driver.state();
-                        let now = session.driver.now_ms();
+                        let now = session.driver.stepped_ms();
                         let due = waiting.polled(count, status);
                         out.poll(&note, state, now, due);
                         continue;
@@ -171,17 +174,21 @@ pub async fn run(args: Args) -> ExitCode {
                     out.status(waiting_parts(waiting.polls, status, session.driver.state(), session.driver.now_ms()));
                 }
             }
-            Some((code, r)) = claims.recv() => match r {
-                Ok(ClaimOutcome::Claimed) => out.info("auto_claim", format!("claimed {code} through the sandbox helper"), json!({ "code": code })),
-                // the code changed before or while the claim went out: the new code has its own
-                Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
-                Err(e) => {
-                    out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
-                    out.finish();
-                    return ExitCode::from(1);
+            Some((code, r)) = claims.recv() => {
+                out.at(session.driver.now_ms());
+                match r {
+                    Ok(ClaimOutcome::Claimed) => out.info("auto_claim", format!("claimed {code} through the sandbox helper"), json!({ "code": code })),
+                    // the code changed before or while the claim went out: the new code has its own
+                    Ok(ClaimOutcome::NotCurrent(_)) => out.info("auto_claim_stale", format!("… code {code} is no longer pending; its successor gets its own claim"), json!({ "code": code })),
+                    Err(e) => {
+                        out.info("error", format!("auto-claim failed: {} (--auto-claim needs a posemu sandbox)", escape_control(&e)), json!({ "message": e }));
+                        out.finish();
+                        return ExitCode::from(1);
+                    }
                 }
-            },
+            }
             _ = tokio::signal::ctrl_c() => {
+                out.at(session.driver.now_ms());
                 out.info("interrupted", "interrupted; progress is saved, run again to resume".into(), json!({}));
                 out.finish();
                 return ExitCode::from(130);
@@ -228,40 +235,79 @@ fn poll_line_due(count: u32, status_changed: bool, after_trouble: bool) -> bool 
     count <= 1 || count.is_multiple_of(POLL_LINE_EVERY) || status_changed || after_trouble
 }
 
-/// `… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s`:
-/// the parts in order of use, so a narrow terminal drops from the end.
-fn waiting_parts(
-    polls: u32,
-    status: PairingCodeStatus,
-    d: &DeviceState,
-    now_ms: u64,
-) -> Vec<String> {
+/// One part of the waiting line, in words and in fewer words for a narrow terminal.
+struct Part {
+    long: String,
+    short: String,
+}
+
+impl Part {
+    fn new(long: String, short: String) -> Part {
+        Part { long, short }
+    }
+}
+
+/// `… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s`
+/// (on 80 columns: `… waiting for merchant (polled 5×, code pending) · expires 4:47 · next in
+/// 3 s`): the parts in order of use, so a terminal too narrow even for the short forms drops
+/// from the end.
+fn waiting_parts(polls: u32, status: PairingCodeStatus, d: &DeviceState, now_ms: u64) -> Vec<Part> {
     let whole_secs = |ms: u64| took(Duration::from_secs(ms.div_ceil(1000)));
-    let mut parts = vec![format!(
+    let polled = format!(
         "… {}",
         Note::Polled {
             count: polls,
             status
         }
         .describe()
-    )];
+    );
+    let mut parts = vec![Part::new(polled.clone(), polled)];
     if let Some(left) = d.code_remaining(now_ms) {
-        parts.push(format!("code expires in {}", countdown(left)));
+        let left = countdown(left);
+        parts.push(Part::new(
+            format!("code expires in {left}"),
+            format!("expires {left}"),
+        ));
     }
     if d.in_flight() == Some(Step::Status) {
-        parts.push("polling now".into());
+        parts.push(Part::new("polling now".into(), "polling now".into()));
     } else if let Some(due) = d.poll_due_ms {
-        parts.push(format!(
-            "next poll in {}",
-            whole_secs(due.saturating_sub(now_ms))
+        let left = whole_secs(due.saturating_sub(now_ms));
+        parts.push(Part::new(
+            format!("next poll in {left}"),
+            format!("next in {left}"),
         ));
     } else if let Some(due) = d.retry_due_ms {
-        parts.push(format!(
-            "retry in {}",
-            whole_secs(due.saturating_sub(now_ms))
+        let left = whole_secs(due.saturating_sub(now_ms));
+        parts.push(Part::new(
+            format!("retry in {left}"),
+            format!("retry in {left}"),
         ));
     }
     parts
+}
+
+/// The parts in words, ` · ` between them.
+fn join_long(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| p.long.as_str())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The waiting line for a terminal `width` columns wide: in words if they fit, else in the
+/// short forms, dropping parts from the end while even those do not fit; cut to `width`.
+fn fit_waiting_line(parts: &[Part], width: usize) -> String {
+    let long = join_long(parts);
+    if long.chars().count() <= width {
+        return long;
+    }
+    let mut short: Vec<&str> = parts.iter().map(|p| p.short.as_str()).collect();
+    while short.len() > 1 && short.join(" · ").chars().count() > width {
+        short.pop();
+    }
+    short.join(" · ").chars().take(width).collect()
 }
 
 fn settled(phase: &Phase) -> Option<ExitCode> {
@@ -275,7 +321,11 @@ fn settled(phase: &Phase) -> Option<ExitCode> {
 
 struct Output {
     json: bool,
-    started: Instant,
+    /// The device's time (its machine's clock, ms since it started; warped with
+    /// `--time-warp`) of what is printed next: the `t_ms` of JSON events. A note's is the time
+    /// of the machine step that made it, the very reading its `ms` (a step's `took`) comes
+    /// from, so `ms` equals the `t_ms` gap from `step_started` to `step_done`.
+    now_ms: u64,
     /// Text mode on a terminal: the waiting line is rewritten in place.
     tty: bool,
     /// The waiting line on screen now (terminal only), under every other line.
@@ -303,22 +353,19 @@ impl Output {
         if self.tty {
             self.status(parts);
         } else if due {
-            self.line(&parts.join(" · "));
+            self.line(&join_long(&parts));
         }
     }
 
-    /// Rewrites the waiting line (terminal only) with as many of `parts` as fit the terminal's
-    /// width (and cut to it), so that `\r` still returns to its start.
-    fn status(&mut self, mut parts: Vec<String>) {
+    /// Rewrites the waiting line (terminal only) with as much of `parts` as fits the terminal's
+    /// width ([`fit_waiting_line`]), so that `\r` still returns to its start.
+    fn status(&mut self, parts: Vec<Part>) {
         // a terminal that reports no size (0 columns) is taken as 80 wide
         let width = match crossterm::terminal::size() {
             Ok((w, _)) if w > 0 => w as usize - 1,
             _ => 79,
         };
-        while parts.len() > 1 && parts.join(" · ").chars().count() > width {
-            parts.pop();
-        }
-        let text: String = parts.join(" · ").chars().take(width).collect();
+        let text = fit_waiting_line(&parts, width);
         let mut o = std::io::stdout().lock();
         let _ = write!(o, "\r\x1b[2K{text}");
         let _ = o.flush();
@@ -334,8 +381,13 @@ impl Output {
         }
     }
 
+    /// Stamps what is printed next with the device's time `now_ms`.
+    fn at(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
     fn elapsed_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.now_ms
     }
 
     fn note(&mut self, n: &Note) {
@@ -404,6 +456,42 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 3: on 80 columns (79 usable) the line keeps all three parts, in their short forms,
+    /// up to 999 polls; wider terminals get the words.
+    #[test]
+    fn the_waiting_line_keeps_the_next_poll_on_80_columns() {
+        let parts = |polls: u32| {
+            let polled = format!(
+                "… {}",
+                Note::Polled {
+                    count: polls,
+                    status: PairingCodeStatus::Pending
+                }
+                .describe()
+            );
+            vec![
+                Part::new(polled.clone(), polled),
+                Part::new("code expires in 4:47".into(), "expires 4:47".into()),
+                Part::new("next poll in 3 s".into(), "next in 3 s".into()),
+            ]
+        };
+        assert_eq!(
+            fit_waiting_line(&parts(5), 79),
+            "… waiting for merchant (polled 5×, code pending) · expires 4:47 · next in 3 s"
+        );
+        assert!(fit_waiting_line(&parts(999), 79).ends_with(" · next in 3 s"));
+        assert_eq!(
+            fit_waiting_line(&parts(5), 119),
+            "… waiting for merchant (polled 5×, code pending) · code expires in 4:47 · next poll in 3 s"
+        );
+        let narrow = fit_waiting_line(&parts(5), 64);
+        assert_eq!(
+            narrow,
+            "… waiting for merchant (polled 5×, code pending) · expires 4:47"
+        );
+        assert_eq!(fit_waiting_line(&parts(5), 20).chars().count(), 20);
+    }
 
     #[test]
     fn plain_poll_lines_are_a_heartbeat_not_a_flood() {

@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use posemu_sandbox::{Sandbox, SandboxConfig};
+use regex::Regex;
 
 fn posemu(home: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_posemu"))
@@ -344,10 +345,100 @@ fn activate_on_a_terminal_rewrites_the_waiting_line_at_every_poll() {
     assert!(counts.len() >= 20, "{out:?}");
     assert_eq!(counts[..5], [1, 2, 3, 4, 5], "{out:?}");
     assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{counts:?}");
-    assert!(
-        out.contains(
-            "\r\x1b[2K… waiting for merchant (polled 2×, code pending) · code expires in "
-        ),
-        "{out:?}"
-    );
+    // `script`'s terminal reports no size, taken as 80 columns: the short forms, all parts
+    let line = Regex::new(
+        r"\r\x1b\[2K… waiting for merchant \(polled 2×, code pending\) · expires \d+:\d\d · next in \d+ m?s",
+    )
+    .unwrap();
+    assert!(line.is_match(&out), "{out:?}");
+}
+
+/// The `step_started` … `step_done`/`failed` pairs of a `--json` run, checked: every started
+/// step ends in an event of the same step before the next one starts, and a step's `ms` is
+/// exactly the gap between its two `t_ms`. Exactly, with no rounding slack: both come from the
+/// same readings of the device's clock (a note's `t_ms` is the time of the machine step that
+/// made it, and `ms` is the difference of two such times), so any gap means two clocks.
+/// Answers the steps that completed.
+fn check_step_times(out: &str) -> Vec<String> {
+    let mut open: Option<(String, u64)> = None;
+    let mut done = Vec::new();
+    let mut last_t = 0;
+    for line in out.lines() {
+        let e: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        let t = e["t_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no t_ms: {line}"));
+        assert!(t >= last_t, "t_ms goes back: {line}\n{out}");
+        last_t = t;
+        let step = e["step"].as_str().unwrap_or_default().to_string();
+        match e["event"].as_str().unwrap() {
+            "step_started" => {
+                assert!(open.is_none(), "{open:?} never ended before {line}\n{out}");
+                open = Some((step, t));
+            }
+            "step_done" => {
+                let (started, t0) = open.take().unwrap_or_else(|| panic!("{line}: not started"));
+                assert_eq!(started, step, "{line}\n{out}");
+                let ms = e["ms"].as_u64().unwrap();
+                assert_eq!(ms, t - t0, "{step}: ms {ms}, t_ms gap {}\n{out}", t - t0);
+                done.push(step);
+            }
+            "failed" => {
+                let (started, _) = open.take().unwrap_or_else(|| panic!("{line}: not started"));
+                assert_eq!(started, step, "{line}\n{out}");
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_none(), "{open:?} never ended:\n{out}");
+    done
+}
+
+/// 5: in `--json`, a step's `ms` agrees with the `t_ms` gap between its `step_started` and its
+/// `step_done`, and every started step ends in an event, on a run that activates (time warped,
+/// where two clocks differ the most) and on one that fails.
+#[tokio::test]
+async fn activate_json_step_ms_agrees_with_the_t_ms_gaps() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        posemu(
+            &path,
+            &[
+                "activate",
+                "--auto-claim",
+                "--json",
+                "--fresh",
+                "--time-warp",
+                "1000",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let done = check_step_times(&out);
+    for step in ["bootstrap", "pairing-code", "attest", "keys", "activate"] {
+        assert!(done.iter().any(|s| s == step), "{step} in {done:?}\n{out}");
+    }
+
+    // a failed step ends its start too
+    let sb = Sandbox::start(SandboxConfig {
+        profiles: vec![],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = sb.url();
+    let o = tokio::task::spawn_blocking(move || {
+        posemu(home.path(), &["activate", "--server", &url, "--json"])
+    })
+    .await
+    .unwrap();
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("\"event\":\"failed\""), "{out}");
+    check_step_times(&out);
 }

@@ -4,8 +4,12 @@
 mod portal_support;
 mod tmux_support;
 
+mod activate_tmux;
 mod demo_tmux;
+mod fleet_tmux;
 mod layers;
+mod listen_tmux;
+mod pay_tmux;
 mod portal_browser;
 mod portal_payments;
 mod tui_tmux;

@@ -37,6 +37,8 @@ pub struct Machine {
     clock: Arc<dyn Clock>,
     rng: StdRng,
     warp: u32,
+    /// [`Machine::stepped_ms`].
+    stepped_ms: u64,
 }
 
 impl Machine {
@@ -47,6 +49,7 @@ impl Machine {
             clock,
             rng: StdRng::seed_from_u64(seed),
             warp: 1,
+            stepped_ms: 0,
         }
     }
 
@@ -63,6 +66,13 @@ impl Machine {
         (self.epoch.elapsed().as_millis() as u64).saturating_mul(self.warp as u64)
     }
 
+    /// The machine's time ([`Machine::now_ms`]) at the last event it handled: the time of the
+    /// notes that event made, read once (a note's `took` is a difference of such times, so a
+    /// timeline stamped with this agrees with it exactly).
+    pub fn stepped_ms(&self) -> u64 {
+        self.stepped_ms
+    }
+
     /// A number from the machine's seeded random source (a second machine over the same
     /// device, payments, draws its randomness here too).
     pub fn random(&mut self) -> u64 {
@@ -76,6 +86,7 @@ impl Machine {
             wall_ms: self.clock.now().timestamp_millis(),
             random: self.rng.random(),
         };
+        self.stepped_ms = now.mono_ms;
         update(&mut self.state, now, event)
     }
 }
@@ -211,6 +222,11 @@ impl Driver {
 
     pub fn now_ms(&self) -> u64 {
         self.machine.now_ms()
+    }
+
+    /// [`Machine::stepped_ms`]: the time of the notes [`Driver::handle`] just answered.
+    pub fn stepped_ms(&self) -> u64 {
+        self.machine.stepped_ms()
     }
 
     pub fn sender(&self) -> mpsc::UnboundedSender<DeviceEvent> {

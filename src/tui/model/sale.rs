@@ -315,7 +315,8 @@ impl Model {
             }
             return None;
         }
-        if !own && !on_device {
+        // quitting and the help work on every sale screen, as the hint bar says
+        if (!own && !on_device) || matches!(action, A::Quit | A::Help) {
             return None;
         }
         let digit = match k.code {

@@ -1,5 +1,5 @@
 //! Driving the real binary on a real terminal: a private tmux server whose screen the tests
-//! read with `capture-pane`, as a person would. Shared by `tui_tmux.rs` and `demo_tmux.rs`.
+//! read with `capture-pane`, as a person would. Shared by the `*_tmux.rs` tests.
 #![allow(dead_code)] // each test file uses its own part
 
 use std::path::Path;
@@ -68,9 +68,30 @@ impl Tmux {
         })
     }
 
+    /// Presses `keys` one after the other (tmux key names: `Enter`, `Down`, `Tab`, `1`, …).
+    pub fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let out = self.run(&["send-keys", "-t", self.session, k]);
+            assert!(out.status.success(), "send-keys {k}: {out:?}");
+        }
+    }
+
+    /// Waits until `text` is on the screen; answers the screen.
+    pub fn wait_text(&self, text: &str, limit: Duration) -> String {
+        self.wait_for(&format!("{text:?}"), limit, |s| {
+            s.contains(text).then(|| s.to_string())
+        })
+    }
+
     pub fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", self.session]).stdout)
             .into()
+    }
+
+    /// The screen with the lines that scrolled off its top (the main screen's history).
+    pub fn screen_and_history(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-S", "-", "-t", self.session]);
+        String::from_utf8_lossy(&out.stdout).into()
     }
 
     /// A tmux format (`#{cursor_flag}`, …) of the session's pane.
@@ -105,4 +126,76 @@ impl Drop for Tmux {
 /// `p` quoted for a POSIX shell.
 pub fn shell(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (the OS's pick), for `--listen`: tests
+/// never take the stable default 127.0.0.1:8765, which a person's demo may be using.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Whether `word` stands on `screen` in big letters, as the POS screen draws its headlines
+/// (tui-big-text, in any of the sizes it uses): each row of the letters, drawn here the same
+/// way, on consecutive lines of the screen at the same column.
+pub fn big_word_on(screen: &str, word: &str) -> bool {
+    use ratatui::buffer::Buffer;
+    use ratatui::layout::Rect;
+    use ratatui::text::Line;
+    use ratatui::widgets::Widget;
+    use tui_big_text::{BigText, PixelSize};
+
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let n = word.chars().count() as u16;
+    [PixelSize::Full, PixelSize::HalfWidth, PixelSize::Quadrant]
+        .into_iter()
+        .any(|size| {
+            let area = Rect::new(0, 0, n * 8, 8);
+            let mut buf = Buffer::empty(area);
+            BigText::builder()
+                .pixel_size(size)
+                .lines(vec![Line::from(word.to_string())])
+                .build()
+                .render(area, &mut buf);
+            let mut rows: Vec<Vec<char>> = (0..area.height)
+                .map(|y| {
+                    (0..area.width)
+                        .map(|x| buf[(x, y)].symbol().chars().next().unwrap_or(' '))
+                        .collect()
+                })
+                .collect();
+            let blank = |r: &Vec<char>| r.iter().all(|c| *c == ' ');
+            while rows.last().is_some_and(blank) {
+                rows.pop();
+            }
+            while rows.first().is_some_and(blank) {
+                rows.remove(0);
+            }
+            // blank columns on the left, common to all rows
+            let left = rows
+                .iter()
+                .filter_map(|r| r.iter().position(|c| *c != ' '))
+                .min()
+                .unwrap_or(0);
+            rows.iter_mut().for_each(|r| {
+                r.drain(..left);
+            });
+            let width = rows
+                .iter()
+                .filter_map(|r| r.iter().rposition(|c| *c != ' '))
+                .max()
+                .map_or(0, |w| w + 1);
+            rows.iter_mut().for_each(|r| r.truncate(width));
+            if rows.is_empty() || width == 0 {
+                return false;
+            }
+            (0..lines.len().saturating_sub(rows.len() - 1)).any(|top| {
+                let first = &lines[top];
+                (0..first.len().saturating_sub(width - 1)).any(|col| {
+                    rows.iter().enumerate().all(|(i, row)| {
+                        lines[top + i].get(col..col + width) == Some(row.as_slice())
+                    })
+                })
+            })
+        })
 }

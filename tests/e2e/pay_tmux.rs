@@ -1,0 +1,75 @@
+//! End to end, issue "Payments" §4: the real `posemu` binary on a real terminal (tmux, at 80×24
+//! and 120×40) sells. On the POS screen against its embedded sandbox, `c` claims the code (as
+//! the merchant would), then a person types `1500`, presses Enter on the amount, on the tip
+//! prompt if there is one and on the card screen, and sees APPROVED with EUR 15.00; OK opens
+//! the receipt, which shows the amount and the approval.
+//!
+//! The device's timers run 10× faster (`--time-warp 10`: the first poll after the claim comes
+//! in 0.3 s instead of 3 s); every wait is a bounded poll of the screen.
+
+use std::time::Duration;
+
+use crate::tmux_support::{big_word_on, free_port, Tmux};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn sells_1500_and_shows_the_receipt(w: u16, h: u16) {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::new(&format!("pay{w}"), "pos");
+    let args = format!("--fresh --listen 127.0.0.1:{} --time-warp 10", free_port());
+    tmux.start_posemu(home.path(), &args, w, h);
+    tmux.wait_text("?code=", WAIT);
+    tmux.keys(&["c"]);
+    tmux.wait_text("Ready for payments", WAIT);
+
+    tmux.keys(&["1", "5", "0", "0"]);
+    tmux.wait_for("15.00 typed", WAIT, |s| {
+        big_word_on(s, "15.00").then_some(())
+    });
+    tmux.keys(&["Enter"]);
+    let next = tmux.wait_for("the tip prompt or the card screen", WAIT, |s| {
+        ["Add a tip?", "Present card"]
+            .into_iter()
+            .find(|t| s.contains(t))
+    });
+    if next == "Add a tip?" {
+        let screen = tmux.screen();
+        assert!(screen.contains("No tip"), "{w}x{h}:\n{screen}");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("Present card", WAIT);
+    }
+    let card = tmux.screen();
+    assert!(card.contains("4242"), "{w}x{h}: a test card:\n{card}");
+    tmux.keys(&["Enter"]);
+
+    let outcome = tmux.wait_for("APPROVED", WAIT, |s| {
+        big_word_on(s, "APPROVED").then(|| s.to_string())
+    });
+    assert!(
+        outcome.contains("EUR 15.00") && outcome.contains("Auth code"),
+        "{w}x{h}:\n{outcome}"
+    );
+    assert!(outcome.contains("OK receipt"), "{w}x{h}:\n{outcome}");
+    assert!(!big_word_on(&outcome, "DECLINED"), "{w}x{h}:\n{outcome}");
+
+    tmux.keys(&["Enter"]);
+    let receipt = tmux.wait_text("MERCHANT COPY", WAIT);
+    let total = receipt
+        .lines()
+        .find(|l| l.contains("TOTAL"))
+        .unwrap_or_else(|| panic!("{w}x{h}: no TOTAL on the receipt:\n{receipt}"));
+    assert!(total.contains("EUR 15.00"), "{w}x{h}:\n{receipt}");
+    assert!(receipt.contains("APPROVED"), "{w}x{h}:\n{receipt}");
+
+    assert_eq!(tmux.quit(), "0", "{w}x{h}: exit status");
+}
+
+#[test]
+fn typing_1500_and_enter_through_the_screens_approves_at_80x24() {
+    sells_1500_and_shows_the_receipt(80, 24);
+}
+
+#[test]
+fn typing_1500_and_enter_through_the_screens_approves_at_120x40() {
+    sells_1500_and_shows_the_receipt(120, 40);
+}
