@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,9 @@ use posemu_device::payment::PayEvent;
 use posemu_device::Effect;
 use posemu_protocol::api::{CallError, PayCall};
 use posemu_protocol::clock::Clock;
-use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
+use posemu_runtime::{
+    DeviceOptions, DeviceSession, Effector, Home, InFlight, OpenDevice, OpenError,
+};
 use posemu_sandbox::Sandbox;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -129,6 +132,9 @@ pub struct Executor {
     sandbox: Option<Sandbox>,
     next_generation: u64,
     pending: HashMap<Slot, JoinHandle<()>>,
+    /// Calls and other real I/O under way (device calls on the wire, payments, helpers,
+    /// opening, exports): see [`Executor::in_flight`].
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Drop for Executor {
@@ -150,11 +156,20 @@ impl Executor {
             sandbox: None,
             next_generation: 0,
             pending: HashMap::new(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub fn sender(&self) -> mpsc::UnboundedSender<Msg> {
         self.tx.clone()
+    }
+
+    /// How many of its tasks wait on real I/O now (a device call on the wire, a payment, a
+    /// sandbox helper, opening a device, writing a HAR file); timers are not counted. A test
+    /// on tokio's paused clock holds the clock while this is not zero: otherwise the clock
+    /// jumps to the next timer (a request's timeout) whenever the runtime waits on a socket.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Takes an opened device's resources (the old device goes first) and answers what the
@@ -171,7 +186,8 @@ impl Executor {
             resume_problem,
             ..
         } = open.session;
-        let (machine, effector) = driver.into_parts();
+        let (machine, mut effector) = driver.into_parts();
+        effector.count_in_flight(self.in_flight.clone());
         let tx = self.tx.clone();
         let device_task = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -394,10 +410,13 @@ impl Executor {
         Some(sandbox.url())
     }
 
+    /// Runs `fut` (real I/O: counted in [`Executor::in_flight`] until its answer is sent).
     fn spawn(&self, fut: impl Future<Output = Msg> + Send + 'static) {
         let tx = self.tx.clone();
+        let on_wire = InFlight::new(Some(&self.in_flight));
         tokio::spawn(async move {
             let _ = tx.send(fut.await);
+            drop(on_wire);
         });
     }
 

@@ -374,7 +374,6 @@ async fn slow_pace_keeps_each_step_on_screen_long_enough_to_explain() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "flaky in a full parallel run: a round once stayed ready 45 s, a 15 s request timeout on paused time (closing note)"]
 async fn loop_starts_over_with_a_fresh_code_after_the_ready_screen() {
     let mut h = start(&["--auto-claim", "2s", "--loop", "30s"]).await;
     let mut codes = Vec::new();

@@ -511,3 +511,33 @@ async fn the_exchange_list_follows_new_requests_again_after_esc() {
         "the newest is selected again"
     );
 }
+
+/// A loaded machine delivers loopback bytes late; tokio's paused clock cannot see that and
+/// would jump to the request's 15 s timeout while the answer is a few milliseconds away (the
+/// demo loop once stayed ready 45 s). The harness holds the clock while a call is on the wire.
+#[tokio::test(start_paused = true)]
+async fn late_bytes_on_the_wire_are_waited_for_not_timed_out() {
+    let mut h = Harness::start(Setup {
+        lag: Some(std::time::Duration::from_millis(5)),
+        ..Setup::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    pairing(&mut h).await;
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    let failed: Vec<String> = h
+        .model()
+        .debug()
+        .exchanges()
+        .iter()
+        .filter(|e| e.status.is_none() || e.error.is_some())
+        .map(|e| format!("{} {:?}", e.path(), e.error))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no timeout waited out: {:?}",
+        started.elapsed()
+    );
+}

@@ -5,7 +5,9 @@
 
 #![allow(dead_code)]
 
+mod lag;
 mod snap;
+pub use lag::LagProxy;
 pub use snap::{snap, snap_at};
 
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub struct Setup {
     pub min_version: Option<String>,
     pub theme: Theme,
     pub size: (u16, u16),
+    /// Put a proxy in front of the sandbox that holds every chunk this long in real time (the
+    /// socket waits a loaded machine has, which tokio's paused clock cannot see).
+    pub lag: Option<std::time::Duration>,
 }
 
 impl Default for Setup {
@@ -54,9 +59,14 @@ impl Default for Setup {
             min_version: None,
             theme: Theme { color: true },
             size: (120, 40),
+            lag: None,
         }
     }
 }
+
+/// The longest real time one step holds the paused clock for an answer on the wire (a call
+/// that waits on a timer of its own, such as a sandbox fault's delay, goes on after it).
+pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Harness {
     pub app: App,
@@ -83,7 +93,10 @@ impl Harness {
                     cfg.min_version = v.clone();
                 }
                 let sb = Sandbox::start(cfg).await.unwrap();
-                let url = sb.url();
+                let url = match setup.lag {
+                    Some(lag) => LagProxy::start(sb.addr(), lag).url(),
+                    None => sb.url(),
+                };
                 (Some(sb), url)
             }
         };
@@ -119,8 +132,26 @@ impl Harness {
     }
 
     /// Handles the next message (a device event, an exchange, a tick, a sandbox answer).
+    ///
+    /// While the app waits on real I/O (a call on the wire), tokio's paused clock is held:
+    /// otherwise, whenever the runtime is idle waiting on a socket (a loaded machine delivers
+    /// loopback bytes late), the clock jumps to the next timer, and a request's 15 s timeout
+    /// fires on an answer that is a millisecond away. Timers pass only when nothing is on the
+    /// wire. The hold is a blocking task (tokio does not auto-advance while one runs), ended
+    /// by the next message or after [`HOLD_MAX`] of real time.
     pub async fn step(&mut self) {
-        let msg = self.app.next().await;
+        let msg = if self.app.exec.in_flight() > 0 {
+            let (done, held) = std::sync::mpsc::channel::<()>();
+            let hold = tokio::task::spawn_blocking(move || {
+                let _ = held.recv_timeout(HOLD_MAX);
+            });
+            let msg = self.app.next().await;
+            let _ = done.send(());
+            let _ = hold.await;
+            msg
+        } else {
+            self.app.next().await
+        };
         self.app.handle(msg);
     }
 
