@@ -156,6 +156,17 @@ impl Sale {
         ENTRY_ORDER[self.entry.min(ENTRY_ORDER.len() - 1)]
     }
 
+    /// A new sale: no amount, no tip, and the card list back at its first card (Visa 4242)
+    /// and way in (chip). The customer presents a card anew each time; the last sale's card
+    /// (say the one that always asks for a PIN) must not carry over.
+    fn new_sale(&mut self) {
+        self.amount = 0;
+        self.tip_choice = 0;
+        self.card = 0;
+        self.entry = ENTRY_DEFAULT;
+        self.screen = Screen::Amount;
+    }
+
     /// The transactions: the sandbox's list and this session's charges it lacks, newest first.
     pub fn charges(&self) -> Vec<&Charge> {
         let mut all: Vec<&Charge> = self.listed.iter().collect();
@@ -359,11 +370,7 @@ impl Model {
                 }
             }
             (Screen::Card, A::Ok) => return Some(self.charge()),
-            (Screen::Tip | Screen::Card, A::Cancel) => {
-                s.amount = 0;
-                s.tip_choice = 0;
-                s.screen = Screen::Amount;
-            }
+            (Screen::Tip | Screen::Card, A::Cancel) => s.new_sale(),
             (Screen::Pin, A::Digit) if s.pin.0.len() < PIN_MAX => {
                 s.pin.0.push(char::from(b'0' + digit.unwrap_or(0) as u8));
             }
@@ -510,9 +517,7 @@ impl Model {
         if s.back == Screen::Transactions {
             return self.open_transactions();
         }
-        s.amount = 0;
-        s.tip_choice = 0;
-        s.screen = Screen::Amount;
+        s.new_sale();
         Vec::new()
     }
 

@@ -67,6 +67,8 @@ impl Default for Setup {
 /// The longest real time one step holds the paused clock for an answer on the wire (a call
 /// that waits on a timer of its own, such as a sandbox fault's delay, goes on after it).
 pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest a step waits (paused time) for anything to happen.
+pub const IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub struct Harness {
     pub app: App,
@@ -139,20 +141,33 @@ impl Harness {
     /// fires on an answer that is a millisecond away. Timers pass only when nothing is on the
     /// wire. The hold is a blocking task (tokio does not auto-advance while one runs), ended
     /// by the next message or after [`HOLD_MAX`] of real time.
+    ///
+    /// A screen that waits for a key with nothing under way fails after [`IDLE_MAX`] (of
+    /// paused time: at once) instead of hanging the test.
     pub async fn step(&mut self) {
-        let msg = if self.app.exec.in_flight() > 0 {
+        let app = &mut self.app;
+        let next = async {
+            if app.exec.in_flight() == 0 {
+                return app.next().await;
+            }
             let (done, held) = std::sync::mpsc::channel::<()>();
             let hold = tokio::task::spawn_blocking(move || {
                 let _ = held.recv_timeout(HOLD_MAX);
             });
-            let msg = self.app.next().await;
+            let msg = app.next().await;
             let _ = done.send(());
             let _ = hold.await;
             msg
-        } else {
-            self.app.next().await
         };
-        self.app.handle(msg);
+        match tokio::time::timeout(IDLE_MAX, next).await {
+            Ok(msg) => {
+                self.app.handle(msg);
+            }
+            Err(_) => panic!(
+                "nothing happened for {IDLE_MAX:?}: the screen waits for a key:\n{}",
+                self.screen()
+            ),
+        }
     }
 
     /// Steps until `done` holds; fails with the screen if it never does.
