@@ -4,39 +4,10 @@
 
 use crate::tui_support::*;
 use crossterm::event::KeyCode;
-use posemu_device::Phase;
-
-fn phase(m: &posemu::tui::Model) -> Option<Phase> {
-    m.device().map(|d| d.phase.clone())
-}
-
-/// Claimed and activated, the "activated" message gone; the debug side kept on the first
-/// exchange (the payment exchanges' nonces and signatures differ on every run).
-async fn ready() -> Harness {
-    let mut h = Harness::start(Setup::default()).await;
-    h.until("pairing", |m| phase(m) == Some(Phase::Pairing))
-        .await;
-    h.char('c');
-    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
-    h.until("the message gone", |m| m.toast().is_none()).await;
-    h.press(KeyCode::Tab);
-    for _ in 0..40 {
-        h.press(KeyCode::Up);
-    }
-    h.press(KeyCode::Tab);
-    h.press(KeyCode::Tab);
-    h
-}
-
-fn typed(h: &mut Harness, s: &str) {
-    for c in s.chars() {
-        h.char(c);
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
-    let mut h = ready().await;
+    let mut h = ready_for_sales().await;
     snap(&mut h, "sale_ready");
     typed(&mut h, "1500");
     assert!(h.screen().contains("Ready for payments"));
@@ -63,7 +34,7 @@ async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pin_card_a_refused_pin_and_a_cancel() {
-    let mut h = ready().await;
+    let mut h = ready_for_sales().await;
     typed(&mut h, "2000");
     h.press(KeyCode::Enter);
     h.press(KeyCode::Enter);

@@ -5,10 +5,12 @@
 
 #![allow(dead_code)]
 
+mod flows;
 mod lag;
 mod snap;
+pub use flows::{ready_for_sales, sell, typed};
 pub use lag::LagProxy;
-pub use snap::{snap, snap_at};
+pub use snap::{snap, snap_at, SIZES};
 
 use std::sync::Arc;
 
