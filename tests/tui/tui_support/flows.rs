@@ -71,3 +71,9 @@ pub async fn sell(h: &mut Harness, amount: &str) {
     );
     h.press(KeyCode::Backspace);
 }
+
+/// A 127.0.0.1 port nothing listens on (bound, then let go).
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

@@ -8,7 +8,7 @@
 mod flows;
 mod lag;
 mod snap;
-pub use flows::{ready_for_sales, sell, typed};
+pub use flows::{code, dead_port, pairing, phase, ready_for_sales, sell, typed};
 pub use lag::LagProxy;
 pub use snap::{snap, snap_at, SIZES};
 
@@ -17,11 +17,12 @@ use std::sync::Arc;
 use clap::Parser;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use posemu::cli::device_args::DeviceArgs;
+use posemu::tui::exec::Opener;
 use posemu::tui::theme::{QR_DARK, QR_LIGHT};
 use posemu::tui::{App, Model, Msg, Theme};
 use posemu_profile::{builtin_named, Profile};
 use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceSession, Home, OpenDevice, SessionOptions};
+use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice, OpenError, SessionOptions};
 use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -217,6 +218,40 @@ impl Harness {
         self.app.model.set_size(old.0, old.1);
         buffer_text(&buf)
     }
+}
+
+/// Opens like `posemu_runtime::open_device` (a new embedded sandbox unless a server), in the
+/// test's home.
+pub fn opener(home: Home, clock: ManualClock) -> Opener {
+    Arc::new(move |args: DeviceOptions| {
+        let (home, clock) = (home.clone(), clock.clone());
+        Box::pin(async move {
+            let profile = home
+                .find_profile(&args.profile)
+                .map_err(OpenError::Profile)?;
+            let (sandbox, url) = match &args.server {
+                Some(u) => (None, u.clone()),
+                None => {
+                    let sb = Sandbox::start(SandboxConfig {
+                        clock: Arc::new(clock.clone()),
+                        ..SandboxConfig::default()
+                    })
+                    .await?;
+                    let url = sb.url();
+                    (Some(sb), url)
+                }
+            };
+            let opts = SessionOptions::new(&url);
+            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock.clone()))?;
+            Ok(OpenDevice {
+                session,
+                sandbox,
+                server: url,
+                clock: Arc::new(clock),
+                notice: None,
+            })
+        })
+    })
 }
 
 pub fn draw(model: &Model, w: u16, h: u16) -> Buffer {
