@@ -23,7 +23,6 @@ use posemu_client::{DeviceFaults, DeviceIdentity, ExchangeLog, MerchantError, Tr
 use posemu_device::payment::PayEvent;
 use posemu_device::Effect;
 use posemu_protocol::api::{CallError, PayCall};
-use posemu_protocol::clock::Clock;
 use posemu_runtime::{
     DeviceOptions, DeviceSession, Effector, Home, InFlight, OpenDevice, OpenError,
 };
@@ -107,7 +106,6 @@ struct Runner {
     embedded: bool,
     /// What payment calls are signed as (None: the profile's identity is broken).
     identity: Option<DeviceIdentity>,
-    clock: Arc<dyn Clock>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -246,7 +244,6 @@ impl Executor {
             device_id: attached.device_id.clone(),
             embedded,
             identity,
-            clock: open.clock,
             tasks: vec![device_task, log_task],
         });
         Msg::Attached(Box::new(attached))
@@ -303,7 +300,8 @@ impl Executor {
                 id,
                 call,
                 faults,
-            } => self.pay(generation, id, &call, faults),
+                at,
+            } => self.pay(generation, id, &call, faults, at),
             Cmd::Settle {
                 generation,
                 terminal_id,
@@ -422,7 +420,14 @@ impl Executor {
 
     /// One payment call: sealed, signed and logged by the client; the answer goes to the
     /// payment machine.
-    fn pay(&self, generation: u64, id: u32, call: &PayCall, faults: DeviceFaults) {
+    fn pay(
+        &self,
+        generation: u64,
+        id: u32,
+        call: &PayCall,
+        faults: DeviceFaults,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
             return;
         };
@@ -431,7 +436,7 @@ impl Executor {
                 identity,
                 &faults,
                 call,
-                runner.clock.now(),
+                at,
                 &mut rand::rng(),
                 Some(&runner.log),
             )),

@@ -70,13 +70,20 @@ impl Machine {
         self.rng.random()
     }
 
-    /// Feeds one event to the machine; answers its effects (notes included), to carry out.
-    pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
-        let now = Now {
+    /// What the machine reads for one step: its monotonic time, its wall clock and a random
+    /// number. The payment machine over the same device takes its `Now` here too: the device
+    /// has one clock.
+    pub fn now(&mut self) -> Now {
+        Now {
             mono_ms: self.now_ms(),
             wall_ms: self.clock.now().timestamp_millis(),
             random: self.rng.random(),
-        };
+        }
+    }
+
+    /// Feeds one event to the machine; answers its effects (notes included), to carry out.
+    pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
+        let now = self.now();
         update(&mut self.state, now, event)
     }
 }
