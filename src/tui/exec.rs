@@ -468,9 +468,19 @@ impl Executor {
             let log = Some(&log);
             let result = match action {
                 SandboxAction::Reset => {
-                    posemu_client::merchant::sandbox_reset(&transport, &device_id, log)
-                        .await
-                        .map(|_| "device reset on the sandbox".to_string())
+                    // A reset is idempotent: once more when the connection was lost before
+                    // any answer (a kept-alive connection the server closed as it was reused:
+                    // the sandbox's idle timeout and the demo loop's wait are both 30 s).
+                    let reset =
+                        || posemu_client::merchant::sandbox_reset(&transport, &device_id, log);
+                    let mut result = reset().await;
+                    if result
+                        .as_ref()
+                        .is_err_and(|e| matches!(e.source, CallError::Network(_)))
+                    {
+                        result = reset().await;
+                    }
+                    result.map(|_| "device reset on the sandbox".to_string())
                 }
                 SandboxAction::Claim | SandboxAction::AutoClaim => {
                     // the one auto-claim of posemu; the model waited and checked the code is

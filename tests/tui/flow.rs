@@ -469,9 +469,56 @@ async fn late_bytes_on_the_wire_are_waited_for_not_timed_out() {
         .map(|e| format!("{} {:?}", e.path(), e.error))
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
+    // no timer passed while a call was on the wire (not even a spinner tick)
+    for step in [Step::Attest, Step::Keys, Step::Config, Step::Activate] {
+        let took = h.model().step_time(step).unwrap();
+        assert!(took.is_zero(), "{step:?} took {took:?} of paused time");
+    }
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "no timeout waited out: {:?}",
         started.elapsed()
+    );
+}
+
+/// The sandbox closes a kept-alive connection idle for 30 s, the demo loop's default wait too:
+/// a reset sent on it at that very moment loses its connection before any answer. It is sent
+/// again (a reset is idempotent), or the sandbox would keep the old claim.
+#[tokio::test(start_paused = true)]
+async fn a_reset_whose_connection_is_lost_is_sent_again() {
+    let mut h = Harness::start(Setup {
+        drop_once: Some("/reset"),
+        ..Setup::default()
+    })
+    .await;
+    pairing(&mut h).await;
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    h.char('r');
+    h.until("pairing again", |m| phase(m) == Some(Phase::Pairing))
+        .await;
+    h.until("both resets listed", |m| {
+        m.debug()
+            .exchanges()
+            .iter()
+            .any(|e| e.path().ends_with("/reset") && e.status == Some(200))
+    })
+    .await;
+    let resets: Vec<(Option<u16>, bool)> = h
+        .model()
+        .debug()
+        .exchanges()
+        .iter()
+        .filter(|e| e.path().ends_with("/reset"))
+        .map(|e| (e.status, e.error.is_some()))
+        .collect();
+    assert_eq!(resets, [(None, true), (Some(200), false)]);
+    assert!(
+        !h.model()
+            .timeline()
+            .iter()
+            .any(|t| t.text.starts_with("sandbox reset:")),
+        "{:?}",
+        h.model().timeline()
     );
 }

@@ -142,11 +142,16 @@ impl Effector {
         let caller = self.caller.clone();
         let tx = self.tx.clone();
         let counter = self.in_flight.clone();
+        // counted from now, or after the pace: a paced call waits on a timer first
+        let counted = pace.is_zero().then(|| InFlight::new(counter.as_ref()));
         tokio::spawn(async move {
-            if !pace.is_zero() {
-                tokio::time::sleep(pace).await;
-            }
-            let on_wire = InFlight::new(counter.as_ref());
+            let on_wire = match counted {
+                Some(c) => c,
+                None => {
+                    tokio::time::sleep(pace).await;
+                    InFlight::new(counter.as_ref())
+                }
+            };
             let result = caller.call(call).await;
             let _ = tx.send(DeviceEvent::Answer { call: id, result });
             drop(on_wire);

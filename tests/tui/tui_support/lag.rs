@@ -1,8 +1,12 @@
-//! A TCP proxy on 127.0.0.1 that holds every chunk for a while in real time, on plain threads:
-//! the late socket a loaded machine gives, which tokio's paused clock cannot see.
+//! A TCP proxy on 127.0.0.1, on plain threads, in front of the sandbox: it holds every chunk
+//! for a while in real time (the late socket a loaded machine gives, which tokio's paused clock
+//! cannot see), and can close the connection of one request unanswered (a kept-alive
+//! connection the server closes just as the client reuses it).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct LagProxy {
@@ -10,10 +14,13 @@ pub struct LagProxy {
 }
 
 impl LagProxy {
-    /// Forwards connections to `target`, each chunk `lag` late. Runs until the process ends.
-    pub fn start(target: SocketAddr, lag: Duration) -> LagProxy {
+    /// Forwards connections to `target`, each chunk `lag` late; the first request whose bytes
+    /// contain `drop_once` is not forwarded: its connection is closed instead. Runs until the
+    /// process ends.
+    pub fn start(target: SocketAddr, lag: Duration, drop_once: Option<&'static str>) -> LagProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let dropped = Arc::new(AtomicBool::new(drop_once.is_none()));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -21,8 +28,9 @@ impl LagProxy {
                     continue;
                 };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || pipe(client, server, lag));
-                std::thread::spawn(move || pipe(s2, c2, lag));
+                let drop = drop_once.map(|d| (d, dropped.clone()));
+                std::thread::spawn(move || pipe(client, server, lag, drop));
+                std::thread::spawn(move || pipe(s2, c2, lag, None));
             }
         });
         LagProxy { addr }
@@ -33,12 +41,25 @@ impl LagProxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, lag: Duration) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    lag: Duration,
+    drop: Option<(&'static str, Arc<AtomicBool>)>,
+) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some((what, dropped)) = &drop {
+                    let hit = String::from_utf8_lossy(&buf[..n]).contains(what);
+                    if hit && !dropped.swap(true, Ordering::SeqCst) {
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
                 std::thread::sleep(lag);
                 if to.write_all(&buf[..n]).is_err() {
                     break;

@@ -52,6 +52,9 @@ pub struct Setup {
     /// Put a proxy in front of the sandbox that holds every chunk this long in real time (the
     /// socket waits a loaded machine has, which tokio's paused clock cannot see).
     pub lag: Option<std::time::Duration>,
+    /// Put the proxy in front of the sandbox and have it close the connection of the first
+    /// request containing this text, unanswered.
+    pub drop_once: Option<&'static str>,
 }
 
 impl Default for Setup {
@@ -63,6 +66,7 @@ impl Default for Setup {
             theme: Theme { color: true },
             size: (120, 40),
             lag: None,
+            drop_once: None,
         }
     }
 }
@@ -98,9 +102,9 @@ impl Harness {
                     cfg.min_version = v.clone();
                 }
                 let sb = Sandbox::start(cfg).await.unwrap();
-                let url = match setup.lag {
-                    Some(lag) => LagProxy::start(sb.addr(), lag).url(),
-                    None => sb.url(),
+                let url = match (setup.lag, setup.drop_once) {
+                    (None, None) => sb.url(),
+                    (lag, drop) => LagProxy::start(sb.addr(), lag.unwrap_or_default(), drop).url(),
                 };
                 (Some(sb), url)
             }
