@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::model::{Msg, SandboxAction};
 use posemu_client::{DeviceFaults, Exchange};
 use posemu_device::progress::Progress;
@@ -56,6 +58,9 @@ pub enum Cmd {
         id: u32,
         call: Box<PayCall>,
         faults: DeviceFaults,
+        /// The device's wall time the payment machine stepped at (the device machine's clock,
+        /// the one clock of the device): what the request is stamped and signed with.
+        at: DateTime<Utc>,
     },
     /// Settle the terminal's pending charges (sandbox helper `POST /sandbox/settle`); the
     /// answer is a [`Msg::Sandbox`] with [`SandboxAction::Settle`].

@@ -28,12 +28,13 @@ pub fn detail_lines(e: &Exchange, theme: Theme) -> Vec<Line<'static>> {
         Span::styled(format!("{} ", e.method), head),
         Span::raw(clip(&e.url)),
     ]));
+    // the latency right-aligned in a fixed width: a slow answer moves nothing after it
     out.push(Line::from(vec![
         Span::styled("→ ", key),
         Span::styled(e.status_line(), status_style),
         Span::styled(
             format!(
-                "  {:.1} ms  {}  {}",
+                " {:>8.1} ms  {}  {}",
                 e.latency.as_secs_f64() * 1000.0,
                 e.http_version,
                 e.step

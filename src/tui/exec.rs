@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +23,9 @@ use posemu_client::{DeviceFaults, DeviceIdentity, ExchangeLog, MerchantError, Tr
 use posemu_device::payment::PayEvent;
 use posemu_device::Effect;
 use posemu_protocol::api::{CallError, PayCall};
-use posemu_protocol::clock::Clock;
-use posemu_runtime::{DeviceOptions, DeviceSession, Effector, Home, OpenDevice, OpenError};
+use posemu_runtime::{
+    DeviceOptions, DeviceSession, Effector, Home, InFlight, OpenDevice, OpenError,
+};
 use posemu_sandbox::Sandbox;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -104,7 +106,6 @@ struct Runner {
     embedded: bool,
     /// What payment calls are signed as (None: the profile's identity is broken).
     identity: Option<DeviceIdentity>,
-    clock: Arc<dyn Clock>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -129,6 +130,9 @@ pub struct Executor {
     sandbox: Option<Sandbox>,
     next_generation: u64,
     pending: HashMap<Slot, JoinHandle<()>>,
+    /// Calls and other real I/O under way (device calls on the wire, payments, helpers,
+    /// opening, exports): see [`Executor::in_flight`].
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Drop for Executor {
@@ -150,11 +154,20 @@ impl Executor {
             sandbox: None,
             next_generation: 0,
             pending: HashMap::new(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub fn sender(&self) -> mpsc::UnboundedSender<Msg> {
         self.tx.clone()
+    }
+
+    /// How many of its tasks wait on real I/O now (a device call on the wire, a payment, a
+    /// sandbox helper, opening a device, writing a HAR file); timers are not counted. A test
+    /// on tokio's paused clock holds the clock while this is not zero: otherwise the clock
+    /// jumps to the next timer (a request's timeout) whenever the runtime waits on a socket.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Takes an opened device's resources (the old device goes first) and answers what the
@@ -171,7 +184,8 @@ impl Executor {
             resume_problem,
             ..
         } = open.session;
-        let (machine, effector) = driver.into_parts();
+        let (machine, mut effector) = driver.into_parts();
+        effector.count_in_flight(self.in_flight.clone());
         let tx = self.tx.clone();
         let device_task = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -230,7 +244,6 @@ impl Executor {
             device_id: attached.device_id.clone(),
             embedded,
             identity,
-            clock: open.clock,
             tasks: vec![device_task, log_task],
         });
         Msg::Attached(Box::new(attached))
@@ -287,7 +300,8 @@ impl Executor {
                 id,
                 call,
                 faults,
-            } => self.pay(generation, id, &call, faults),
+                at,
+            } => self.pay(generation, id, &call, faults, at),
             Cmd::Settle {
                 generation,
                 terminal_id,
@@ -394,16 +408,26 @@ impl Executor {
         Some(sandbox.url())
     }
 
+    /// Runs `fut` (real I/O: counted in [`Executor::in_flight`] until its answer is sent).
     fn spawn(&self, fut: impl Future<Output = Msg> + Send + 'static) {
         let tx = self.tx.clone();
+        let on_wire = InFlight::new(Some(&self.in_flight));
         tokio::spawn(async move {
             let _ = tx.send(fut.await);
+            drop(on_wire);
         });
     }
 
     /// One payment call: sealed, signed and logged by the client; the answer goes to the
     /// payment machine.
-    fn pay(&self, generation: u64, id: u32, call: &PayCall, faults: DeviceFaults) {
+    fn pay(
+        &self,
+        generation: u64,
+        id: u32,
+        call: &PayCall,
+        faults: DeviceFaults,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
         let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
             return;
         };
@@ -412,7 +436,7 @@ impl Executor {
                 identity,
                 &faults,
                 call,
-                runner.clock.now(),
+                at,
                 &mut rand::rng(),
                 Some(&runner.log),
             )),
@@ -444,9 +468,19 @@ impl Executor {
             let log = Some(&log);
             let result = match action {
                 SandboxAction::Reset => {
-                    posemu_client::merchant::sandbox_reset(&transport, &device_id, log)
-                        .await
-                        .map(|_| "device reset on the sandbox".to_string())
+                    // A reset is idempotent: once more when the connection was lost before
+                    // any answer (a kept-alive connection the server closed as it was reused:
+                    // the sandbox's idle timeout and the demo loop's wait are both 30 s).
+                    let reset =
+                        || posemu_client::merchant::sandbox_reset(&transport, &device_id, log);
+                    let mut result = reset().await;
+                    if result
+                        .as_ref()
+                        .is_err_and(|e| matches!(e.source, CallError::Network(_)))
+                    {
+                        result = reset().await;
+                    }
+                    result.map(|_| "device reset on the sandbox".to_string())
                 }
                 SandboxAction::Claim | SandboxAction::AutoClaim => {
                     // the one auto-claim of posemu; the model waited and checked the code is

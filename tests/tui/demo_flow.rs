@@ -64,11 +64,8 @@ async fn start(flags: &[&str]) -> Harness {
     start_in(flags, (120, 40), None).await
 }
 
-fn phase(m: &Model) -> Option<Phase> {
-    m.device().map(|d| d.phase.clone())
-}
-
-fn code(m: &Model) -> Option<String> {
+/// The code on screen, if any.
+fn shown_code(m: &Model) -> Option<String> {
     m.device()
         .and_then(|d| d.code.as_ref())
         .map(|c| c.code.clone())
@@ -171,7 +168,7 @@ async fn auto_claim_reaches_the_ready_screen_with_no_key_pressed() {
     h.until("a code", |m| phase(m) == Some(Phase::Pairing))
         .await;
     let shown = Instant::now();
-    let first = code(h.model()).unwrap();
+    let first = shown_code(h.model()).unwrap();
     let top = banner(&mut h, 120, 40);
     assert!(top.contains("auto-claim in 0:20"), "the countdown: {top}");
     h.until(
@@ -207,10 +204,10 @@ async fn auto_claim_waits_for_each_new_code() {
     let mut h = start(&["--auto-claim", "20s"]).await;
     h.until("a code", |m| phase(m) == Some(Phase::Pairing))
         .await;
-    let first = code(h.model()).unwrap();
+    let first = shown_code(h.model()).unwrap();
     h.char('x'); // expire it on the sandbox before the auto-claim
     h.until("a new code", |m| {
-        phase(m) == Some(Phase::Pairing) && code(m).is_some_and(|c| c != first)
+        phase(m) == Some(Phase::Pairing) && shown_code(m).is_some_and(|c| c != first)
     })
     .await;
     let shown = Instant::now();
@@ -374,14 +371,13 @@ async fn slow_pace_keeps_each_step_on_screen_long_enough_to_explain() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "flaky in a full parallel run: a round once stayed ready 45 s, a 15 s request timeout on paused time (closing note)"]
 async fn loop_starts_over_with_a_fresh_code_after_the_ready_screen() {
     let mut h = start(&["--auto-claim", "2s", "--loop", "30s"]).await;
     let mut codes = Vec::new();
     for round in 0..3 {
         h.until("a code", |m| phase(m) == Some(Phase::Pairing))
             .await;
-        let c = code(h.model()).unwrap();
+        let c = shown_code(h.model()).unwrap();
         assert!(
             !codes.contains(&c),
             "round {round}: a fresh code, not {codes:?}"

@@ -3,34 +3,11 @@
 //! asserting on the rendered screen. tokio's clock is paused, so 3 s polls and 300 s codes
 //! pass without sleeping.
 
-use std::sync::Arc;
-
 use crate::tui_support::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use posemu::tui::exec::Opener;
-use posemu::tui::{Cmd, Model, Msg, Theme};
+use posemu::tui::{Cmd, Msg, Theme};
 use posemu_device::{Phase, Step};
-use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice, OpenError, SessionOptions};
-use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::style::Color;
-
-fn phase(m: &Model) -> Option<Phase> {
-    m.device().map(|d| d.phase.clone())
-}
-
-fn code(m: &Model) -> String {
-    m.device()
-        .and_then(|d| d.code.as_ref())
-        .map(|c| c.code.clone())
-        .expect("a code on screen")
-}
-
-async fn pairing(h: &mut Harness) -> String {
-    h.until("a code on screen", |m| phase(m) == Some(Phase::Pairing))
-        .await;
-    code(h.model())
-}
 
 #[tokio::test(start_paused = true)]
 async fn start_code_claim_ready() {
@@ -176,10 +153,7 @@ async fn an_unknown_device_stops_on_the_error_screen_and_ok_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_port_shows_the_retry_with_backoff() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let mut h = Harness::start(Setup {
         server: Some(format!("http://127.0.0.1:{port}")),
         size: (80, 24),
@@ -255,40 +229,6 @@ async fn copy_as_curl_and_export_har() {
     assert!(har["log"]["entries"].as_array().unwrap().len() >= 3);
 }
 
-/// Opens like `posemu_runtime::open_device` (a new embedded sandbox unless a server), in the
-/// test's home.
-fn opener(home: Home, clock: ManualClock) -> Opener {
-    Arc::new(move |args: DeviceOptions| {
-        let (home, clock) = (home.clone(), clock.clone());
-        Box::pin(async move {
-            let profile = home
-                .find_profile(&args.profile)
-                .map_err(OpenError::Profile)?;
-            let (sandbox, url) = match &args.server {
-                Some(u) => (None, u.clone()),
-                None => {
-                    let sb = Sandbox::start(SandboxConfig {
-                        clock: Arc::new(clock.clone()),
-                        ..SandboxConfig::default()
-                    })
-                    .await?;
-                    let url = sb.url();
-                    (Some(sb), url)
-                }
-            };
-            let opts = SessionOptions::new(&url);
-            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock.clone()))?;
-            Ok(OpenDevice {
-                session,
-                sandbox,
-                server: url,
-                clock: Arc::new(clock),
-                notice: None,
-            })
-        })
-    })
-}
-
 #[tokio::test(start_paused = true)]
 async fn pick_another_profile_and_another_server() {
     let mut h = Harness::start(Setup::default()).await;
@@ -335,10 +275,7 @@ async fn pick_another_profile_and_another_server() {
     assert!(screen.contains("embedded sandbox"), "{screen}");
 
     // a server that is not there: the device keeps retrying, and says so
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     h.char('s');
     for c in format!("http://127.0.0.1:{port}").chars() {
         h.char(c);
@@ -454,10 +391,7 @@ async fn any_terminal_size_draws_without_panicking() {
 
 #[tokio::test(start_paused = true)]
 async fn the_details_wrap_long_values_and_stop_at_the_last_page() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let mut h = Harness::start(Setup {
         server: Some(format!("http://127.0.0.1:{port}")),
         ..Setup::default()
@@ -509,5 +443,82 @@ async fn the_exchange_list_follows_new_requests_again_after_esc() {
         m.debug().selected(),
         Some(m.debug().exchanges().len() - 1),
         "the newest is selected again"
+    );
+}
+
+/// A loaded machine delivers loopback bytes late; tokio's paused clock cannot see that and
+/// would jump to the request's 15 s timeout while the answer is a few milliseconds away (the
+/// demo loop once stayed ready 45 s). The harness holds the clock while a call is on the wire.
+#[tokio::test(start_paused = true)]
+async fn late_bytes_on_the_wire_are_waited_for_not_timed_out() {
+    let mut h = Harness::start(Setup {
+        lag: Some(std::time::Duration::from_millis(5)),
+        ..Setup::default()
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    pairing(&mut h).await;
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    let failed: Vec<String> = h
+        .model()
+        .debug()
+        .exchanges()
+        .iter()
+        .filter(|e| e.status.is_none() || e.error.is_some())
+        .map(|e| format!("{} {:?}", e.path(), e.error))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // no timer passed while a call was on the wire (not even a spinner tick)
+    for step in [Step::Attest, Step::Keys, Step::Config, Step::Activate] {
+        let took = h.model().step_time(step).unwrap();
+        assert!(took.is_zero(), "{step:?} took {took:?} of paused time");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no timeout waited out: {:?}",
+        started.elapsed()
+    );
+}
+
+/// The sandbox closes a kept-alive connection idle for 30 s, the demo loop's default wait too:
+/// a reset sent on it at that very moment loses its connection before any answer. It is sent
+/// again (a reset is idempotent), or the sandbox would keep the old claim.
+#[tokio::test(start_paused = true)]
+async fn a_reset_whose_connection_is_lost_is_sent_again() {
+    let mut h = Harness::start(Setup {
+        drop_once: Some("/reset"),
+        ..Setup::default()
+    })
+    .await;
+    pairing(&mut h).await;
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    h.char('r');
+    h.until("pairing again", |m| phase(m) == Some(Phase::Pairing))
+        .await;
+    h.until("both resets listed", |m| {
+        m.debug()
+            .exchanges()
+            .iter()
+            .any(|e| e.path().ends_with("/reset") && e.status == Some(200))
+    })
+    .await;
+    let resets: Vec<(Option<u16>, bool)> = h
+        .model()
+        .debug()
+        .exchanges()
+        .iter()
+        .filter(|e| e.path().ends_with("/reset"))
+        .map(|e| (e.status, e.error.is_some()))
+        .collect();
+    assert_eq!(resets, [(None, true), (Some(200), false)]);
+    assert!(
+        !h.model()
+            .timeline()
+            .iter()
+            .any(|t| t.text.starts_with("sandbox reset:")),
+        "{:?}",
+        h.model().timeline()
     );
 }

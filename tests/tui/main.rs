@@ -7,3 +7,4 @@ mod demo_flow;
 mod flow;
 mod pay_flow;
 mod snapshots;
+mod transactions;

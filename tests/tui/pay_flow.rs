@@ -4,39 +4,10 @@
 
 use crate::tui_support::*;
 use crossterm::event::KeyCode;
-use posemu_device::Phase;
-
-fn phase(m: &posemu::tui::Model) -> Option<Phase> {
-    m.device().map(|d| d.phase.clone())
-}
-
-/// Claimed and activated, the "activated" message gone; the debug side kept on the first
-/// exchange (the payment exchanges' nonces and signatures differ on every run).
-async fn ready() -> Harness {
-    let mut h = Harness::start(Setup::default()).await;
-    h.until("pairing", |m| phase(m) == Some(Phase::Pairing))
-        .await;
-    h.char('c');
-    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
-    h.until("the message gone", |m| m.toast().is_none()).await;
-    h.press(KeyCode::Tab);
-    for _ in 0..40 {
-        h.press(KeyCode::Up);
-    }
-    h.press(KeyCode::Tab);
-    h.press(KeyCode::Tab);
-    h
-}
-
-fn typed(h: &mut Harness, s: &str) {
-    for c in s.chars() {
-        h.char(c);
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
-    let mut h = ready().await;
+    let mut h = ready_for_sales().await;
     snap(&mut h, "sale_ready");
     typed(&mut h, "1500");
     assert!(h.screen().contains("Ready for payments"));
@@ -62,9 +33,8 @@ async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "unfinished: hangs waiting for the PIN pad through the real sandbox (closing note)"]
 async fn a_pin_card_a_refused_pin_and_a_cancel() {
-    let mut h = ready().await;
+    let mut h = ready_for_sales().await;
     typed(&mut h, "2000");
     h.press(KeyCode::Enter);
     h.press(KeyCode::Enter);
@@ -105,4 +75,48 @@ async fn a_pin_card_a_refused_pin_and_a_cancel() {
     h.char('v');
     h.until_screen("CANCELLED").await;
     snap(&mut h, "sale_cancelled");
+}
+
+/// The restart key works on every sale screen, and one restart ends both machines: the device
+/// pairs again and the sale in progress (here on the PIN pad) is gone, not waiting for a PIN.
+#[tokio::test(start_paused = true)]
+async fn the_restart_key_mid_sale_restarts_the_device_and_ends_the_sale() {
+    use posemu::tui::model::sale::Screen;
+    use posemu_device::Phase;
+    let mut h = ready_for_sales().await;
+    typed(&mut h, "2000");
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Enter);
+    for _ in 0..7 {
+        h.press(KeyCode::Down);
+    }
+    h.press(KeyCode::Enter);
+    h.until("the PIN pad", |m| m.sale().screen == Screen::Pin)
+        .await;
+    typed(&mut h, "12");
+    assert!(h.model().paying());
+
+    h.char('r');
+    h.until("pairing again", |m| phase(m) == Some(Phase::Pairing))
+        .await;
+    let m = h.model();
+    assert!(!m.paying(), "the payment ended with the device");
+    assert_eq!(m.sale().screen, Screen::Amount);
+    assert_eq!((m.sale().amount, m.sale().pin_len()), (0, 0));
+    assert!(m.sale().charges().is_empty());
+    assert!(m.device().unwrap().progress.terminal_id.is_none());
+    assert!(
+        m.timeline()
+            .iter()
+            .any(|t| t.text.contains("the terminal restarted")),
+        "{:?}",
+        m.timeline()
+    );
+    assert!(h.screen().contains("Pair this terminal"), "{}", h.screen());
+
+    // activated again, a sale goes through from the first card
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    assert_ne!(h.model().device().unwrap().progress.terminal_id, None);
+    sell(&mut h, "1000").await;
 }

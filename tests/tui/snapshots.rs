@@ -9,10 +9,6 @@ use crate::tui_support::*;
 use crossterm::event::KeyCode;
 use posemu_device::{Phase, Step};
 
-fn phase(m: &posemu::tui::Model) -> Option<Phase> {
-    m.device().map(|d| d.phase.clone())
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_activation_flow_screen_by_screen() {
     let mut h = Harness::start(Setup::default()).await;
@@ -116,10 +112,7 @@ async fn update_required() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_server() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = dead_port();
     let mut h = Harness::start(Setup {
         server: Some(format!("http://127.0.0.1:{port}")),
         ..Setup::default()

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,13 +80,20 @@ impl Machine {
         self.rng.random()
     }
 
-    /// Feeds one event to the machine; answers its effects (notes included), to carry out.
-    pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
-        let now = Now {
+    /// What the machine reads for one step: its monotonic time, its wall clock and a random
+    /// number. The payment machine over the same device takes its `Now` here too: the device
+    /// has one clock.
+    pub fn now(&mut self) -> Now {
+        Now {
             mono_ms: self.now_ms(),
             wall_ms: self.clock.now().timestamp_millis(),
             random: self.rng.random(),
-        };
+        }
+    }
+
+    /// Feeds one event to the machine; answers its effects (notes included), to carry out.
+    pub fn step(&mut self, event: DeviceEvent) -> Vec<Effect> {
+        let now = self.now();
         self.stepped_ms = now.mono_ms;
         update(&mut self.state, now, event)
     }
@@ -99,9 +107,37 @@ pub struct Effector {
     timers: HashMap<Timer, JoinHandle<()>>,
     warp: u32,
     pace: Duration,
+    /// Counts this effector's calls on the wire (after the pace), if someone asked to know.
+    in_flight: Option<Arc<AtomicUsize>>,
+}
+
+/// One call on the wire, counted in an in-flight counter until it drops (answered or aborted).
+pub struct InFlight(Option<Arc<AtomicUsize>>);
+
+impl InFlight {
+    pub fn new(counter: Option<&Arc<AtomicUsize>>) -> InFlight {
+        if let Some(c) = counter {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        InFlight(counter.cloned())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Effector {
+    /// Counts the calls on the wire in `counter` (the POS screen's executor: a test on paused
+    /// time holds the clock while real I/O is under way).
+    pub fn count_in_flight(&mut self, counter: Arc<AtomicUsize>) {
+        self.in_flight = Some(counter);
+    }
+
     /// A sender for events from elsewhere (commands such as `Restart`).
     pub fn sender(&self) -> mpsc::UnboundedSender<DeviceEvent> {
         self.tx.clone()
@@ -116,12 +152,20 @@ impl Effector {
         };
         let caller = self.caller.clone();
         let tx = self.tx.clone();
+        let counter = self.in_flight.clone();
+        // counted from now, or after the pace: a paced call waits on a timer first
+        let counted = pace.is_zero().then(|| InFlight::new(counter.as_ref()));
         tokio::spawn(async move {
-            if !pace.is_zero() {
-                tokio::time::sleep(pace).await;
-            }
+            let on_wire = match counted {
+                Some(c) => c,
+                None => {
+                    tokio::time::sleep(pace).await;
+                    InFlight::new(counter.as_ref())
+                }
+            };
             let result = caller.call(call).await;
             let _ = tx.send(DeviceEvent::Answer { call: id, result });
+            drop(on_wire);
         });
     }
 
@@ -190,6 +234,7 @@ impl Driver {
                 timers: HashMap::new(),
                 warp: 1,
                 pace: Duration::ZERO,
+                in_flight: None,
             },
             save_error: None,
         };

@@ -11,7 +11,7 @@ pub mod payments;
 pub mod session;
 pub mod store;
 
-pub use driver::{CallFuture, Caller, Driver, Effector, Machine};
+pub use driver::{CallFuture, Caller, Driver, Effector, InFlight, Machine};
 pub use home::Home;
 pub use open::{
     open_device, open_device_in, start_sandbox_or_free_port, DeviceOptions, OpenDevice, OpenError,

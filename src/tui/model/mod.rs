@@ -218,7 +218,7 @@ pub struct Model {
     /// `posemu demo`: the portal banner, no profile or server switch, kiosk moves.
     demo: Option<Demo>,
     epoch: Instant,
-    /// The sale flow and the payment machine.
+    /// The sale screens (the payment machine is the device's: [`Device`]).
     sale: sale::Sale,
     /// Commands queued by what `update` called, handed out when it returns.
     out: Vec<Cmd>,
@@ -382,7 +382,7 @@ impl Model {
     /// A step's call is in flight (the spinner turns fast).
     fn busy(&self) -> bool {
         self.opening.is_some()
-            || self.sale.busy()
+            || self.pay_busy()
             || self.device().is_some_and(|d| {
                 matches!(d.phase, Phase::Step(_) | Phase::Off) && d.retry_due_ms.is_none()
             })

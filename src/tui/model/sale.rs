@@ -2,10 +2,11 @@
 //! typed as real terminals do (it grows from the right), the tip, the card, processing, the PIN
 //! pad, the outcome, the receipt, and the transactions view with cancel and refund.
 //!
-//! The payment machine ([`posemu_device::payment`]) runs here beside the device machine, over
-//! the same [`posemu_device::DeviceState`]; its calls and retry timer leave as [`Cmd::Pay`] and
-//! [`Cmd::After`], its re-key request is fed to the device machine, its notes are shown. The
-//! randomness it needs comes from the device machine's seeded source.
+//! The payment machine ([`posemu_device::payment`]) is the running device's ([`super::Device`]),
+//! beside its device machine, over the same [`posemu_device::DeviceState`] and stepped with the
+//! device machine's clock and seeded randomness; its calls and retry timer leave as
+//! [`Cmd::Pay`] and [`Cmd::After`], its re-key request is fed to the device machine, its notes
+//! are shown. This file keeps the screens' state ([`Sale`]).
 
 use chrono::Datelike;
 use crossterm::event::{KeyCode, KeyEvent};
@@ -15,9 +16,9 @@ use crate::tui::cmd::Slot;
 use crate::tui::keys::{Action, PayWhen};
 use crate::tui::theme::Level;
 use posemu_device::payment::{
-    self, ChargeInput, PayEffect, PayEvent, PayNote, PayOp, PayOutcome, PayPhase, Payments,
+    self, ChargeInput, PayEffect, PayEvent, PayNote, PayOp, PayOutcome, PayPhase,
 };
-use posemu_device::{DeviceEvent, DeviceState, Now, Phase};
+use posemu_device::{DeviceEvent, DeviceState, Phase};
 use posemu_protocol::api::Secret;
 use posemu_protocol::payments::money::MAX_REQUEST_DIGITS;
 use posemu_protocol::payments::wire::CardData;
@@ -70,7 +71,6 @@ pub struct Sale {
     pub entry: usize,
     /// The PIN typed so far (shown only as `*`).
     pin: Secret<String>,
-    pay: Payments,
     /// `charge`, `refund`, `cancel`.
     pub operation: &'static str,
     /// When the operation began (device machine ms).
@@ -106,7 +106,6 @@ impl Default for Sale {
             card: 0,
             entry: ENTRY_DEFAULT,
             pin: Secret(String::new()),
-            pay: Payments::new(),
             operation: "charge",
             started_ms: 0,
             step: String::new(),
@@ -130,30 +129,23 @@ impl Sale {
         self.pin.expose().len()
     }
 
-    /// A payment operation is under way (a call, a retry wait, the re-key, the PIN).
-    pub fn paying(&self) -> bool {
-        !self.pay.is_free()
-    }
-
-    /// The device fetches its keys again for this payment.
-    pub fn rekeying(&self) -> bool {
-        self.pay.phase == PayPhase::NeedKeys
-    }
-
-    /// A call or a retry is under way (the spinner turns).
-    pub fn busy(&self) -> bool {
-        matches!(
-            self.pay.phase,
-            PayPhase::NeedKeys | PayPhase::Sending | PayPhase::Backoff { .. }
-        )
-    }
-
     pub fn test_card(&self) -> &'static TestCard {
         &TEST_CARDS[self.card.min(TEST_CARDS.len() - 1)]
     }
 
     pub fn entry_mode(&self) -> EntryMode {
         ENTRY_ORDER[self.entry.min(ENTRY_ORDER.len() - 1)]
+    }
+
+    /// A new sale: no amount, no tip, and the card list back at its first card (Visa 4242)
+    /// and way in (chip). The customer presents a card anew each time; the last sale's card
+    /// (say the one that always asks for a PIN) must not carry over.
+    fn new_sale(&mut self) {
+        self.amount = 0;
+        self.tip_choice = 0;
+        self.card = 0;
+        self.entry = ENTRY_DEFAULT;
+        self.screen = Screen::Amount;
     }
 
     /// The transactions: the sandbox's list and this session's charges it lacks, newest first.
@@ -250,6 +242,29 @@ impl Model {
         &self.sale
     }
 
+    /// The payment machine's phase (`Idle` without a device).
+    fn pay_phase(&self) -> Option<&PayPhase> {
+        self.device.as_ref().map(|d| &d.pay.phase)
+    }
+
+    /// A payment operation is under way (a call, a retry wait, the re-key, the PIN).
+    pub fn paying(&self) -> bool {
+        self.device.as_ref().is_some_and(|d| !d.pay.is_free())
+    }
+
+    /// The device fetches its keys again for this payment.
+    pub fn rekeying(&self) -> bool {
+        self.pay_phase() == Some(&PayPhase::NeedKeys)
+    }
+
+    /// A call or a retry is under way (the spinner turns).
+    pub fn pay_busy(&self) -> bool {
+        matches!(
+            self.pay_phase(),
+            Some(PayPhase::NeedKeys | PayPhase::Sending | PayPhase::Backoff { .. })
+        )
+    }
+
     /// The terminal's currency (config `emv.currency`).
     pub fn currency(&self) -> Option<String> {
         payment::terminal_currency(self.device()?)
@@ -271,7 +286,7 @@ impl Model {
 
     /// Where the screen shows the sale: the device is ready, or fetches its keys for it.
     pub fn sale_on_screen(&self) -> bool {
-        self.device().is_some_and(|d| d.phase == Phase::Ready) || self.sale.rekeying()
+        self.device().is_some_and(|d| d.phase == Phase::Ready) || self.rekeying()
     }
 
     /// Whether a payment key applies now (the hint bar).
@@ -360,11 +375,7 @@ impl Model {
                 }
             }
             (Screen::Card, A::Ok) => return Some(self.charge()),
-            (Screen::Tip | Screen::Card, A::Cancel) => {
-                s.amount = 0;
-                s.tip_choice = 0;
-                s.screen = Screen::Amount;
-            }
+            (Screen::Tip | Screen::Card, A::Cancel) => s.new_sale(),
             (Screen::Pin, A::Digit) if s.pin.0.len() < PIN_MAX => {
                 s.pin.0.push(char::from(b'0' + digit.unwrap_or(0) as u8));
             }
@@ -486,6 +497,9 @@ impl Model {
                 }
             }
             (Screen::Processing, A::Up | A::Down) => return None,
+            // what is not the terminal's keypad (restart, quit, help, focus, debug, …) keeps
+            // its usual meaning on every sale screen: a restart mid-sale ends the sale too
+            (_, a) if !own && !keypad(a) => return None,
             (_, A::Void | A::Refund) => {
                 self.toast_(Level::Info, "Open the transactions (t) and select a charge")
             }
@@ -511,9 +525,7 @@ impl Model {
         if s.back == Screen::Transactions {
             return self.open_transactions();
         }
-        s.amount = 0;
-        s.tip_choice = 0;
-        s.screen = Screen::Amount;
+        s.new_sale();
         Vec::new()
     }
 
@@ -630,12 +642,9 @@ impl Model {
             return;
         };
         let generation = d.generation;
-        let now = Now {
-            mono_ms: d.machine.now_ms(),
-            wall_ms: self.clock.now().timestamp_millis(),
-            random: d.machine.random(),
-        };
-        let effects = payment::update(d.machine.state_mut(), &mut self.sale.pay, now, event);
+        let now = d.machine.now();
+        let at = chrono::DateTime::from_timestamp_millis(now.wall_ms).unwrap_or_default();
+        let effects = payment::update(d.machine.state_mut(), &mut d.pay, now, event);
         for effect in effects {
             match effect {
                 PayEffect::Call { id, call } => self.out.push(Cmd::Pay {
@@ -643,6 +652,7 @@ impl Model {
                     id,
                     call: Box::new(call),
                     faults: self.options.faults,
+                    at,
                 }),
                 PayEffect::Wait(after) => self.out.push(Cmd::After {
                     slot: Slot::Pay,
@@ -660,7 +670,7 @@ impl Model {
 
     /// After the device machine moved: a payment waiting for keys goes on (or gives up).
     pub(super) fn pay_keys_check(&mut self) {
-        if !self.sale.rekeying() {
+        if !self.rekeying() {
             return;
         }
         let Some(d) = self.device() else { return };
@@ -735,6 +745,21 @@ impl Model {
             }
         }
     }
+}
+
+/// The terminal's own keys: a sale screen takes them, whatever they do there.
+fn keypad(a: Action) -> bool {
+    matches!(
+        a,
+        Action::Digit
+            | Action::Up
+            | Action::Down
+            | Action::Left
+            | Action::Right
+            | Action::Ok
+            | Action::Clear
+            | Action::Cancel
+    )
 }
 
 /// Whether an outcome has a printed slip.

@@ -109,7 +109,7 @@ fn enter_on_each_screen_charges_15_00_by_chip_with_no_tip() {
     let cmds = press(&mut m, KeyCode::Enter);
     assert_eq!(m.sale().screen, Screen::Processing);
     // restarted from saved progress: the keys are fetched again first (bootstrap, attest, …)
-    assert!(m.sale().rekeying());
+    assert!(m.rekeying());
     let call = cmds.iter().any(|c| {
         matches!(
             c,
@@ -201,6 +201,36 @@ fn the_outcome_leads_to_the_receipt_then_a_new_sale() {
     // no slip for an unknown outcome: OK goes back to a new sale
     press(&mut m, KeyCode::Enter);
     assert_eq!((m.sale().screen, m.sale().amount), (Screen::Amount, 0));
+}
+
+#[test]
+fn a_new_sale_presents_the_first_card_again() {
+    let mut m = ready(false);
+    typed(&mut m, "2000");
+    press(&mut m, KeyCode::Enter);
+    for _ in 0..7 {
+        press(&mut m, KeyCode::Down);
+    }
+    press(&mut m, KeyCode::Right);
+    assert_eq!(m.sale().test_card().pan, "4000000000000655");
+    // the sale ends (here on an outcome without a slip): the next one starts afresh
+    m.sale.screen = Screen::Outcome;
+    m.sale.outcome = Some(PayOutcome::Unknown {
+        error: CallError::Timeout(std::time::Duration::from_secs(10)),
+        charge_id: None,
+    });
+    press(&mut m, KeyCode::Enter);
+    typed(&mut m, "1000");
+    press(&mut m, KeyCode::Enter);
+    assert_eq!(m.sale().screen, Screen::Card);
+    assert_eq!(m.sale().test_card().pan, "4242424242424242");
+    assert_eq!(m.sale().entry_mode(), EntryMode::Chip);
+    // and a sale abandoned on the card screen too
+    press(&mut m, KeyCode::Down);
+    press(&mut m, KeyCode::Esc);
+    typed(&mut m, "1000");
+    press(&mut m, KeyCode::Enter);
+    assert_eq!(m.sale().test_card().pan, "4242424242424242");
 }
 
 #[test]

@@ -11,14 +11,19 @@ use tokio::time::Instant;
 use super::{Attached, Cmd, Model, Trouble};
 use crate::tui::qr::QrMatrix;
 use crate::tui::theme::Level;
+use posemu_device::payment::{PayEvent, Payments};
 use posemu_device::{DeviceEvent, DeviceState, Effect, Note, Step};
 use posemu_profile::Profile;
 use posemu_runtime::Machine;
 
-/// The device session on screen.
+/// The device session on screen: its two machines, stepped only here and in `sale`. The device
+/// machine and the payment machine over the same [`DeviceState`] live together, so one restart
+/// or one re-attach ends both.
 pub struct Device {
     pub(super) generation: u64,
     pub(super) machine: Machine,
+    /// The payment machine ([`posemu_device::payment`]): the operation under way, if any.
+    pub(super) pay: Payments,
     pub(super) profile: Profile,
     pub(super) server: String,
     /// The embedded sandbox's merchant portal, if embedded.
@@ -86,6 +91,7 @@ impl Model {
         self.device = Some(Device {
             generation: a.generation,
             machine: a.machine,
+            pay: Payments::new(),
             profile: a.profile,
             server: a.server,
             portal: a.portal,
@@ -120,6 +126,11 @@ impl Model {
         };
         let generation = d.generation;
         if matches!(event, DeviceEvent::Restart) {
+            // one restart for both machines: the payment under way ends with the device (its
+            // call ids go on, so an answer still on the way is stale), its retry timer goes,
+            // and the sale screens start over
+            self.pay_event(PayEvent::Abort("the terminal restarted".into()));
+            self.out.push(Cmd::Cancel(crate::tui::cmd::Slot::Pay));
             self.sale = super::sale::Sale::default();
         }
         let Some(d) = self.device.as_mut() else {

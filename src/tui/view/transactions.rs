@@ -12,8 +12,8 @@ use crate::tui::model::Model;
 use posemu_protocol::payments::wire::SettlementStatus;
 use posemu_protocol::payments::{Charge, ChargeStatus};
 
-/// Rows besides the list: title, note, header, gaps, keys.
-const CHROME: u16 = 6;
+/// Rows besides the list: title, note, header, gaps, keys (on two rows when narrow).
+const CHROME: u16 = 7;
 
 fn status_word(s: ChargeStatus) -> &'static str {
     match s {
@@ -40,19 +40,44 @@ fn hhmm(at: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One row at `w` columns: the masked PAN in full when there is room.
+/// Columns at `w` wide: the masked PAN in full and wide gaps when there is room; else the
+/// last four and single gaps; below [`NARROW`] the time goes. Status and settlement always
+/// show in full (the device pane of a 120-column screen is 50 wide).
+fn columns(w: u16) -> (bool, usize, &'static str) {
+    if w >= 60 {
+        (true, 16, "  ")
+    } else if w > NARROW {
+        (true, 5, " ")
+    } else {
+        (false, 5, " ")
+    }
+}
+
+/// Below this width the time column goes.
+const NARROW: u16 = 45;
+
+fn line(w: u16, time: &str, total: &str, card: &str, status: &str, settled: &str) -> String {
+    let (with_time, pan_w, gap) = columns(w);
+    let time = if with_time {
+        format!("{time:<5}{gap}")
+    } else {
+        String::new()
+    };
+    format!("{time}{total:>12}{gap}{card:<pan_w$}{gap}{status:<11} {settled}")
+}
+
+/// One row at `w` columns.
 fn row(c: &Charge, w: u16) -> String {
     let pan = if w >= 60 {
         clean(&c.card.masked_pan, 19)
     } else {
-        format!("····{}", clean(&c.card.last4, 4))
+        format!("·{}", clean(&c.card.last4, 4))
     };
-    let pan_w = if w >= 60 { 16 } else { 8 };
-    format!(
-        "{:<5}  {:>12}  {:<pan_w$}  {:<11} {}",
-        hhmm(&c.created_at),
-        server_money(&c.total),
-        pan,
+    line(
+        w,
+        &hhmm(&c.created_at),
+        &server_money(&c.total),
+        &pan,
         status_word(c.status),
         settlement_word(c.settlement.status),
     )
@@ -87,15 +112,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
             text(styled("No transactions yet", t.muted())),
         ));
     } else {
-        let header = format!(
-            "{:<5}  {:>12}  {:<pw$}  {:<11} {}",
-            "time",
-            "total",
-            "card",
-            "status",
-            "settled",
-            pw = if w >= 60 { 16 } else { 8 }
-        );
+        let header = line(w, "time", "total", "card", "status", "settled");
         items.push(item(1, true, move |r: Rect, buf: &mut Buffer| {
             let x = r.x + r.width.saturating_sub(w) / 2;
             buf.set_stringn(x + 1, r.y, &header, w as usize - 1, t.muted());
@@ -130,7 +147,14 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
     }
     keys.push(("b", "settle"));
     keys.push(("Cancel", "back"));
-    items.push(item(1, true, text(keys_line(m, &keys))));
+    // on two rows when one would be cut at both ends
+    let half = keys.len().div_ceil(2);
+    if keys_line(m, &keys).width() > usize::from(area.width) {
+        items.push(item(1, true, text(keys_line(m, &keys[..half]))));
+        items.push(item(1, false, text(keys_line(m, &keys[half..]))));
+    } else {
+        items.push(item(1, true, text(keys_line(m, &keys))));
+    }
     stack(area, items, buf);
 }
 

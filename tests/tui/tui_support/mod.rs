@@ -5,19 +5,24 @@
 
 #![allow(dead_code)]
 
+mod flows;
+mod lag;
 mod snap;
-pub use snap::{snap, snap_at};
+pub use flows::{code, dead_port, pairing, phase, ready_for_sales, sell, typed};
+pub use lag::LagProxy;
+pub use snap::{snap, snap_at, SIZES};
 
 use std::sync::Arc;
 
 use clap::Parser;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use posemu::cli::device_args::DeviceArgs;
+use posemu::tui::exec::Opener;
 use posemu::tui::theme::{QR_DARK, QR_LIGHT};
 use posemu::tui::{App, Model, Msg, Theme};
 use posemu_profile::{builtin_named, Profile};
 use posemu_protocol::clock::ManualClock;
-use posemu_runtime::{DeviceSession, Home, OpenDevice, SessionOptions};
+use posemu_runtime::{DeviceOptions, DeviceSession, Home, OpenDevice, OpenError, SessionOptions};
 use posemu_sandbox::{Sandbox, SandboxConfig};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -44,6 +49,12 @@ pub struct Setup {
     pub min_version: Option<String>,
     pub theme: Theme,
     pub size: (u16, u16),
+    /// Put a proxy in front of the sandbox that holds every chunk this long in real time (the
+    /// socket waits a loaded machine has, which tokio's paused clock cannot see).
+    pub lag: Option<std::time::Duration>,
+    /// Put the proxy in front of the sandbox and have it close the connection of the first
+    /// request containing this text, unanswered.
+    pub drop_once: Option<&'static str>,
 }
 
 impl Default for Setup {
@@ -54,9 +65,17 @@ impl Default for Setup {
             min_version: None,
             theme: Theme { color: true },
             size: (120, 40),
+            lag: None,
+            drop_once: None,
         }
     }
 }
+
+/// The longest real time one step holds the paused clock for an answer on the wire (a call
+/// that waits on a timer of its own, such as a sandbox fault's delay, goes on after it).
+pub const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest a step waits (paused time) for anything to happen.
+pub const IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub struct Harness {
     pub app: App,
@@ -83,7 +102,10 @@ impl Harness {
                     cfg.min_version = v.clone();
                 }
                 let sb = Sandbox::start(cfg).await.unwrap();
-                let url = sb.url();
+                let url = match (setup.lag, setup.drop_once) {
+                    (None, None) => sb.url(),
+                    (lag, drop) => LagProxy::start(sb.addr(), lag.unwrap_or_default(), drop).url(),
+                };
                 (Some(sb), url)
             }
         };
@@ -119,9 +141,40 @@ impl Harness {
     }
 
     /// Handles the next message (a device event, an exchange, a tick, a sandbox answer).
+    ///
+    /// While the app waits on real I/O (a call on the wire), tokio's paused clock is held:
+    /// otherwise, whenever the runtime is idle waiting on a socket (a loaded machine delivers
+    /// loopback bytes late), the clock jumps to the next timer, and a request's 15 s timeout
+    /// fires on an answer that is a millisecond away. Timers pass only when nothing is on the
+    /// wire. The hold is a blocking task (tokio does not auto-advance while one runs), ended
+    /// by the next message or after [`HOLD_MAX`] of real time.
+    ///
+    /// A screen that waits for a key with nothing under way fails after [`IDLE_MAX`] (of
+    /// paused time: at once) instead of hanging the test.
     pub async fn step(&mut self) {
-        let msg = self.app.next().await;
-        self.app.handle(msg);
+        let app = &mut self.app;
+        let next = async {
+            if app.exec.in_flight() == 0 {
+                return app.next().await;
+            }
+            let (done, held) = std::sync::mpsc::channel::<()>();
+            let hold = tokio::task::spawn_blocking(move || {
+                let _ = held.recv_timeout(HOLD_MAX);
+            });
+            let msg = app.next().await;
+            let _ = done.send(());
+            let _ = hold.await;
+            msg
+        };
+        match tokio::time::timeout(IDLE_MAX, next).await {
+            Ok(msg) => {
+                self.app.handle(msg);
+            }
+            Err(_) => panic!(
+                "nothing happened for {IDLE_MAX:?}: the screen waits for a key:\n{}",
+                self.screen()
+            ),
+        }
     }
 
     /// Steps until `done` holds; fails with the screen if it never does.
@@ -169,6 +222,40 @@ impl Harness {
         self.app.model.set_size(old.0, old.1);
         buffer_text(&buf)
     }
+}
+
+/// Opens like `posemu_runtime::open_device` (a new embedded sandbox unless a server), in the
+/// test's home.
+pub fn opener(home: Home, clock: ManualClock) -> Opener {
+    Arc::new(move |args: DeviceOptions| {
+        let (home, clock) = (home.clone(), clock.clone());
+        Box::pin(async move {
+            let profile = home
+                .find_profile(&args.profile)
+                .map_err(OpenError::Profile)?;
+            let (sandbox, url) = match &args.server {
+                Some(u) => (None, u.clone()),
+                None => {
+                    let sb = Sandbox::start(SandboxConfig {
+                        clock: Arc::new(clock.clone()),
+                        ..SandboxConfig::default()
+                    })
+                    .await?;
+                    let url = sb.url();
+                    (Some(sb), url)
+                }
+            };
+            let opts = SessionOptions::new(&url);
+            let session = DeviceSession::open(&home, profile, &opts, Arc::new(clock.clone()))?;
+            Ok(OpenDevice {
+                session,
+                sandbox,
+                server: url,
+                clock: Arc::new(clock),
+                notice: None,
+            })
+        })
+    })
 }
 
 pub fn draw(model: &Model, w: u16, h: u16) -> Buffer {

@@ -59,7 +59,12 @@ const MASKS: &[(&str, &str)] = &[
     (r"│  (?<v>\d{2}:\d{2}) ", "HH:MM"),
     // the exchange list's latency column, right-aligned against the border
     (r"(?m)(?<v> +\d+\.\d ms)│", "N ms"),
-    // latencies in running text: the step times, the details' status line
+    // the details' status line: the latency right-aligned in a fixed width (its spaces too)
+    (
+        r"(?m)(?<v> {2,}\d+\.\d ms)(?<mid>[^│\n]*?)(?<pad> *)(?:│|$)",
+        "        N ms",
+    ),
+    // latencies in running text: the step times
     (
         r"(?m)(?<v>\d+(?:\.\d+)? ms)(?<mid>[^│\n]*?)(?<pad> *)(?:│|$)",
         "N ms",
@@ -145,6 +150,7 @@ fn masks_keep_every_line_width() {
         "│   1 POST   /pos/bootstrap     200     12.3 ms│",
         "│ ✓ bootstrap 1234 ms         │",
         "│ → 200 OK 7.5 ms  HTTP/1.1 status    │",
+        "│ → 200 OK       7.5 ms  HTTP/1.1 status    │",
         "│ sent 2026-12-04T17:50:28.123Z     │",
         "│ http://127.0.0.1:43210/portal │",
         "│    12.3s ✓ key set ks-0a1b2c installed │",
@@ -158,5 +164,10 @@ fn masks_keep_every_line_width() {
     assert_eq!(
         mask("│ ✓ bootstrap 1234 ms         │"),
         mask("│ ✓ bootstrap 5 ms            │")
+    );
+    // a right-aligned latency: its leading spaces go with it
+    assert_eq!(
+        mask("│ → 200 OK      12.4 ms  HTTP/1.1  keys    │"),
+        mask("│ → 200 OK       0.4 ms  HTTP/1.1  keys    │")
     );
 }
