@@ -198,17 +198,25 @@ pub fn render(f: &mut Frame, v: &View) -> Fit {
         Constraint::Length(1),
     ])
     .areas(f.area());
+    let clock = format!(
+        " · {:.0}s · {} req/s",
+        v.elapsed.as_secs_f64(),
+        v.rates.current()
+    );
+    // a long server address gives way (cut with …) to the clock and the rate, leaving the
+    // last column blank as every full line does
+    let room = (head.width as usize).saturating_sub(clock.chars().count() + 1);
+    let title = if v.title.chars().count() <= room {
+        v.title.clone()
+    } else {
+        let mut t: String = v.title.chars().take(room.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    };
     f.render_widget(
         Paragraph::new(Line::from(vec![
-            Span::styled(
-                v.title.clone(),
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(format!(
-                " · {:.0}s · {} req/s",
-                v.elapsed.as_secs_f64(),
-                v.rates.current()
-            )),
+            Span::styled(title, Style::default().add_modifier(Modifier::BOLD)),
+            Span::raw(clock),
         ])),
         head,
     );

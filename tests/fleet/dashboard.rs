@@ -48,10 +48,26 @@ fn screen(
     scroll: Scroll,
     finished: Option<StopReason>,
 ) -> (Vec<String>, Fit) {
+    screen_titled(
+        "posemu fleet · 1000 devices · http://127.0.0.1:8765",
+        s,
+        (w, h),
+        scroll,
+        finished,
+    )
+}
+
+fn screen_titled(
+    title: &str,
+    s: &Stats,
+    (w, h): (u16, u16),
+    scroll: Scroll,
+    finished: Option<StopReason>,
+) -> (Vec<String>, Fit) {
     let mut rates = Rates::default();
     rates.tick(0);
     let view = View {
-        title: "posemu fleet · 1000 devices · http://127.0.0.1:8765".into(),
+        title: title.into(),
         elapsed: Duration::from_secs(12),
         devices: s.states.iter().sum::<i64>().max(0) as u64,
         stats: s,
@@ -361,6 +377,16 @@ fn no_title_or_row_is_cut_at_80x24_or_120x40() {
     assert!(
         all.contains("┌ Time to activate · p50 10.5s p90 18.1s p99 19.8s max 20.0s ─"),
         "{all}"
+    );
+    // a long server address gives way to the clock and the rate
+    let title = "posemu fleet · 100000 devices · http://fleet-sandbox.staging.example.com:8765";
+    let (lines, _) = screen_titled(title, &large(), (80, 24), Scroll::default(), None);
+    assert!(cuts(&lines).is_empty(), "{}", lines.join("\n"));
+    assert!(
+        lines[0].starts_with("posemu fleet · 100000 devices · http://fleet-sandbox.")
+            && lines[0].ends_with("… · 12s · 0 req/s "),
+        "{}",
+        lines[0]
     );
     // the check finds a cut: the old title on a box too narrow for it
     let cut = cuts(&["┌ Time to activate · p50 10.5s p90 18.1s p9┐".to_string()]);
