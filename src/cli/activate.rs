@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::device_args::DeviceArgs;
+use super::json_events::JsonEvents;
 use posemu_client::merchant::{claim_code, ClaimOutcome, ClaimVia};
 use posemu_device::{DeviceEvent, DeviceState, Note, Phase, Step};
 use posemu_protocol::duration::{countdown, took};
@@ -60,8 +61,7 @@ fn parse_step(s: &str) -> Result<Step, String> {
 /// 3 update required; 130 interrupted.
 pub async fn run(args: Args) -> ExitCode {
     let mut out = Output {
-        json: args.json,
-        now_ms: 0,
+        json: args.json.then(JsonEvents::default),
         tty: !args.json && std::io::stdout().is_terminal(),
         live: None,
     };
@@ -149,10 +149,8 @@ pub async fn run(args: Args) -> ExitCode {
                         continue;
                     }
                     if let Note::Polled { count, status } = note {
-                        let state = session.driver.state();
-                        let now = session.driver.stepped_ms();
                         let due = waiting.polled(count, status);
-                        out.poll(&note, state, now, due);
+                        out.poll(&note, session.driver.state(), session.driver.stepped_ms(), due);
                         continue;
                     }
                     if matches!(note, Note::SlowDown { .. } | Note::Backoff { .. }) {
@@ -199,9 +197,10 @@ pub async fn run(args: Args) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// The polls of the code on screen, to decide which go out as plain lines.
+/// The polls of the code on screen, to decide which go out as plain lines or JSON events
+/// (`activate` and the activation part of `pay`).
 #[derive(Debug, Default)]
-struct Waiting {
+pub(super) struct Waiting {
     polls: u32,
     /// The code's status at the last poll.
     status: Option<PairingCodeStatus>,
@@ -213,7 +212,7 @@ struct Waiting {
 
 impl Waiting {
     /// Records a poll; answers whether it goes out as a plain line.
-    fn polled(&mut self, count: u32, status: PairingCodeStatus) -> bool {
+    pub(super) fn polled(&mut self, count: u32, status: PairingCodeStatus) -> bool {
         self.polls = count;
         self.status = Some(status);
         let due = poll_line_due(count, self.shown_status != Some(status), self.trouble);
@@ -224,7 +223,7 @@ impl Waiting {
         due
     }
 
-    fn trouble(&mut self) {
+    pub(super) fn trouble(&mut self) {
         self.trouble = true;
     }
 }
@@ -236,7 +235,7 @@ fn poll_line_due(count: u32, status_changed: bool, after_trouble: bool) -> bool 
 }
 
 /// One part of the waiting line, in words and in fewer words for a narrow terminal.
-struct Part {
+pub(super) struct Part {
     long: String,
     short: String,
 }
@@ -251,7 +250,12 @@ impl Part {
 /// (on 80 columns: `… waiting for merchant (polled 5×, code pending) · expires 4:47 · next in
 /// 3 s`): the parts in order of use, so a terminal too narrow even for the short forms drops
 /// from the end.
-fn waiting_parts(polls: u32, status: PairingCodeStatus, d: &DeviceState, now_ms: u64) -> Vec<Part> {
+pub(super) fn waiting_parts(
+    polls: u32,
+    status: PairingCodeStatus,
+    d: &DeviceState,
+    now_ms: u64,
+) -> Vec<Part> {
     let whole_secs = |ms: u64| took(Duration::from_secs(ms.div_ceil(1000)));
     let polled = format!(
         "… {}",
@@ -288,7 +292,7 @@ fn waiting_parts(polls: u32, status: PairingCodeStatus, d: &DeviceState, now_ms:
 }
 
 /// The parts in words, ` · ` between them.
-fn join_long(parts: &[Part]) -> String {
+pub(super) fn join_long(parts: &[Part]) -> String {
     parts
         .iter()
         .map(|p| p.long.as_str())
@@ -320,12 +324,8 @@ fn settled(phase: &Phase) -> Option<ExitCode> {
 }
 
 struct Output {
-    json: bool,
-    /// The device's time (its machine's clock, ms since it started; warped with
-    /// `--time-warp`) of what is printed next: the `t_ms` of JSON events. A note's is the time
-    /// of the machine step that made it, the very reading its `ms` (a step's `took`) comes
-    /// from, so `ms` equals the `t_ms` gap from `step_started` to `step_done`.
-    now_ms: u64,
+    /// `--json`: the events, stamped with the device's time ([`JsonEvents`]).
+    json: Option<JsonEvents>,
     /// Text mode on a terminal: the waiting line is rewritten in place.
     tty: bool,
     /// The waiting line on screen now (terminal only), under every other line.
@@ -338,14 +338,9 @@ impl Output {
         let Note::Polled { count, status } = *n else {
             return;
         };
-        if self.json {
+        if let Some(j) = &self.json {
             if due {
-                let mut v = n.to_json();
-                v["t_ms"] = json!(self.elapsed_ms());
-                v["next_poll_in_ms"] = json!(d.poll_due_ms.map(|t| t.saturating_sub(now_ms)));
-                v["code_expires_in_ms"] =
-                    json!(d.code_remaining(now_ms).map(|l| l.as_millis() as u64));
-                self.line(&v.to_string());
+                j.poll(n, d);
             }
             return;
         }
@@ -381,13 +376,11 @@ impl Output {
         }
     }
 
-    /// Stamps what is printed next with the device's time `now_ms`.
+    /// Stamps what is printed next with the device's time `now_ms` ([`JsonEvents::at`]).
     fn at(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        self.now_ms
+        if let Some(j) = &mut self.json {
+            j.at(now_ms);
+        }
     }
 
     fn note(&mut self, n: &Note) {
@@ -402,11 +395,8 @@ impl Output {
         ) {
             self.finish();
         }
-        if self.json {
-            let mut v = n.to_json();
-            v["t_ms"] = json!(self.elapsed_ms());
-            self.line(&v.to_string());
-            return;
+        if let Some(j) = &self.json {
+            return j.note(n);
         }
         let mark = match n {
             Note::StepStarted(_) | Note::ClockOffset { .. } => return,
@@ -428,11 +418,9 @@ impl Output {
         self.line(&text);
     }
 
-    fn info(&mut self, kind: &str, text: String, mut v: serde_json::Value) {
-        if self.json {
-            v["event"] = json!(kind);
-            v["t_ms"] = json!(self.elapsed_ms());
-            self.line(&v.to_string());
+    fn info(&mut self, kind: &str, text: String, v: serde_json::Value) {
+        if let Some(j) = &self.json {
+            j.info(kind, v);
         } else {
             self.line(&text);
         }

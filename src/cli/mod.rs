@@ -4,6 +4,7 @@ pub mod activate;
 pub mod demo;
 pub mod device_args;
 pub mod fleet;
+mod json_events;
 pub mod pay;
 pub mod profiles;
 pub mod sandbox;

@@ -17,10 +17,11 @@ use crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table};
 use ratatui::Frame;
 use tokio::sync::mpsc;
 
+mod bottom;
 mod scroll;
 
 pub use scroll::{key_action, Fit, KeyAction, Panel, Scroll};
@@ -29,7 +30,7 @@ use scroll::{position, share};
 use super::live::{LiveTally, Rates, StopReason, Totals};
 use super::pay_stats::PayOp;
 use super::report::{fmt_ms, Percentiles};
-use super::stats::{Endpoint, Hist, State, Stats};
+use super::stats::{Endpoint, State, Stats};
 
 /// What one frame shows.
 pub struct View<'a> {
@@ -139,6 +140,25 @@ pub async fn run(live: Arc<LiveTally>) {
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
 }
 
+/// The first of `forms` that fits a box `width` columns wide as its title (padded with a space
+/// each side, between the corners), else the last (the shortest).
+fn fitting(width: u16, forms: impl IntoIterator<Item = String>) -> String {
+    let room = inner_width_of(width).saturating_sub(2) as usize;
+    let mut last = String::new();
+    for form in forms {
+        if form.chars().count() <= room {
+            return form;
+        }
+        last = form;
+    }
+    last
+}
+
+/// Columns inside a box `width` wide.
+fn inner_width_of(width: u16) -> u16 {
+    width.saturating_sub(2)
+}
+
 fn block(title: &str) -> Block<'_> {
     Block::bordered().title(Span::styled(
         format!(" {title} "),
@@ -178,17 +198,25 @@ pub fn render(f: &mut Frame, v: &View) -> Fit {
         Constraint::Length(1),
     ])
     .areas(f.area());
+    let clock = format!(
+        " · {:.0}s · {} req/s",
+        v.elapsed.as_secs_f64(),
+        v.rates.current()
+    );
+    // a long server address gives way (cut with …) to the clock and the rate, leaving the
+    // last column blank as every full line does
+    let room = (head.width as usize).saturating_sub(clock.chars().count() + 1);
+    let title = if v.title.chars().count() <= room {
+        v.title.clone()
+    } else {
+        let mut t: String = v.title.chars().take(room.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    };
     f.render_widget(
         Paragraph::new(Line::from(vec![
-            Span::styled(
-                v.title.clone(),
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(format!(
-                " · {:.0}s · {} req/s",
-                v.elapsed.as_secs_f64(),
-                v.rates.current()
-            )),
+            Span::styled(title, Style::default().add_modifier(Modifier::BOLD)),
+            Span::raw(clock),
         ])),
         head,
     );
@@ -198,7 +226,7 @@ pub fn render(f: &mut Frame, v: &View) -> Fit {
     let latency_rows = latency_rows(v.stats).len() as u16;
     let heights = share(
         body.height,
-        &[6, 6, 5, 0],
+        &[6, 6, bottom::min_height(v.stats), 0],
         // the sparkline takes what the others leave
         &[2 + STATE_ORDER.len() as u16, 3 + latency_rows, 8, 0],
     );
@@ -209,35 +237,7 @@ pub fn render(f: &mut Frame, v: &View) -> Fit {
     draw_states(f, states, v, &mut fit);
     draw_errors(f, errors, v, &mut fit);
     draw_latency(f, mid, v, &mut fit);
-    let bottom = if v.stats.pay.is_empty() {
-        bottom
-    } else {
-        let [b, pay] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-            .areas(bottom);
-        draw_payments(f, pay, v.stats);
-        b
-    };
-    let [tta, late] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
-    draw_tta(f, tta, &v.stats.time_to_activate);
-    let p = Percentiles::of(&v.stats.poll_lateness);
-    f.render_widget(
-        Paragraph::new(vec![
-            Line::from(format!(
-                "p50 {:<9} p90 {}",
-                fmt_ms(p.p50_ms),
-                fmt_ms(p.p90_ms)
-            )),
-            Line::from(format!(
-                "p99 {:<9} max {}",
-                fmt_ms(p.p99_ms),
-                fmt_ms(p.max_ms)
-            )),
-            Line::from(format!("polls {}", p.count)),
-        ])
-        .block(block("Poll lateness")),
-        late,
-    );
+    bottom::draw(f, bottom, v.stats);
     if spark.height >= 3 {
         let data: Vec<u64> = {
             let w = spark.width.saturating_sub(2) as usize;
@@ -269,20 +269,39 @@ fn draw_totals(f: &mut Frame, area: Rect, v: &View) {
     } else {
         Color::Reset
     };
-    let line = Line::from(vec![
-        Span::styled(format!("activated {}", t.activated), bold(Color::Green)),
-        Span::raw(format!(" ({:.1}%)", pct(t.activated))),
-        Span::raw(" · "),
-        Span::styled(format!("failed {}", t.failed), bold(failed)),
-        Span::raw(" · "),
-        Span::styled(
+    let mut parts = vec![
+        vec![
+            Span::styled(format!("activated {}", t.activated), bold(Color::Green)),
+            Span::raw(format!(" ({:.1}%)", pct(t.activated))),
+        ],
+        vec![Span::styled(format!("failed {}", t.failed), bold(failed))],
+        vec![Span::styled(
             format!("in progress {}", t.in_progress),
             bold(Color::Yellow),
-        ),
-        Span::raw(format!(" · waiting {}", t.waiting)),
-        Span::raw(format!(" · errors {}", v.stats.error_count())),
-    ]);
-    f.render_widget(Paragraph::new(line), area);
+        )],
+        vec![Span::raw(format!("waiting {}", t.waiting))],
+        vec![Span::raw(format!("errors {}", v.stats.error_count()))],
+    ];
+    // too narrow (a large fleet on 80 columns): errors, then waiting (both have a panel),
+    // then the share go before anything is cut
+    let width = |parts: &[Vec<Span>]| -> usize {
+        let spans: usize = parts.iter().flatten().map(|s| s.width()).sum();
+        spans + 3 * parts.len().saturating_sub(1)
+    };
+    while parts.len() > 3 && width(&parts) > area.width as usize {
+        parts.pop();
+    }
+    if width(&parts) > area.width as usize {
+        parts[0].truncate(1);
+    }
+    let mut spans = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        spans.extend(part);
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 /// The keys, and where the run is.
@@ -378,10 +397,17 @@ fn draw_errors(f: &mut Frame, area: Rect, v: &View, fit: &mut Fit) {
             Style::default().fg(Color::Green),
         )));
     }
-    let title = format!("Errors by code ({})", s.error_count());
-    let pos = position(offset, shown, errs.len());
+    let (n, pos) = (s.error_count(), position(offset, shown, errs.len()));
+    let title = fitting(
+        area.width,
+        [
+            format!("Errors by code ({n}){pos}"),
+            format!("Errors ({n}){pos}"),
+            format!("Errors{pos}"),
+        ],
+    );
     f.render_widget(
-        Paragraph::new(lines).block(panel_block(&title, v, Panel::Errors, &pos)),
+        Paragraph::new(lines).block(panel_block(&title, v, Panel::Errors, "")),
         area,
     );
 }
@@ -442,93 +468,6 @@ fn latency_rows(s: &Stats) -> Vec<(&'static str, &super::stats::EndpointStats)> 
         );
     }
     rows
-}
-
-/// Payment outcomes so far.
-fn draw_payments(f: &mut Frame, area: Rect, s: &Stats) {
-    let o = &s.pay.outcomes;
-    let mut lines = vec![
-        Line::from(format!("charges   {:>8} of {}", o.charges, o.started)),
-        Line::from(format!(
-            "approved  {:>8}  partial {}",
-            o.approved, o.partially_approved
-        )),
-        Line::from(format!("declined  {:>8}", o.declined)),
-    ];
-    let unknown = format!(
-        "unknown   {:>8}  errors {}",
-        o.unknown,
-        o.rejected + o.refused
-    );
-    lines.push(if o.unknown > 0 {
-        Line::from(Span::styled(unknown, Style::default().fg(Color::Red)))
-    } else {
-        Line::from(unknown)
-    });
-    lines.push(Line::from(format!(
-        "refunded  {:>8}  cancelled {}",
-        o.refunded, o.cancelled
-    )));
-    f.render_widget(Paragraph::new(lines).block(block("Payments")), area);
-}
-
-/// Time to activate as a histogram of 8 equal buckets up to the slowest device.
-fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
-    let p = Percentiles::of(h);
-    let title = format!(
-        "Time to activate · p50 {} p90 {} p99 {} max {}",
-        fmt_ms(p.p50_ms),
-        fmt_ms(p.p90_ms),
-        fmt_ms(p.p99_ms),
-        fmt_ms(p.max_ms)
-    );
-    let Some(max) = h.max() else {
-        f.render_widget(
-            Paragraph::new("no device activated yet").block(block(&title)),
-            area,
-        );
-        return;
-    };
-    const BUCKETS: u64 = 8;
-    let width = (max / BUCKETS).max(1);
-    let bars: Vec<Bar> = (0..BUCKETS)
-        .map(|i| {
-            let (lo, hi) = (
-                i * width,
-                if i + 1 == BUCKETS {
-                    u64::MAX
-                } else {
-                    (i + 1) * width - 1
-                },
-            );
-            let n = h.0.count_between(lo, hi.min(h.0.high()));
-            Bar::default()
-                .value(n)
-                .label(Line::from(bucket_label((i + 1) * width)))
-        })
-        .collect();
-    let bar_width = (area.width.saturating_sub(2) / BUCKETS as u16)
-        .saturating_sub(1)
-        .max(1);
-    f.render_widget(
-        BarChart::default()
-            .block(block(&title))
-            .data(BarGroup::default().bars(&bars))
-            .bar_width(bar_width)
-            .bar_gap(1)
-            .bar_style(Style::default().fg(Color::Green)),
-        area,
-    );
-}
-
-/// `<0.6s`, `<12s`: the upper bound of a time-to-activate bucket (µs).
-fn bucket_label(us: u64) -> String {
-    let s = us as f64 / 1e6;
-    if s < 10.0 {
-        format!("<{s:.1}s")
-    } else {
-        format!("<{s:.0}s")
-    }
 }
 
 #[cfg(test)]

@@ -359,7 +359,7 @@ fn activate_on_a_terminal_rewrites_the_waiting_line_at_every_poll() {
 /// same readings of the device's clock (a note's `t_ms` is the time of the machine step that
 /// made it, and `ms` is the difference of two such times), so any gap means two clocks.
 /// Answers the steps that completed.
-fn check_step_times(out: &str) -> Vec<String> {
+pub(crate) fn check_step_times(out: &str) -> Vec<String> {
     let mut open: Option<(String, u64)> = None;
     let mut done = Vec::new();
     let mut last_t = 0;

@@ -413,3 +413,105 @@ fn no_answer_after_three_retries_is_outcome_unknown_exit_6() {
     assert_eq!(last["status"], "unknown");
     assert_eq!(last["http_status"], 503);
 }
+
+/// The device's clock runs this much faster in the clock tests below, where two clocks would
+/// differ the most (a step of 1 s device time takes 1 ms).
+const FAST: &str = "1000";
+
+/// In `--json`, the payment part stamps its events with the same clock as the activation part:
+/// a retry's `delay_ms` has passed on the device's clock (`t_ms`) by the time anything after
+/// it is printed (the payment machine sends again only once its due time has come).
+fn check_retry_times(out: &str) {
+    let events = json_lines(out);
+    for (i, e) in events.iter().enumerate() {
+        if e["event"] != "retry" {
+            continue;
+        }
+        let t = e["t_ms"].as_u64().unwrap();
+        let delay = e["delay_ms"].as_u64().unwrap();
+        let next = events
+            .get(i + 1)
+            .unwrap_or_else(|| panic!("nothing after {e}"));
+        let gap = next["t_ms"].as_u64().unwrap() - t;
+        assert!(
+            gap >= delay,
+            "retry after {delay} ms, next event {gap} ms later: {next}\n{out}"
+        );
+    }
+}
+
+/// `pay --json` under `--time-warp`: the activation's steps have `ms` equal to their `t_ms`
+/// gaps and `t_ms` never goes back across activation and payment (the late approval's retry
+/// included).
+#[test]
+fn pay_json_t_ms_is_the_device_clock_of_ms_in_both_parts() {
+    let home = tempfile::tempdir().unwrap();
+    let o = posemu(
+        home.path(),
+        &[
+            "pay",
+            "--json",
+            "--auto-claim",
+            "--time-warp",
+            FAST,
+            "--amount",
+            "15.00",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(code(&o), 0, "{out}");
+    let done = super::activate_cli::check_step_times(&out);
+    for step in ["bootstrap", "pairing-code", "attest", "keys", "activate"] {
+        assert!(done.iter().any(|s| s == step), "{step} in {done:?}\n{out}");
+    }
+    assert_eq!(json_lines(&out).last().unwrap()["status"], "approved");
+
+    // the late approval: 504, a retry after its backoff, approved
+    let home = tempfile::tempdir().unwrap();
+    let o = posemu(
+        home.path(),
+        &[
+            "pay",
+            "--json",
+            "--auto-claim",
+            "--time-warp",
+            FAST,
+            "--amount",
+            "0.68",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(code(&o), 0, "{out}");
+    assert!(out.contains("\"event\":\"retry\""), "{out}");
+    super::activate_cli::check_step_times(&out);
+    check_retry_times(&out);
+}
+
+/// `cancel --json` and `refund --json` of a device restarted from saved progress: the re-key's
+/// steps (attest, keys) have `ms` equal to their `t_ms` gaps, and `t_ms` never goes back.
+#[test]
+fn refund_and_cancel_json_t_ms_is_the_device_clock_of_ms() {
+    let sb = SandboxProc::start(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let server = sb.url.as_str();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", server, "--time-warp", FAST, "--json"]);
+        let o = posemu(home.path(), &all);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(code(&o), 0, "{args:?}: {out}");
+        let done = super::activate_cli::check_step_times(&out);
+        (json_lines(&out).pop().unwrap(), done)
+    };
+    let (first, _) = run(&["pay", "--auto-claim", "--amount", "15.00"]);
+    let (last, done) = run(&["cancel", first["charge_id"].as_str().unwrap()]);
+    assert_eq!(last["status"], "cancelled");
+    assert!(done.iter().any(|s| s == "keys"), "re-keyed: {done:?}");
+
+    let (second, _) = run(&["pay", "--amount", "20.00"]);
+    sb.http("POST", "/sandbox/settle", Some("{}"));
+    let id = second["charge_id"].as_str().unwrap();
+    let (last, done) = run(&["refund", id, "--amount", "5.00"]);
+    assert_eq!(last["status"], "succeeded");
+    assert!(done.iter().any(|s| s == "keys"), "re-keyed: {done:?}");
+}

@@ -9,6 +9,7 @@ use posemu::fleet::dashboard::{
     key_action, render, Fit, KeyAction, Panel, Scroll, View, STATE_ORDER,
 };
 use posemu::fleet::live::{Rates, StopReason};
+use posemu::fleet::pay_stats::PayOp;
 use posemu::fleet::stats::{Endpoint, State, Stats};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -47,12 +48,28 @@ fn screen(
     scroll: Scroll,
     finished: Option<StopReason>,
 ) -> (Vec<String>, Fit) {
+    screen_titled(
+        "posemu fleet · 1000 devices · http://127.0.0.1:8765",
+        s,
+        (w, h),
+        scroll,
+        finished,
+    )
+}
+
+fn screen_titled(
+    title: &str,
+    s: &Stats,
+    (w, h): (u16, u16),
+    scroll: Scroll,
+    finished: Option<StopReason>,
+) -> (Vec<String>, Fit) {
     let mut rates = Rates::default();
     rates.tick(0);
     let view = View {
-        title: "posemu fleet · 1000 devices · http://127.0.0.1:8765".into(),
+        title: title.into(),
         elapsed: Duration::from_secs(12),
-        devices: 1000,
+        devices: s.states.iter().sum::<i64>().max(0) as u64,
         stats: s,
         rates: &rates,
         stopping: false,
@@ -240,4 +257,138 @@ fn a_finished_run_stays_on_screen_until_q() {
         key_action(key(KeyCode::Down), true, &mut scroll),
         KeyAction::Scrolled
     );
+}
+
+/// [`busy`] with activation times and poll lateness, and with payments when `paying`.
+fn with_times(mut s: Stats, paying: bool) -> Stats {
+    for i in 0..1000u64 {
+        s.time_to_activate.record(1_000_000 + i * 19_000);
+        s.poll_lateness.record(1_000 + i * 3_000);
+    }
+    if paying {
+        s.pay.request(PayOp::Charge, 4_200, None);
+        let o = &mut s.pay.outcomes;
+        (o.started, o.charges, o.approved, o.partially_approved) =
+            (123_456, 123_000, 100_000, 1234);
+        (o.declined, o.unknown, o.rejected) = (20_000, 12, 3);
+        (o.refunded, o.cancelled) = (4567, 890);
+    }
+    s
+}
+
+/// A fleet of 100,000 with six-digit counts everywhere: the longest numbers a panel shows.
+fn large() -> Stats {
+    let mut s = with_times(busy(), true);
+    s.states[State::Waiting as usize] = 0;
+    for st in [
+        State::Ready,
+        State::Failed,
+        State::Polling,
+        State::UpdateRequired,
+    ] {
+        s.states[st as usize] += 24_990;
+    }
+    for _ in 0..123_456 {
+        s.request(
+            Endpoint::Step(posemu_device::Step::Status),
+            500,
+            Some("5003".into()),
+        );
+    }
+    s
+}
+
+/// What was cut at the right edge of a box or of the screen: a box's title that does not end
+/// in its padding space (every title is drawn ` like this `), a row inside a box that runs
+/// into its right border (but bars), a line of the screen that runs into its last column.
+fn cuts(lines: &[String]) -> Vec<String> {
+    let bar = |c: char| ('\u{2580}'..='\u{259f}').contains(&c);
+    let mut found = Vec::new();
+    for (y, line) in lines.iter().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        if !chars.iter().any(|c| matches!(c, '│' | '┌' | '└')) {
+            if chars.last().is_some_and(|c| *c != ' ') {
+                found.push(format!("line {y} fills the width: {line}"));
+            }
+            continue;
+        }
+        let mut start = None;
+        for (x, &c) in chars.iter().enumerate() {
+            match (c, start) {
+                ('┌', _) | ('│', None) => start = Some(x),
+                ('┐', Some(s)) => {
+                    let title: String = chars[s + 1..x].iter().collect();
+                    let title = title.trim_end_matches('─');
+                    if !title.is_empty() && !title.ends_with(' ') {
+                        found.push(format!("title cut: {title:?}"));
+                    }
+                    start = None;
+                }
+                ('│', Some(s)) => {
+                    let before = chars[x - 1];
+                    if x > s + 1 && before != ' ' && !bar(before) {
+                        let row: String = chars[s + 1..x].iter().collect();
+                        found.push(format!("row cut: {row:?}"));
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// 2: no panel title and no row is cut at 80×24 or 120×40, with and without payments and with
+/// six-digit counts; at 80×24 the panels say less instead (the time to activate keeps p50,
+/// p90 and max under a shorter label), at 120×40 they say it all.
+#[test]
+fn no_title_or_row_is_cut_at_80x24_or_120x40() {
+    for (name, s) in [
+        ("busy", with_times(busy(), false)),
+        ("paying", with_times(busy(), true)),
+        ("large", large()),
+    ] {
+        for (w, h) in [(80, 24), (120, 40)] {
+            let (lines, _) = screen(&s, w, h, Scroll::default(), None);
+            let all = lines.join("\n");
+            let cut = cuts(&lines);
+            assert!(cut.is_empty(), "{name} {w}×{h}: {cut:#?}\n{all}");
+            for panel in ["Devices", "Errors", "Latency per endpoint", "Poll lateness"] {
+                assert!(
+                    all.contains(&format!("┌ {panel}")),
+                    "{name} {w}×{h}: {panel}\n{all}"
+                );
+            }
+            if name != "busy" {
+                assert!(all.contains("┌ Payments ─"), "{name} {w}×{h}\n{all}");
+                assert!(all.contains("cancelled 890"), "{name} {w}×{h}\n{all}");
+            }
+        }
+    }
+    let (lines, _) = screen(&with_times(busy(), false), 80, 24, Scroll::default(), None);
+    let all = lines.join("\n");
+    assert!(
+        all.contains("┌ Activation · p50 10.5s p90 18.1s max 20.0s ─"),
+        "{all}"
+    );
+    let (lines, _) = screen(&with_times(busy(), false), 120, 40, Scroll::default(), None);
+    let all = lines.join("\n");
+    assert!(
+        all.contains("┌ Time to activate · p50 10.5s p90 18.1s p99 19.8s max 20.0s ─"),
+        "{all}"
+    );
+    // a long server address gives way to the clock and the rate
+    let title = "posemu fleet · 100000 devices · http://fleet-sandbox.staging.example.com:8765";
+    let (lines, _) = screen_titled(title, &large(), (80, 24), Scroll::default(), None);
+    assert!(cuts(&lines).is_empty(), "{}", lines.join("\n"));
+    assert!(
+        lines[0].starts_with("posemu fleet · 100000 devices · http://fleet-sandbox.")
+            && lines[0].ends_with("… · 12s · 0 req/s "),
+        "{}",
+        lines[0]
+    );
+    // the check finds a cut: the old title on a box too narrow for it
+    let cut = cuts(&["┌ Time to activate · p50 10.5s p90 18.1s p9┐".to_string()]);
+    assert_eq!(cut.len(), 1, "{cut:?}");
 }

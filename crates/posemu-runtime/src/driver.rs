@@ -62,9 +62,18 @@ impl Machine {
         &mut self.state
     }
 
-    /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works).
+    /// Milliseconds on the machine's monotonic clock (tokio's, so paused time works), warped:
+    /// the real time is read to the nanosecond before it is multiplied, so a warped clock moves
+    /// by the millisecond too (not in steps of the warp factor, which made a timer that had
+    /// waited its time out still read as early).
     pub fn now_ms(&self) -> u64 {
-        (self.epoch.elapsed().as_millis() as u64).saturating_mul(self.warp as u64)
+        let ms = self
+            .epoch
+            .elapsed()
+            .as_nanos()
+            .saturating_mul(self.warp as u128)
+            / 1_000_000;
+        u64::try_from(ms).unwrap_or(u64::MAX)
     }
 
     /// The machine's time ([`Machine::now_ms`]) at the last event it handled: the time of the
@@ -97,6 +106,14 @@ impl Machine {
         self.stepped_ms = now.mono_ms;
         update(&mut self.state, now, event)
     }
+}
+
+/// The real time to sleep for `after` of a machine's time warped by `warp`: rounded up, so
+/// that when it is over the machine's clock ([`Machine::now_ms`]) has moved `after` at least and
+/// the machine does not take its timer for an early one.
+pub fn real_wait(after: Duration, warp: u32) -> Duration {
+    let ns = after.as_nanos().div_ceil(warp.max(1) as u128);
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
 }
 
 /// Carries out a machine's effects; results come back as events on its channel.
@@ -172,7 +189,7 @@ impl Effector {
     /// Fires `DeviceEvent::Timer(timer)` after `after` (warped), replacing one pending.
     pub fn wait(&mut self, timer: Timer, after: Duration) {
         let tx = self.tx.clone();
-        let after = after / self.warp;
+        let after = real_wait(after, self.warp);
         let task = tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let _ = tx.send(DeviceEvent::Timer(timer));
@@ -305,5 +322,59 @@ impl Driver {
             }
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use posemu_device::DeviceConfig;
+    use posemu_protocol::clock::SystemClock;
+
+    struct NoCalls;
+
+    impl Caller for NoCalls {
+        fn call(&self, _: ApiCall) -> CallFuture {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn driver(warp: u32) -> (Driver, mpsc::UnboundedReceiver<DeviceEvent>) {
+        let config = DeviceConfig::new("POS-8F3A2C91", "http://x", "1.4.2", [9; 32]);
+        let (d, rx) = Driver::new(
+            DeviceState::new(config),
+            Arc::new(NoCalls),
+            None,
+            Arc::new(SystemClock),
+            1,
+        );
+        (d.with_warp(warp), rx)
+    }
+
+    /// A warped clock moves by the millisecond, and a warped timer fires once the machine's
+    /// clock has reached its due time (the machine ignores a timer that reads as early: a
+    /// payment retry or a poll would then wait forever). Here the driver starts half a real
+    /// millisecond past tokio's timer ticks, as it does in a real run.
+    #[tokio::test(start_paused = true)]
+    async fn a_warped_clock_is_fine_grained_and_its_timers_are_never_early() {
+        tokio::time::advance(Duration::from_micros(500)).await;
+        let (mut d, mut rx) = driver(100);
+        let start = d.now_ms();
+        assert_eq!(start, 0);
+        d.effector.wait(Timer::Retry, Duration::from_millis(927));
+        assert!(matches!(
+            rx.recv().await,
+            Some(DeviceEvent::Timer(Timer::Retry))
+        ));
+        assert!(d.now_ms() >= start + 927, "woke at {} ms", d.now_ms());
+
+        let (d, _rx) = driver(100);
+        tokio::time::advance(Duration::from_micros(1_500)).await;
+        assert_eq!(d.now_ms(), 150);
+        assert_eq!(
+            real_wait(Duration::from_millis(927), 100).as_nanos(),
+            9_270_000
+        );
+        assert_eq!(real_wait(Duration::from_millis(1), 3).as_nanos(), 333_334);
     }
 }

@@ -17,6 +17,6 @@ pub use open::{
     open_device, open_device_in, start_sandbox_or_free_port, DeviceOptions, OpenDevice, OpenError,
     EMBEDDED_PROGRESS_KEY, STABLE_LISTEN,
 };
-pub use payments::{PayRunner, Shown, UpError};
+pub use payments::{PayRunner, Showing, Shown, UpError};
 pub use session::{profile_identity, DeviceSession, HttpCaller, SessionError, SessionOptions};
 pub use store::ProgressStore;

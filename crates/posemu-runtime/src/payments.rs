@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::RngCore;
 use tokio::sync::mpsc;
 
+use super::driver::real_wait;
 use super::session::{profile_identity, DeviceSession};
 use posemu_client::merchant::sandbox_claim;
 use posemu_client::{DeviceFaults, DeviceIdentity, IdentityError};
@@ -22,10 +23,23 @@ use posemu_protocol::api::{CallError, PayAnswer, Secret};
 use posemu_protocol::clock::Clock;
 use posemu_protocol::payments::Money;
 
-/// Something to show while the device comes up or pays.
+/// Something to show while the device comes up or pays, and when.
 #[derive(Debug)]
-pub enum Shown<'a> {
-    Device(&'a Note),
+pub struct Shown<'a> {
+    /// The device's time (its machine's clock, [`crate::Driver::now_ms`]: ms since it
+    /// started, warped) of what is shown: for a note, the reading of the machine step that
+    /// made it (the device machine's [`crate::Driver::stepped_ms`], or the payment machine's
+    /// step on the same clock), so a step's `took` is exactly the gap between the `at_ms` of
+    /// its start and its end. Shown in the order the clock was read (a re-key's device notes
+    /// follow the payment note that asked for it), so it never goes back.
+    pub at_ms: u64,
+    pub what: Showing<'a>,
+}
+
+#[derive(Debug)]
+pub enum Showing<'a> {
+    /// A note of the device machine, and the device as the step that made it left it.
+    Device(&'a Note, &'a DeviceState),
     Pay(&'a PayNote),
     /// The pairing code was claimed through the sandbox helper.
     AutoClaimed,
@@ -56,6 +70,8 @@ pub struct PayRunner<'a> {
     auto_claim: Option<Duration>,
     claims_tx: mpsc::UnboundedSender<Result<(), String>>,
     claims: mpsc::UnboundedReceiver<Result<(), String>>,
+    /// The device's time of the payment machine's last step (its notes' `at_ms`).
+    stepped_ms: u64,
 }
 
 /// A PIN pad: `None` when the cardholder will not (or cannot) enter one.
@@ -83,6 +99,7 @@ impl<'a> PayRunner<'a> {
             auto_claim,
             claims_tx,
             claims,
+            stepped_ms: 0,
         })
     }
 
@@ -94,6 +111,12 @@ impl<'a> PayRunner<'a> {
         self.session
     }
 
+    /// The device's time now ([`crate::Driver::now_ms`]), to stamp what is shown besides the
+    /// machines' notes.
+    pub fn now_ms(&self) -> u64 {
+        self.session.driver.now_ms()
+    }
+
     /// The terminal's currency (config `emv.currency`), once activated.
     pub fn currency(&self) -> Option<String> {
         payment::terminal_currency(self.device())
@@ -101,7 +124,9 @@ impl<'a> PayRunner<'a> {
 
     /// Feeds the device machine; claims a shown code if asked to.
     fn device_event(&mut self, ev: DeviceEvent, show: &mut dyn FnMut(Shown)) {
-        for note in self.session.driver.handle(ev) {
+        let notes = self.session.driver.handle(ev);
+        let at_ms = self.session.driver.stepped_ms();
+        for note in notes {
             if let (Note::CodeShown { .. }, Some(delay)) = (&note, self.auto_claim) {
                 let transport = self.session.transport.clone();
                 let id = self.session.profile.device_id.clone();
@@ -112,7 +137,10 @@ impl<'a> PayRunner<'a> {
                     let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
                 });
             }
-            show(Shown::Device(&note));
+            show(Shown {
+                at_ms,
+                what: Showing::Device(&note, self.session.driver.state()),
+            });
         }
     }
 
@@ -123,7 +151,10 @@ impl<'a> PayRunner<'a> {
     ) -> Result<(), UpError> {
         match r {
             Ok(()) => {
-                show(Shown::AutoClaimed);
+                show(Shown {
+                    at_ms: self.now_ms(),
+                    what: Showing::AutoClaimed,
+                });
                 Ok(())
             }
             Err(e) => Err(UpError::AutoClaim(e)),
@@ -164,6 +195,7 @@ impl<'a> PayRunner<'a> {
             wall_ms: self.clock.now().timestamp_millis(),
             random: rand::random(),
         };
+        self.stepped_ms = now.mono_ms;
         payment::update(self.session.driver.state_mut(), &mut self.pay, now, ev)
     }
 
@@ -200,13 +232,16 @@ impl<'a> PayRunner<'a> {
                         });
                     }
                     PayEffect::Wait(after) => {
-                        timer = Some(Box::pin(tokio::time::sleep(after / self.warp)));
+                        timer = Some(Box::pin(tokio::time::sleep(real_wait(after, self.warp))));
                     }
                     PayEffect::Rekey => {
                         rekeying = true;
                         self.device_event(DeviceEvent::Rekey, show);
                     }
-                    PayEffect::Note(n) => show(Shown::Pay(&n)),
+                    PayEffect::Note(n) => show(Shown {
+                        at_ms: self.stepped_ms,
+                        what: Showing::Pay(&n),
+                    }),
                 }
             }
             if rekeying {

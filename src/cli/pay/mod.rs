@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Datelike;
 use serde_json::json;
@@ -144,9 +144,9 @@ fn common(r: &Request) -> &Common {
 async fn run(req: Request) -> ExitCode {
     let c = common(&req);
     let mut out = Output {
-        json: c.json,
-        started: Instant::now(),
+        json: c.json.then(Default::default),
         claim_hint: None,
+        waiting: Default::default(),
     };
     let opened = match c.device.open().await {
         Ok(o) => o,
@@ -157,6 +157,7 @@ async fn run(req: Request) -> ExitCode {
     };
     let mut session = opened.session;
     let embedded = opened.sandbox.is_some();
+    out.at(session.driver.now_ms());
     if c.auto_claim.is_none() {
         out.claim_hint = Some((opened.server.clone(), session.profile.device_id.clone()));
     }
@@ -193,6 +194,7 @@ async fn run(req: Request) -> ExitCode {
     tokio::select! {
         code = drive(&mut runner, &req, &mut out, interactive, embedded) => code,
         _ = tokio::signal::ctrl_c() => {
+            out.at(runner.now_ms());
             out.info("interrupted", "interrupted; the outcome of a payment in flight is unknown".into(), json!({}));
             ExitCode::from(exit::INTERRUPTED)
         }
@@ -208,6 +210,7 @@ async fn drive(
 ) -> ExitCode {
     let mut show = |s: Shown| out.shown(s);
     if let Err(e) = runner.bring_up(&mut show).await {
+        out.at(runner.now_ms());
         if let UpError::Failed(f) = &e {
             if let Some(t) = f.trace_id() {
                 out.info("error", format!("  trace id {t}"), json!({ "trace_id": t }));
@@ -223,6 +226,7 @@ async fn drive(
             _ => exit::ERROR,
         });
     }
+    out.at(runner.now_ms());
     let Some(currency) = runner.currency() else {
         out.info(
             "error",
@@ -284,24 +288,28 @@ async fn drive(
                     Ok(v) => v,
                     Err(e) => return bad(out, e),
                 },
-                None => match runner.refundable(&a.charge_id).await {
-                    Ok(m) if m.value > 0 => m.value,
-                    Ok(_) => {
-                        return bad(
-                            out,
-                            format!("charge {} has nothing left to refund", a.charge_id),
-                        )
-                    }
-                    Err(e) => {
-                        return bad(
-                            out,
-                            format!(
+                None => {
+                    let left = runner.refundable(&a.charge_id).await;
+                    out.at(runner.now_ms());
+                    match left {
+                        Ok(m) if m.value > 0 => m.value,
+                        Ok(_) => {
+                            return bad(
+                                out,
+                                format!("charge {} has nothing left to refund", a.charge_id),
+                            )
+                        }
+                        Err(e) => {
+                            return bad(
+                                out,
+                                format!(
                                 "cannot read charge {} to refund all of it ({e}): give --amount",
                                 a.charge_id
                             ),
-                        )
+                            )
+                        }
                     }
-                },
+                }
             };
             PayOp::Refund {
                 charge_id: a.charge_id.clone(),
@@ -324,7 +332,7 @@ async fn drive(
     };
     let mut show = |s: Shown| out.shown(s);
     let outcome = runner.run(op, &mut pin_pad, &mut show).await;
-    if !out.json {
+    if out.json.is_none() {
         let config = runner.device().progress.config.clone();
         let slip = match &outcome {
             PayOutcome::Approved(c) | PayOutcome::Declined(c) | PayOutcome::Cancelled(c) => {

@@ -1,14 +1,15 @@
 //! What the payment commands print: notes as text or JSON Lines, and the PIN keypad.
 
 use std::io::Write;
-use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::cli::activate::{join_long, waiting_parts, Waiting};
+use crate::cli::json_events::JsonEvents;
 use posemu_device::payment::{PayNote, PayOutcome};
-use posemu_device::Note;
+use posemu_device::{DeviceState, Note};
 use posemu_protocol::api::Secret;
-use posemu_runtime::Shown;
+use posemu_runtime::{Showing, Shown};
 
 /// The keypad: one `*` per digit, Enter to confirm, Esc to refuse.
 pub(super) fn prompt_pin() -> Option<Secret<String>> {
@@ -54,22 +55,28 @@ pub(super) fn prompt_pin() -> Option<Secret<String>> {
 }
 
 pub(super) struct Output {
-    pub(super) json: bool,
-    pub(super) started: Instant,
+    /// `--json`: the events, stamped with the device's time ([`JsonEvents`]).
+    pub(super) json: Option<JsonEvents>,
     /// Server and device id, to tell how to claim a shown code (without `--auto-claim`).
     pub(super) claim_hint: Option<(String, String)>,
+    /// The polls while the device waits for the merchant: which of them are shown.
+    pub(super) waiting: Waiting,
 }
 
 impl Output {
-    fn t_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+    /// Stamps what is printed next with the device's time `t_ms` ([`JsonEvents::at`]).
+    pub(super) fn at(&mut self, t_ms: u64) {
+        if let Some(j) = &mut self.json {
+            j.at(t_ms);
+        }
     }
 
     pub(super) fn shown(&mut self, s: Shown) {
-        match s {
-            Shown::Device(n) => self.device_note(n),
-            Shown::Pay(n) => self.pay_note(n),
-            Shown::AutoClaimed => self.info(
+        self.at(s.at_ms);
+        match s.what {
+            Showing::Device(n, d) => self.device_note(n, d, s.at_ms),
+            Showing::Pay(n) => self.pay_note(n),
+            Showing::AutoClaimed => self.info(
                 "auto_claim",
                 "claimed through the sandbox helper".into(),
                 json!({}),
@@ -77,16 +84,22 @@ impl Output {
         }
     }
 
-    fn device_note(&mut self, n: &Note) {
-        if let Note::Polled { count, .. } = n {
-            if *count != 1 && count % 10 != 0 {
-                return;
+    fn device_note(&mut self, n: &Note, d: &DeviceState, at_ms: u64) {
+        match n {
+            Note::Polled { count, status } => {
+                if !self.waiting.polled(*count, *status) {
+                    return;
+                }
+                return match &self.json {
+                    Some(j) => j.poll(n, d),
+                    None => self.line(&join_long(&waiting_parts(*count, *status, d, at_ms))),
+                };
             }
+            Note::SlowDown { .. } | Note::Backoff { .. } => self.waiting.trouble(),
+            _ => {}
         }
-        if self.json {
-            let mut v = n.to_json();
-            v["t_ms"] = json!(self.t_ms());
-            return self.line(&v.to_string());
+        if let Some(j) = &self.json {
+            return j.note(n);
         }
         if let (Note::CodeShown { code, .. }, Some((server, id))) = (n, self.claim_hint.clone()) {
             self.line(&format!("✓ {}", n.describe()));
@@ -97,17 +110,15 @@ impl Output {
         let mark = match n {
             Note::StepStarted(_) | Note::ClockOffset { .. } => return,
             Note::Failed(_) | Note::UpdateRequired { .. } => "✗",
-            Note::Polled { .. } | Note::Backoff { .. } | Note::SlowDown { .. } => "…",
+            Note::Backoff { .. } | Note::SlowDown { .. } => "…",
             _ => "✓",
         };
         self.line(&format!("{mark} {}", n.describe()));
     }
 
     fn pay_note(&mut self, n: &PayNote) {
-        if self.json {
-            let mut v: Value = n.to_json();
-            v["t_ms"] = json!(self.t_ms());
-            return self.line(&v.to_string());
+        if let Some(j) = &self.json {
+            return j.pay_note(n);
         }
         let mark = match n {
             PayNote::Finished { outcome, .. } => match outcome {
@@ -119,13 +130,10 @@ impl Output {
         self.line(&format!("{mark} {}", n.describe()));
     }
 
-    pub(super) fn info(&mut self, kind: &str, text: String, mut v: Value) {
-        if self.json {
-            v["event"] = json!(kind);
-            v["t_ms"] = json!(self.t_ms());
-            self.line(&v.to_string());
-        } else {
-            self.line(&text);
+    pub(super) fn info(&mut self, kind: &str, text: String, v: Value) {
+        match &self.json {
+            Some(j) => j.info(kind, v),
+            None => self.line(&text),
         }
     }
 
