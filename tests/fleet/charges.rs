@@ -92,7 +92,7 @@ fn activated_terminals_charge_and_the_report_has_latencies_and_outcomes() {
             .args(["fleet", "merge"])
             .arg(&path)
             .args(["--threshold", expr])
-            .output()
+            .output_within()
             .unwrap()
     };
     for failing in ["declined>0", "p99(charge)<0.001ms", "requests(charge)<1"] {

@@ -111,7 +111,7 @@ fn no_claim_without_duration_is_refused_clearly() {
     );
     let out = posemu()
         .args(["fleet", "--devices", "5", "--poll", "1-2", "--headless"])
-        .output()
+        .output_within()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("outside 3–5 s"), "{}", text(&out));
