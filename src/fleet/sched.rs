@@ -227,7 +227,7 @@ impl Worker {
         stats.lock().states[State::Waiting as usize] += mine as i64;
         let rng =
             StdRng::seed_from_u64(plan.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let transport = plan.transport.separate_pool().map_err(|e| e.to_string())?;
+        let transport = plan.transport.direct_pool().map_err(|e| e.to_string())?;
         Ok(Worker {
             transport,
             plan,

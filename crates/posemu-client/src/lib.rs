@@ -24,6 +24,7 @@ pub mod call;
 pub mod device_faults;
 pub mod exchange;
 pub mod export;
+mod http1;
 pub mod identity;
 pub mod merchant;
 pub mod payments;
