@@ -1,16 +1,16 @@
-//! The fleet's scheduler: a few worker tasks, each owning a slab of devices and one timer heap,
+//! The fleet's scheduler: a few worker tasks, each owning a slab of devices and one set of timers
+//! ([`timers`]: a timing wheel),
 //! run the device state machine (`device::update`, the same machine as the POS screen) for
 //! thousands of devices without a task or a timer per device.
 //!
-//! A sleeping device costs its boxed state and a heap entry per pending timer. Each worker
+//! A sleeping device costs its boxed state and a timer entry per pending timer. Each worker
 //! drives its own calls (a `FuturesUnordered` of at most its share of `--max-in-flight`); calls
 //! beyond that wait in a queue as plain data, so an overloaded fleet queues a few bytes per call
 //! rather than a live request each, and poll lateness includes that wait. Timers are deadlines
-//! the machine checks itself, so the heap never removes entries: an entry whose deadline no
+//! the machine checks itself, so the timers never remove entries: an entry whose deadline no
 //! longer matches the device's is skipped when it comes up.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 mod pay;
+pub mod timers;
 
 use super::devices::DeviceSource;
 use super::dist::Dist;
@@ -197,7 +198,7 @@ pub struct Worker {
     unsettled: usize,
     /// Activated terminals kept to charge.
     charging: usize,
-    heap: BinaryHeap<Reverse<(u64, u32, u8)>>,
+    timers: timers::Timers,
     in_flight: InFlight,
     queue: VecDeque<Queued>,
     rng: StdRng,
@@ -239,7 +240,7 @@ impl Worker {
             next_start: 0,
             unsettled: mine,
             charging: 0,
-            heap: BinaryHeap::new(),
+            timers: timers::Timers::default(),
             in_flight: FuturesUnordered::new(),
             queue: VecDeque::new(),
             rng,
@@ -342,10 +343,7 @@ impl Worker {
     }
 
     fn next_deadline(&self) -> u64 {
-        let timer = self
-            .heap
-            .peek()
-            .map_or(NO_DEADLINE, |Reverse((d, _, _))| *d);
+        let timer = self.timers.next_due().unwrap_or(NO_DEADLINE);
         let start = if self.next_start < self.slots.len() {
             self.plan.start_ms(self.ramp_pos(self.next_start))
         } else {
@@ -419,11 +417,7 @@ impl Worker {
     fn fire_due(&mut self) -> bool {
         let now = self.plan.now_ms();
         for _ in 0..BATCH {
-            match self.heap.peek() {
-                Some(Reverse((d, _, _))) if *d <= now => {}
-                _ => return false,
-            }
-            let Some(Reverse((deadline, j, kind))) = self.heap.pop() else {
+            let Some((deadline, j, kind)) = self.timers.pop_due(now) else {
                 return false;
             };
             let (j, kind) = (j as usize, kind as usize);
@@ -483,7 +477,7 @@ impl Worker {
                     if let Slot::Live(dev) = &mut self.slots[slot as usize] {
                         let at = self.plan.now_ms() + after;
                         dev.due[CLAIM] = at;
-                        self.heap.push(Reverse((at, slot, CLAIM as u8)));
+                        self.timers.push(at, slot, CLAIM as u8);
                     }
                 }
             }
@@ -530,7 +524,7 @@ impl Worker {
                     let at = deadline(now.mono_ms, after);
                     let k = timer_slot(timer);
                     dev.due[k] = at;
-                    self.heap.push(Reverse((at, j as u32, k as u8)));
+                    self.timers.push(at, j as u32, k as u8);
                 }
                 Effect::Cancel(timer) => dev.due[timer_slot(timer)] = NO_DEADLINE,
                 Effect::Save => {}
@@ -565,7 +559,7 @@ impl Worker {
                 if let Some((_, dist)) = &self.plan.claim {
                     let at = now_ms + dist.sample(self.rng.random()).as_millis() as u64;
                     dev.due[CLAIM] = at;
-                    self.heap.push(Reverse((at, j as u32, CLAIM as u8)));
+                    self.timers.push(at, j as u32, CLAIM as u8);
                 }
             }
             Note::Activated { total, .. } => {
@@ -639,7 +633,7 @@ impl Worker {
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
             let started = Instant::now();
-            // the heap did the waiting and the code was checked just above: no delay, current
+            // the timers did the waiting and the code was checked just above: no delay, current
             let r = claim_code(
                 &via,
                 &transport,
