@@ -39,6 +39,13 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_LINE_BYTES: usize = 4096;
 /// An idle connection keeps buffers up to this; bigger ones are given back.
 const KEEP_BUFFER_BYTES: usize = 16 * 1024;
+/// New connections of one pool not answered yet, at most. A server's accept queue is short
+/// (tokio's listeners, the sandbox's too, ask for 128): a burst of a fleet worker's 256 calls
+/// in flight, each on a new connection, overflowed it, and the kernel dropped the SYNs past it
+/// (`ListenOverflows`), which the client's kernel resends after 1 s: polls waited 1 s, and the
+/// calls queued behind them counted that as lateness. A connection stops counting once its
+/// first answer is in, the proof that the server accepted it.
+pub(crate) const MAX_CONNECTING: usize = 32;
 
 /// One keep-alive connection and its buffers.
 struct Conn {
@@ -59,6 +66,8 @@ pub(crate) struct Pool {
     prefix: String,
     idle: Mutex<Vec<Conn>>,
     max_idle: usize,
+    /// [`MAX_CONNECTING`] permits.
+    connecting: tokio::sync::Semaphore,
 }
 
 fn invalid(what: &str) -> CallError {
@@ -91,6 +100,7 @@ impl Pool {
             prefix: url.path().trim_end_matches('/').to_string(),
             idle: Mutex::new(Vec::new()),
             max_idle,
+            connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
         })
     }
 
@@ -111,9 +121,24 @@ impl Pool {
                 posemu_protocol::text::escape_control(path)
             )));
         }
+        let mut permit = None;
         let mut conn = match self.checkout() {
             Some(c) => c,
-            None => self.connect(connect_timeout).await?,
+            None => {
+                let p = self
+                    .connecting
+                    .acquire()
+                    .await
+                    .map_err(|_| CallError::Network("connection pool closed".into()))?;
+                // a connection may have come back while this call waited
+                match self.checkout() {
+                    Some(c) => c,
+                    None => {
+                        permit = Some(p);
+                        self.connect(connect_timeout).await?
+                    }
+                }
+            }
         };
         let body = body.unwrap_or_default();
         self.write_head(&mut conn.out, &method, path, &headers, body.len());
@@ -123,6 +148,8 @@ impl Pool {
         };
         conn.stream.write_all(&conn.out).await.map_err(io)?;
         let (incoming, reusable) = read_answer(&mut conn, &method).await?;
+        // answered: the server has accepted this connection
+        drop(permit);
         if reusable {
             self.checkin(conn);
         }
@@ -446,6 +473,7 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 mod tests {
     use std::sync::Arc;
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use crate::transport::Outgoing;
@@ -749,6 +777,58 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    /// A burst of calls on an empty pool opens at most [`MAX_CONNECTING`] connections the
+    /// server has not answered on yet (a burst of 256 overflowed the sandbox's accept queue).
+    #[tokio::test]
+    async fn a_burst_opens_no_more_than_max_connecting_unanswered_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let peak = Arc::new(Mutex::new(0usize));
+        let seen = peak.clone();
+        tokio::spawn(async move {
+            // hold every new connection unanswered until no new one came for a while
+            let mut waiting = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(200), listener.accept());
+                match next.await {
+                    Ok(Ok((sock, _))) => {
+                        waiting.push(sock);
+                        let mut p = seen.lock();
+                        *p = (*p).max(waiting.len());
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        for mut sock in waiting.drain(..) {
+                            tokio::spawn(async move {
+                                let mut buf = vec![0u8; 4096];
+                                loop {
+                                    match sock.read(&mut buf).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(_) => {
+                                            if sock.write_all(OK).await.is_err() {
+                                                return;
+                                            }
+                                        }
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        });
+        let t = Transport::new(&url, TransportConfig::default())
+            .unwrap()
+            .direct_pool()
+            .unwrap();
+        let calls =
+            (0..MAX_CONNECTING * 3).map(|_| t.send(outgoing(&t, Method::GET, "/pos/status", None)));
+        for r in futures_util::future::join_all(calls).await {
+            assert_eq!(r.unwrap().status, 200);
+        }
+        assert_eq!(*peak.lock(), MAX_CONNECTING);
     }
 
     #[test]
