@@ -828,7 +828,13 @@ mod tests {
         for r in futures_util::future::join_all(calls).await {
             assert_eq!(r.unwrap().status, 200);
         }
-        assert_eq!(*peak.lock(), MAX_CONNECTING);
+        // exactly MAX_CONNECTING on an idle machine; fewer if a starved client paused longer
+        // than the server's quiet period, never more
+        let peak = *peak.lock();
+        assert!(
+            (1..=MAX_CONNECTING).contains(&peak),
+            "{peak} unanswered connections"
+        );
     }
 
     #[test]
