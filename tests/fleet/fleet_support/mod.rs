@@ -36,6 +36,18 @@ pub fn fleet(extra: &[&str]) -> Output {
 /// loaded machine in a full parallel run stretches that several times).
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `posemu::fleet::run` in-process, failing the test instead of waiting forever if the run
+/// never ends (the in-process twin of [`OutputWithin`]).
+pub async fn run_fleet(cfg: posemu::fleet::FleetConfig) -> posemu::fleet::RunResult {
+    tokio::time::timeout(
+        PROCESS_TIMEOUT,
+        posemu::fleet::run(cfg, posemu::fleet::Ui::Quiet),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the fleet run did not end within {PROCESS_TIMEOUT:?}"))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `Command::output` with a deadline: a process that hangs is killed and the test fails
 /// with what it printed, instead of the whole suite waiting forever.
 pub trait OutputWithin {
