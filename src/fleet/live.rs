@@ -139,7 +139,8 @@ impl LiveTally {
     /// Asks the workers to stop; the first reason given wins.
     pub fn stop(&self, why: StopReason) {
         self.reason.lock().get_or_insert(why);
-        let _ = self.stop_tx.send(true);
+        // `send` would drop the value when no receiver is left; the switch must stay on
+        self.stop_tx.send_replace(true);
     }
 
     pub fn stop_reason(&self) -> Option<StopReason> {
@@ -147,8 +148,12 @@ impl LiveTally {
     }
 
     /// The workers have all returned.
+    ///
+    /// `send_replace`, not `send`: `send` keeps the old value when nobody has subscribed yet,
+    /// and the watcher subscribes from a task of its own, which may not have run when a fleet
+    /// that fails at once finishes (it then waited for a `true` that never came: the run hung).
     pub fn finish(&self) {
-        let _ = self.done_tx.send(true);
+        self.done_tx.send_replace(true);
     }
 
     pub fn is_finished(&self) -> bool {
@@ -207,7 +212,8 @@ impl LiveTally {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = done.changed() => return,
+                // `wait_for` sees a finish that came before this task subscribed
+                _ = done.wait_for(|d| *d) => return,
             }
             let s = self.snapshot();
             let rate = rates.tick(s.requests());
@@ -254,6 +260,60 @@ impl LiveTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tally() -> Arc<LiveTally> {
+        let config = RunConfig {
+            posemu_version: "test".into(),
+            fleet_devices: 5,
+            device_source: "derived".into(),
+            seed_fingerprint: None,
+            server: "http://127.0.0.1:1".into(),
+            ramp_per_sec: 0.0,
+            poll: "3000ms-5000ms".into(),
+            claim: None,
+            duration_seconds: None,
+            connection_per_device: false,
+            device_faults: Vec::new(),
+            max_in_flight: 1,
+            workers: 1,
+            charges: None,
+        };
+        let (stop_tx, _) = watch::channel(false);
+        Arc::new(LiveTally::new(
+            vec![Arc::new(Mutex::new(Stats::default()))],
+            Instant::now(),
+            5,
+            config,
+            stop_tx,
+        ))
+    }
+
+    /// The hang of a fleet whose devices all failed at once: the workers returned and
+    /// `finish` ran before the watcher's task had subscribed; the watcher then waited forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_that_starts_after_the_finish_ends() {
+        for ui in [Ui::Quiet, Ui::ProgressLines] {
+            let live = tally();
+            // on this single-threaded runtime the watcher's task cannot run before `finish`
+            let watcher = live.clone().watch(None, ui);
+            live.finish();
+            assert!(live.is_finished());
+            tokio::time::timeout(Duration::from_secs(3600), watcher)
+                .await
+                .unwrap_or_else(|_| panic!("{ui:?}: the watcher never ended"))
+                .unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_with_no_worker_left_still_reads_as_stopped() {
+        let live = tally();
+        let rx = live.stop_tx.subscribe();
+        drop(rx);
+        live.stop(StopReason::Duration);
+        assert!(*live.stop_tx.borrow());
+        assert_eq!(live.stop_reason(), Some(StopReason::Duration));
+    }
 
     #[test]
     fn totals_count_failed_with_update_required_and_exclude_waiting_from_in_progress() {

@@ -1,16 +1,16 @@
-//! The fleet's scheduler: a few worker tasks, each owning a slab of devices and one timer heap,
+//! The fleet's scheduler: a few worker tasks, each owning a slab of devices and one set of timers
+//! ([`timers`]: a timing wheel),
 //! run the device state machine (`device::update`, the same machine as the POS screen) for
 //! thousands of devices without a task or a timer per device.
 //!
-//! A sleeping device costs its boxed state and a heap entry per pending timer. Each worker
+//! A sleeping device costs its boxed state and a timer entry per pending timer. Each worker
 //! drives its own calls (a `FuturesUnordered` of at most its share of `--max-in-flight`); calls
 //! beyond that wait in a queue as plain data, so an overloaded fleet queues a few bytes per call
 //! rather than a live request each, and poll lateness includes that wait. Timers are deadlines
-//! the machine checks itself, so the heap never removes entries: an entry whose deadline no
+//! the machine checks itself, so the timers never remove entries: an entry whose deadline no
 //! longer matches the device's is skipped when it comes up.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -27,7 +27,9 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod calls;
 mod pay;
+pub mod timers;
 
 use super::devices::DeviceSource;
 use super::dist::Dist;
@@ -69,6 +71,11 @@ pub struct Plan {
     /// Devices of all workers not settled yet: payments sent once it is 0 count as sent
     /// after the whole fleet activated.
     pub unsettled: std::sync::atomic::AtomicU64,
+    /// With payments: where the terminal-parameters calls run, with a pool of their own (the
+    /// run's multi-threaded runtime). Their answers are the heaviest to decode on the device
+    /// side (hex, AES, gunzip and a hash of ~200 KB, ~0.9 ms in one piece): on a worker's
+    /// thread they held up every other answer of that worker, charges and polls included.
+    pub offload: Option<(tokio::runtime::Handle, Transport)>,
 }
 
 impl Plan {
@@ -197,7 +204,7 @@ pub struct Worker {
     unsettled: usize,
     /// Activated terminals kept to charge.
     charging: usize,
-    heap: BinaryHeap<Reverse<(u64, u32, u8)>>,
+    timers: timers::Timers,
     in_flight: InFlight,
     queue: VecDeque<Queued>,
     rng: StdRng,
@@ -227,7 +234,7 @@ impl Worker {
         stats.lock().states[State::Waiting as usize] += mine as i64;
         let rng =
             StdRng::seed_from_u64(plan.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let transport = plan.transport.separate_pool().map_err(|e| e.to_string())?;
+        let transport = plan.transport.direct_pool().map_err(|e| e.to_string())?;
         Ok(Worker {
             transport,
             plan,
@@ -239,7 +246,7 @@ impl Worker {
             next_start: 0,
             unsettled: mine,
             charging: 0,
-            heap: BinaryHeap::new(),
+            timers: timers::Timers::default(),
             in_flight: FuturesUnordered::new(),
             queue: VecDeque::new(),
             rng,
@@ -342,10 +349,7 @@ impl Worker {
     }
 
     fn next_deadline(&self) -> u64 {
-        let timer = self
-            .heap
-            .peek()
-            .map_or(NO_DEADLINE, |Reverse((d, _, _))| *d);
+        let timer = self.timers.next_due().unwrap_or(NO_DEADLINE);
         let start = if self.next_start < self.slots.len() {
             self.plan.start_ms(self.ramp_pos(self.next_start))
         } else {
@@ -419,11 +423,7 @@ impl Worker {
     fn fire_due(&mut self) -> bool {
         let now = self.plan.now_ms();
         for _ in 0..BATCH {
-            match self.heap.peek() {
-                Some(Reverse((d, _, _))) if *d <= now => {}
-                _ => return false,
-            }
-            let Some(Reverse((deadline, j, kind))) = self.heap.pop() else {
+            let Some((deadline, j, kind)) = self.timers.pop_due(now) else {
                 return false;
             };
             let (j, kind) = (j as usize, kind as usize);
@@ -483,7 +483,7 @@ impl Worker {
                     if let Slot::Live(dev) = &mut self.slots[slot as usize] {
                         let at = self.plan.now_ms() + after;
                         dev.due[CLAIM] = at;
-                        self.heap.push(Reverse((at, slot, CLAIM as u8)));
+                        self.timers.push(at, slot, CLAIM as u8);
                     }
                 }
             }
@@ -530,7 +530,7 @@ impl Worker {
                     let at = deadline(now.mono_ms, after);
                     let k = timer_slot(timer);
                     dev.due[k] = at;
-                    self.heap.push(Reverse((at, j as u32, k as u8)));
+                    self.timers.push(at, j as u32, k as u8);
                 }
                 Effect::Cancel(timer) => dev.due[timer_slot(timer)] = NO_DEADLINE,
                 Effect::Save => {}
@@ -565,7 +565,7 @@ impl Worker {
                 if let Some((_, dist)) = &self.plan.claim {
                     let at = now_ms + dist.sample(self.rng.random()).as_millis() as u64;
                     dev.due[CLAIM] = at;
-                    self.heap.push(Reverse((at, j as u32, CLAIM as u8)));
+                    self.timers.push(at, j as u32, CLAIM as u8);
                 }
             }
             Note::Activated { total, .. } => {
@@ -581,99 +581,6 @@ impl Worker {
                 .failure(format!("update required: app {version} is below {min}")),
             _ => {}
         }
-    }
-
-    /// Sends a queued call of device `j` (if it is still live).
-    fn send(&mut self, j: usize, id: u32, call: ApiCall, poll_deadline: Option<u64>) {
-        let Slot::Live(dev) = &self.slots[j] else {
-            return; // settled since: nothing waits for the answer
-        };
-        if let Some(d) = poll_deadline {
-            let now_us = self.plan.epoch.elapsed().as_micros() as u64;
-            self.stats
-                .lock()
-                .poll_lateness
-                .record(now_us.saturating_sub(d * 1000));
-        }
-        let step = step_of(&call);
-        let transport = dev.transport.as_ref().unwrap_or(&self.transport);
-        let fut = transport.call(
-            &dev.identity,
-            &dev.faults,
-            &call,
-            Utc::now(),
-            &mut self.rng,
-            None,
-        );
-        let slot = j as u32;
-        self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let result = fut.await;
-            Done::Answer {
-                slot,
-                call: id,
-                step,
-                result,
-                latency_us: started.elapsed().as_micros() as u64,
-            }
-        }));
-    }
-
-    fn send_claim(&mut self, j: usize) {
-        let Slot::Live(dev) = &self.slots[j] else {
-            return;
-        };
-        // only a code on screen can be typed in; a new code schedules its own claim
-        let Some(code) = dev.state.code.as_ref().map(|c| c.code.clone()) else {
-            return;
-        };
-        if dev.st != State::Polling {
-            return;
-        }
-        let Some((mode, _)) = &self.plan.claim else {
-            return;
-        };
-        let device_id = dev.identity.device_id().to_string();
-        let transport = self.transport.clone();
-        let via = mode.clone();
-        let slot = j as u32;
-        self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            // the heap did the waiting and the code was checked just above: no delay, current
-            let r = claim_code(
-                &via,
-                &transport,
-                &device_id,
-                &code,
-                Duration::ZERO,
-                || true,
-                None,
-            );
-            let error = match r.await {
-                Ok(ClaimOutcome::Claimed) | Ok(ClaimOutcome::NotCurrent(None)) => None,
-                // counted as the answer it was, but never retried: the code is gone
-                Ok(ClaimOutcome::NotCurrent(Some(e))) => Some((e.source, false)),
-                Err(e) => Some((e.source, true)),
-            };
-            Done::Claimed {
-                slot,
-                error,
-                latency_us: started.elapsed().as_micros() as u64,
-            }
-        }));
-    }
-}
-
-fn step_of(call: &ApiCall) -> Step {
-    match call {
-        ApiCall::Bootstrap => Step::Bootstrap,
-        ApiCall::PairingCode => Step::PairingCode,
-        ApiCall::Status => Step::Status,
-        ApiCall::Attest { .. } => Step::Attest,
-        ApiCall::Keys { .. } => Step::Keys,
-        ApiCall::Config { .. } => Step::Config,
-        ApiCall::TerminalParameters { .. } => Step::TerminalParameters,
-        ApiCall::Activate { .. } => Step::Activate,
     }
 }
 

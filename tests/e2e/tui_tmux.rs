@@ -32,9 +32,9 @@ async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
     tmux.start_posemu(home.path(), "--fresh", 120, 40);
 
     let (url, code) = tmux.wait_for("pairing code", Duration::from_secs(30), portal_link);
-    let screen = tmux.screen();
-    assert!(screen.contains("Pair this terminal"), "{screen}");
-    assert!(screen.contains("Waiting for merchant"), "{screen}");
+    // waited for, not asserted on one capture: a capture can catch a frame half drawn
+    tmux.wait_text("Pair this terminal", Duration::from_secs(5));
+    tmux.wait_text("Waiting for merchant", Duration::from_secs(5));
     assert_eq!(
         tmux.format("#{alternate_on}"),
         "1",
@@ -51,13 +51,13 @@ async fn the_real_binary_pairs_activates_and_gives_the_terminal_back() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["pairing_code"], code.as_str());
 
-    tmux.wait_for("ready screen", Duration::from_secs(30), |s| {
-        s.contains("Ready for payments").then_some(())
-    });
-    let screen = tmux.screen();
-    assert!(
-        screen.contains("Demo Merchant") && screen.contains("TID-"),
-        "{screen}"
+    tmux.wait_for(
+        "ready screen with the merchant and terminal id",
+        Duration::from_secs(30),
+        |s| {
+            (s.contains("Ready for payments") && s.contains("Demo Merchant") && s.contains("TID-"))
+                .then_some(())
+        },
     );
 
     assert_eq!(tmux.quit(), "0", "exit status");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::fleet_support::*;
 use posemu::fleet::charges::{ChargeMix, ChargePlan, DECLINE_ENDINGS};
-use posemu::fleet::{DeviceSource, Dist, FleetConfig, ServerChoice, Shard, Ui};
+use posemu::fleet::{DeviceSource, Dist, FleetConfig, ServerChoice, Shard};
 use posemu_client::TransportConfig;
 use posemu_protocol::api::Secret;
 use posemu_sandbox::{FleetSeed, Sandbox, SandboxConfig};
@@ -92,7 +92,7 @@ fn activated_terminals_charge_and_the_report_has_latencies_and_outcomes() {
             .args(["fleet", "merge"])
             .arg(&path)
             .args(["--threshold", expr])
-            .output()
+            .output_within()
             .unwrap()
     };
     for failing in ["declined>0", "p99(charge)<0.001ms", "requests(charge)<1"] {
@@ -219,7 +219,7 @@ async fn refunds_cancels_and_late_approvals_never_make_a_second_payment() {
             mix: ChargeMix::parse("refund=40,cancel=30,late=30").unwrap(),
         }),
     };
-    let r = posemu::fleet::run(cfg, Ui::Quiet).await.unwrap().report;
+    let r = run_fleet(cfg).await.report;
     assert_counts_add_up(&r);
     let p = r.payments.as_ref().unwrap();
     let o = &p.outcomes;

@@ -6,7 +6,6 @@ use crate::fleet_support::*;
 /// fails at bootstrap with 404; the summary says the server must know the seed (or
 /// `--devices-file`), as `activate` hints.
 #[test]
-#[ignore = "hung once in a full run: a fleet whose every device failed at bootstrap never exited (closing note); run alone with --ignored"]
 fn a_fleet_against_an_unseeded_sandbox_says_the_server_needs_the_seed() {
     let sandbox = SandboxProcess::start(&[]);
     let out = fleet(&["--devices", "5", "--server", &sandbox.url]);

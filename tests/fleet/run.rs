@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::fleet_support::*;
 use posemu::fleet::devices::{DeviceSource, FileDevice};
-use posemu::fleet::{Dist, FleetConfig, ServerChoice, Shard, Ui};
+use posemu::fleet::{Dist, FleetConfig, ServerChoice, Shard};
 use posemu_client::{MerchantCredentials, TransportConfig};
 use posemu_protocol::provision::{derive_identity_secret, derive_zmk};
 use posemu_sandbox::{Sandbox, SandboxConfig};
@@ -111,7 +111,7 @@ fn no_claim_without_duration_is_refused_clearly() {
     );
     let out = posemu()
         .args(["fleet", "--devices", "5", "--poll", "1-2", "--headless"])
-        .output()
+        .output_within()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("outside 3–5 s"), "{}", text(&out));
@@ -168,7 +168,7 @@ async fn a_devices_file_fleet_claims_as_a_merchant() {
         app_version: "1.4.2".into(),
         charges: None,
     };
-    let result = posemu::fleet::run(cfg, Ui::Quiet).await.unwrap();
+    let result = run_fleet(cfg).await;
     let r = result.report;
     assert_counts_add_up(&r);
     assert_eq!(r.devices.activated, 12, "{}", r.summary());

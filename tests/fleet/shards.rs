@@ -51,7 +51,7 @@ fn shards_are_disjoint_complete_and_merge_exactly() {
         .arg("--report")
         .arg(&merged_path)
         .args(["--threshold", "activated==100%"])
-        .output()
+        .output_within()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let merged = load(&merged_path);
@@ -97,7 +97,7 @@ fn shards_are_disjoint_complete_and_merge_exactly() {
         .args(["fleet", "merge"])
         .arg(report_path(dir.path(), "a.json"))
         .arg(report_path(dir.path(), "a.json"))
-        .output()
+        .output_within()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("appears twice"), "{}", text(&out));
@@ -174,7 +174,11 @@ fn merging_garbage_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.json");
     std::fs::write(&p, "{\"format\": 3}").unwrap();
-    let out = posemu().args(["fleet", "merge"]).arg(&p).output().unwrap();
+    let out = posemu()
+        .args(["fleet", "merge"])
+        .arg(&p)
+        .output_within()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).contains("x.json: not a fleet report"),
@@ -184,7 +188,7 @@ fn merging_garbage_fails_clearly() {
     let out = posemu()
         .args(["fleet", "merge"])
         .arg(dir.path().join("missing.json"))
-        .output()
+        .output_within()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("missing.json"), "{}", text(&out));

@@ -41,7 +41,7 @@ fn thresholds_pass_and_fail_as_written() {
         for e in exprs {
             c.args(["--threshold", e]);
         }
-        c.output().unwrap()
+        c.output_within().unwrap()
     };
     let ok = judge(&["requests(bootstrap)==25", "errors<0.1%", "p50(keys)>0ms"]);
     assert!(ok.status.success(), "{}", text(&ok));

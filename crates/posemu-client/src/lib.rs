@@ -2,7 +2,9 @@
 //! timeouts, and the exchange log.
 //!
 //! - [`Transport`]: a connection pool, a server and timeouts; clone it freely (a fleet shares
-//!   one), or give a device its own pool with [`Transport::separate_pool`].
+//!   one), or give a device its own pool with [`Transport::separate_pool`]; a fleet's workers
+//!   send through [`Transport::direct_pool`] (`http1.rs`: HTTP/1.1 of its own for plain
+//!   `http://`, the same requests at a fraction of reqwest's CPU).
 //! - [`DeviceIdentity`]: who the device is on the wire.
 //! - [`DeviceFaults`]: how it misbehaves on purpose (spec 6).
 //! - [`Transport::call`]: one [`ApiCall`](posemu_protocol::api::ApiCall) →
@@ -24,6 +26,7 @@ pub mod call;
 pub mod device_faults;
 pub mod exchange;
 pub mod export;
+mod http1;
 pub mod identity;
 pub mod merchant;
 pub mod payments;

@@ -62,7 +62,7 @@ impl Worker {
         let gap = plan.gap(self.rng.random());
         let at = self.plan.now_ms() + gap.as_millis() as u64;
         dev.due[CHARGE] = at;
-        self.heap.push(Reverse((at, j as u32, CHARGE as u8)));
+        self.timers.push(at, j as u32, CHARGE as u8);
     }
 
     /// A charge arrives at terminal `j`.
@@ -119,7 +119,7 @@ impl Worker {
                 PayEffect::Wait(after) => {
                     let at = now.mono_ms + after.as_millis() as u64;
                     due[PAY_RETRY] = at;
-                    self.heap.push(Reverse((at, j as u32, PAY_RETRY as u8)));
+                    self.timers.push(at, j as u32, PAY_RETRY as u8);
                 }
                 // the fleet's terminals keep their keys in memory; nothing to fetch them with
                 PayEffect::Rekey => {

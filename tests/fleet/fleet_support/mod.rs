@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use posemu::fleet::Report;
 
@@ -27,7 +29,88 @@ pub fn fleet(extra: &[&str]) -> Output {
         "7",
     ]);
     c.args(extra);
-    c.output().expect("posemu runs")
+    c.output_within().expect("posemu runs")
+}
+
+/// The longest a `posemu` process of these tests may run (the slowest takes seconds alone; a
+/// loaded machine in a full parallel run stretches that several times).
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `posemu::fleet::run` in-process, failing the test instead of waiting forever if the run
+/// never ends (the in-process twin of [`OutputWithin`]).
+pub async fn run_fleet(cfg: posemu::fleet::FleetConfig) -> posemu::fleet::RunResult {
+    tokio::time::timeout(
+        PROCESS_TIMEOUT,
+        posemu::fleet::run(cfg, posemu::fleet::Ui::Quiet),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the fleet run did not end within {PROCESS_TIMEOUT:?}"))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `Command::output` with a deadline: a process that hangs is killed and the test fails
+/// with what it printed, instead of the whole suite waiting forever.
+pub trait OutputWithin {
+    fn output_within(&mut self) -> std::io::Result<Output>;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self) -> std::io::Result<Output> {
+        let mut child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let drain = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        );
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if started.elapsed() > PROCESS_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            // polling a child process, not waiting out a timer of the code under test
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        match status {
+            Some(status) => Ok(Output {
+                status,
+                stdout,
+                stderr,
+            }),
+            None => panic!(
+                "{:?} did not end within {PROCESS_TIMEOUT:?}; killed.\n--- stdout\n{}\n--- stderr\n{}",
+                self.get_args().collect::<Vec<_>>(),
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            ),
+        }
+    }
 }
 
 pub fn text(o: &Output) -> String {
