@@ -7,5 +7,6 @@ mod engine;
 mod help_cli;
 mod hostile;
 mod hostile_server;
+mod keepalive;
 mod pay_cli;
 mod profiles_fixtures;

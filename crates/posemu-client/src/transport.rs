@@ -23,7 +23,9 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     /// Time allowed for a whole request, from sending to the last byte of the answer.
     pub request_timeout: Duration,
-    /// Idle keep-alive connections are closed after this.
+    /// Idle keep-alive connections are closed after this: 20 s by default, under the idle
+    /// timeout of the sandbox (30 s) and of common servers (nginx 75 s), so that the device lets
+    /// a connection go before a server may close it under a request sent at that very moment.
     pub pool_idle_timeout: Duration,
     /// At most this many idle connections are kept per host.
     pub pool_max_idle_per_host: usize,
@@ -34,7 +36,7 @@ impl Default for TransportConfig {
         TransportConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(15),
-            pool_idle_timeout: Duration::from_secs(90),
+            pool_idle_timeout: Duration::from_secs(20),
             pool_max_idle_per_host: usize::MAX,
         }
     }
