@@ -87,7 +87,7 @@ pub struct DeviceState {
     pub retry_due_ms: Option<u64>,
     token: Option<(Secret<String>, u64)>,
     /// The installed key set: memory only, never in `progress` (key bytes are redacted in Debug).
-    keys: Option<InstalledKeys>,
+    keys: Option<Box<InstalledKeys>>,
     /// Attest → keys for an activated device without keys in memory (see `DeviceEvent::Rekey`).
     rekeying: bool,
     in_flight: Option<InFlight>,
@@ -154,7 +154,7 @@ impl DeviceState {
 
     /// The installed key set, if this run of the device installed one.
     pub fn keys(&self) -> Option<&InstalledKeys> {
-        self.keys.as_ref()
+        self.keys.as_deref()
     }
 
     /// Activated and holding its keys: it can take payments.

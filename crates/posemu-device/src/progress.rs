@@ -21,7 +21,7 @@ pub struct Progress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_code: Option<SavedCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_set: Option<SavedKeySet>,
+    pub key_set: Option<Box<SavedKeySet>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

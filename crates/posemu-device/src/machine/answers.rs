@@ -25,8 +25,8 @@ impl Run<'_> {
             (Step::Keys, ApiAnswer::Keys(k)) => {
                 match unwrap_key_set(self.s.config.zmk.expose(), &k) {
                     Ok(keys) => {
-                        self.s.progress.key_set = Some(keys.summary());
-                        self.s.keys = Some(keys);
+                        self.s.progress.key_set = Some(Box::new(keys.summary()));
+                        self.s.keys = Some(Box::new(keys));
                         self.done(Step::Keys);
                         self.note(Note::KeysInstalled {
                             key_set_id: k.key_set.key_set_id.clone(),
