@@ -17,7 +17,7 @@ impl Worker {
                 .poll_lateness
                 .record(now_us.saturating_sub(d * 1000));
         }
-        let step = step_of(&call);
+        let step = call.step();
         let slot = j as u32;
         let offload = match (&self.plan.offload, &call, &dev.transport) {
             (Some(o), ApiCall::TerminalParameters { .. }, None) => Some(o),
@@ -115,18 +115,5 @@ impl Worker {
                 latency_us: started.elapsed().as_micros() as u64,
             }
         }));
-    }
-}
-
-pub(super) fn step_of(call: &ApiCall) -> Step {
-    match call {
-        ApiCall::Bootstrap => Step::Bootstrap,
-        ApiCall::PairingCode => Step::PairingCode,
-        ApiCall::Status => Step::Status,
-        ApiCall::Attest { .. } => Step::Attest,
-        ApiCall::Keys { .. } => Step::Keys,
-        ApiCall::Config { .. } => Step::Config,
-        ApiCall::TerminalParameters { .. } => Step::TerminalParameters,
-        ApiCall::Activate { .. } => Step::Activate,
     }
 }
