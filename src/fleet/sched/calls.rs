@@ -32,10 +32,7 @@ impl Worker {
                 &mut self.rng,
                 None,
             );
-            let task = runtime.spawn(async move {
-                let started = Instant::now();
-                (fut.await, started.elapsed().as_micros() as u64)
-            });
+            let task = runtime.spawn(timed(fut));
             self.in_flight.push(Box::pin(async move {
                 let (result, latency_us) = task.await.unwrap_or_else(|e| {
                     let e = CallError::Network(format!("the call's task ended: {e}"));
@@ -61,14 +58,13 @@ impl Worker {
             None,
         );
         self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let result = fut.await;
+            let (result, latency_us) = timed(fut).await;
             Done::Answer {
                 slot,
                 call: id,
                 step,
                 result,
-                latency_us: started.elapsed().as_micros() as u64,
+                latency_us,
             }
         }));
     }
@@ -92,7 +88,6 @@ impl Worker {
         let via = mode.clone();
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
             // the timers did the waiting and the code was checked just above: no delay, current
             let r = claim_code(
                 &via,
@@ -103,7 +98,8 @@ impl Worker {
                 || true,
                 None,
             );
-            let error = match r.await {
+            let (r, latency_us) = timed(r).await;
+            let error = match r {
                 Ok(ClaimOutcome::Claimed) | Ok(ClaimOutcome::NotCurrent(None)) => None,
                 // counted as the answer it was, but never retried: the code is gone
                 Ok(ClaimOutcome::NotCurrent(Some(e))) => Some((e.source, false)),
@@ -112,8 +108,15 @@ impl Worker {
             Done::Claimed {
                 slot,
                 error,
-                latency_us: started.elapsed().as_micros() as u64,
+                latency_us,
             }
         }));
     }
+}
+
+/// `fut`'s output and how long it took, in µs: the latency every request of the fleet records.
+pub(super) async fn timed<T>(fut: impl Future<Output = T>) -> (T, u64) {
+    let started = Instant::now();
+    let out = fut.await;
+    (out, started.elapsed().as_micros() as u64)
 }

@@ -201,15 +201,14 @@ impl Worker {
         );
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let result = fut.await;
+            let (result, latency_us) = super::calls::timed(fut).await;
             Done::Paid {
                 slot,
                 call: id,
                 op,
                 steady,
                 result,
-                latency_us: started.elapsed().as_micros() as u64,
+                latency_us,
             }
         }));
     }
@@ -242,16 +241,13 @@ impl Worker {
         };
         let slot = j as u32;
         self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let result = sandbox_settle_charge(&transport, &charge_id, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.source);
+            let (result, latency_us) =
+                super::calls::timed(sandbox_settle_charge(&transport, &charge_id, None)).await;
             Done::Settled {
                 slot,
                 charge_id,
-                result,
-                latency_us: started.elapsed().as_micros() as u64,
+                result: result.map(|_| ()).map_err(|e| e.source),
+                latency_us,
             }
         }));
     }
