@@ -194,6 +194,9 @@ pub struct Worker {
     plan: Arc<Plan>,
     /// This worker's own connection pool (its connections live on its thread).
     transport: Transport,
+    /// What every device of the run shares (server, app version), cloned per device without
+    /// copying its strings.
+    config: DeviceConfig,
     source: DeviceSource,
     /// First fleet position of this shard.
     base: u32,
@@ -235,8 +238,11 @@ impl Worker {
         let rng =
             StdRng::seed_from_u64(plan.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let transport = plan.transport.direct_pool().map_err(|e| e.to_string())?;
+        let mut config = DeviceConfig::new("", &plan.server, &plan.app_version, [0; 32]);
+        config.spread_first_poll = plan.spread_first_poll;
         Ok(Worker {
             transport,
+            config,
             plan,
             source,
             base: positions.start,
@@ -393,16 +399,10 @@ impl Worker {
         } else {
             None
         };
-        let mut cfg = DeviceConfig::new(
-            identity.device_id(),
-            &self.plan.server,
-            &self.plan.app_version,
-            zmk,
-        );
+        let mut cfg = self.config.for_device(identity.device_id(), zmk);
         let (lo, hi) = self.plan.poll;
         let interval = uniform_between(lo, hi, self.rng.random());
         cfg.poll_interval = interval;
-        cfg.spread_first_poll = self.plan.spread_first_poll;
         let mut state = DeviceState::new(cfg);
         if self.plan.unclamped_poll {
             state.config.poll_interval = interval;

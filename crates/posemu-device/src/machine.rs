@@ -5,6 +5,7 @@
 //! One call is in flight at a time. Timers are deadlines the machine keeps itself, so a timer
 //! that fires late or stale is simply ignored.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::events::{CodeGone, DeviceEvent, Effect, Note, Now, Phase, Step, Timer};
@@ -25,9 +26,10 @@ use posemu_protocol::wire::{ActivationChecks, ConfigSummary, DeviceStatus, Pairi
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
     pub device_id: String,
-    /// The server URL (saved progress belongs to one server), without credentials.
-    pub server: String,
-    pub app_version: String,
+    /// The server URL (saved progress belongs to one server), without credentials. Shared:
+    /// a fleet's devices clone one config's (see [`DeviceConfig::for_device`]).
+    pub server: Arc<str>,
+    pub app_version: Arc<str>,
     pub zmk: Secret<Key>,
     /// Poll interval, clamped to 3–5 s.
     pub poll_interval: Duration,
@@ -44,13 +46,23 @@ impl DeviceConfig {
     pub fn new(device_id: &str, server: &str, app_version: &str, zmk: Key) -> DeviceConfig {
         DeviceConfig {
             device_id: device_id.to_string(),
-            server: posemu_protocol::text::strip_userinfo(server).into_owned(),
-            app_version: app_version.to_string(),
+            server: posemu_protocol::text::strip_userinfo(server).into(),
+            app_version: app_version.into(),
             zmk: Secret(zmk),
             poll_interval: POLL_DEFAULT,
             ignore_min_version: false,
             spread_first_poll: false,
             checks: ActivationChecks::ALL_OK,
+        }
+    }
+
+    /// The same config for another device of a fleet: its own id and ZMK, the rest (server,
+    /// app version, poll settings) shared with this one, the strings without a copy.
+    pub fn for_device(&self, device_id: &str, zmk: Key) -> DeviceConfig {
+        DeviceConfig {
+            device_id: device_id.to_string(),
+            zmk: Secret(zmk),
+            ..self.clone()
         }
     }
 }
@@ -100,7 +112,7 @@ pub struct DeviceState {
 
 impl DeviceState {
     pub fn new(config: DeviceConfig) -> DeviceState {
-        let progress = Progress::new(&config.device_id, &config.server);
+        let progress = Progress::new(&config.device_id, config.server.clone());
         DeviceState::resume(config, progress)
     }
 
@@ -245,7 +257,7 @@ impl Run<'_> {
 
     fn restart(&mut self) {
         let config = self.s.config.clone();
-        let fresh = Progress::new(&config.device_id, &config.server);
+        let fresh = Progress::new(&config.device_id, config.server.clone());
         let next_id = self.s.next_call_id;
         *self.s = DeviceState::resume(config, fresh);
         self.s.next_call_id = next_id; // answers to abandoned calls must not match

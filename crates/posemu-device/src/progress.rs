@@ -4,6 +4,7 @@
 //! fetches its (unchanged) key set again, as a terminal without a secure element would.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use posemu_protocol::wire::DeviceStatus;
 
@@ -16,7 +17,8 @@ pub struct Progress {
     pub version: u32,
     pub device_id: String,
     /// The server the progress belongs to: progress against one server means nothing to another.
-    pub server: String,
+    /// Shared with the device's config (a fleet's devices share one).
+    pub server: Arc<str>,
     pub status: DeviceStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_code: Option<SavedCode>,
@@ -36,11 +38,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(device_id: &str, server: &str) -> Progress {
+    pub fn new(device_id: &str, server: impl Into<Arc<str>>) -> Progress {
         Progress {
             version: PROGRESS_VERSION,
             device_id: device_id.to_string(),
-            server: server.to_string(),
+            server: server.into(),
             status: DeviceStatus::Inactive,
             pending_code: None,
             key_set: None,

@@ -68,7 +68,7 @@ impl ProgressStore {
             Ok(p) if p.version != PROGRESS_VERSION => {
                 format!("format version {} (expected {PROGRESS_VERSION})", p.version)
             }
-            Ok(p) if p.device_id != device_id || p.server != server => format!(
+            Ok(p) if p.device_id != device_id || &*p.server != server => format!(
                 "it belongs to {} at {}, not {device_id} at {server}",
                 p.device_id, p.server
             ),

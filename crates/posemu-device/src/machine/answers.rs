@@ -111,7 +111,7 @@ impl Run<'_> {
         self.note(Note::ClockOffset {
             offset_ms: self.s.clock_offset_ms,
         });
-        let version = self.s.config.app_version.clone();
+        let version = self.s.config.app_version.to_string();
         match is_below(&version, &b.min_supported_version) {
             Some(true) if !self.s.config.ignore_min_version => {
                 return self.update_required(version, b.min_supported_version);

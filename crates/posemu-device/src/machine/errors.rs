@@ -34,7 +34,7 @@ impl Run<'_> {
                     .map(str::to_string)
                     .or_else(|| body.and_then(|b| b.message.rsplit(' ').next().map(str::to_string)))
                     .unwrap_or_else(|| "a newer version".into());
-                self.update_required(self.s.config.app_version.clone(), min);
+                self.update_required(self.s.config.app_version.to_string(), min);
             }
             // "Device already claimed": a device that lost its progress picks up at attest
             (Step::PairingCode, Some(409)) => {
@@ -50,7 +50,8 @@ impl Run<'_> {
                     Duration::from_millis(self.now.mono_ms.saturating_sub(self.s.step_started_ms));
                 self.note(Note::Repair { step, took });
                 self.s.rekeying = false;
-                self.s.progress = Progress::new(&self.s.config.device_id, &self.s.config.server);
+                self.s.progress =
+                    Progress::new(&self.s.config.device_id, self.s.config.server.clone());
                 self.fx.push(Effect::Save);
                 self.begin(Step::PairingCode);
             }
