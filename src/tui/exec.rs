@@ -219,10 +219,7 @@ impl Executor {
         match cmd {
             Cmd::Quit | Cmd::Clipboard(_) => {}
             Cmd::Device { generation, effect } => {
-                let runner = self
-                    .device
-                    .as_mut()
-                    .filter(|r| r.generation == generation)?;
+                let runner = self.runner_mut(generation)?;
                 match effect {
                     Effect::Call { id, call } => runner.effector.call(id, call),
                     Effect::Wait { timer, after } => runner.effector.wait(timer, after),
@@ -234,10 +231,7 @@ impl Executor {
                 generation,
                 progress,
             } => {
-                let runner = self
-                    .device
-                    .as_ref()
-                    .filter(|r| r.generation == generation)?;
+                let runner = self.runner(generation)?;
                 if let Err(e) = runner.effector.save(&progress) {
                     return Some(Msg::SaveFailed(e));
                 }
@@ -258,10 +252,7 @@ impl Executor {
                 generation,
                 terminal_id,
             } => {
-                let runner = self
-                    .device
-                    .as_ref()
-                    .filter(|r| r.generation == generation)?;
+                let runner = self.runner(generation)?;
                 let transport = runner.transport.clone();
                 self.spawn(async move {
                     let result =
@@ -273,10 +264,7 @@ impl Executor {
                 generation,
                 terminal_id,
             } => {
-                let runner = self
-                    .device
-                    .as_ref()
-                    .filter(|r| r.generation == generation)?;
+                let runner = self.runner(generation)?;
                 let transport = runner.transport.clone();
                 self.spawn(async move {
                     let result = posemu_client::payments::sandbox_terminal_charges(
@@ -352,6 +340,16 @@ impl Executor {
     /// Another embedded device: the running sandbox's URL to open it against, with its device
     /// provisioned there; `None` opens as asked (a new sandbox if the profile cannot be read
     /// or provisioned: opening says why).
+    /// The running device, if it is still the one of `generation` (a command of a device since
+    /// replaced is dropped).
+    fn runner(&self, generation: u64) -> Option<&Runner> {
+        self.device.as_ref().filter(|r| r.generation == generation)
+    }
+
+    fn runner_mut(&mut self, generation: u64) -> Option<&mut Runner> {
+        self.device.as_mut().filter(|r| r.generation == generation)
+    }
+
     fn keep_sandbox(&self, options: &DeviceOptions) -> Option<String> {
         let sandbox = self.sandbox.as_ref().filter(|_| options.server.is_none())?;
         let home = self.home.clone().map_or_else(Home::discover, Ok).ok()?;
@@ -380,7 +378,7 @@ impl Executor {
         faults: DeviceFaults,
         at: chrono::DateTime<chrono::Utc>,
     ) {
-        let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
+        let Some(runner) = self.runner(generation) else {
             return;
         };
         let result = match &runner.identity {

@@ -58,7 +58,7 @@ impl HelperError {
 
 impl Executor {
     pub(super) fn helper(&self, generation: u64, action: SandboxAction, code: String) {
-        let Some(runner) = self.device.as_ref().filter(|r| r.generation == generation) else {
+        let Some(runner) = self.runner(generation) else {
             return;
         };
         let transport = runner.transport.clone();

@@ -2,8 +2,6 @@
 //! activated one resumed from saved progress (no keys in memory), so the first payment asks the
 //! device machine to fetch its keys again: the commands show it.
 
-use std::sync::Arc;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde_json::json;
 
@@ -11,50 +9,26 @@ use super::sale::Screen;
 use super::*;
 use posemu_device::payment::PayOutcome;
 use posemu_device::progress::Progress;
-use posemu_device::{DeviceConfig, Effect};
+use posemu_device::Effect;
 use posemu_protocol::api::{ApiCall, CallError};
-use posemu_protocol::clock::ManualClock;
 use posemu_protocol::payments::EntryMode;
 use posemu_protocol::wire::DeviceStatus;
 
 const GEN: u64 = 3;
 
 fn ready(tips: bool) -> Model {
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_spec_example());
-    let mut m = Model::new(
-        DeviceOptions::default(),
-        clock.clone(),
-        Theme { color: false },
-    );
-    let profile = posemu_profile::builtin_named("pax-a920").expect("a shipped profile");
-    let config = DeviceConfig::new(
-        &profile.device_id,
-        "http://pos.example.test",
-        &profile.app_version,
-        profile.zmk,
-    );
-    let mut p = Progress::new(&profile.device_id, "http://pos.example.test");
-    p.status = DeviceStatus::Activated;
-    p.terminal_id = Some("TID-004812".into());
-    p.merchant_name = Some("Demo Merchant".into());
-    p.config = Some(json!({
-        "terminal_id": "TID-004812",
-        "merchant": {"tip_info": {"enabled": tips, "percentages": [10, 15, 20]}},
-        "emv": {"currency": "EUR"},
-    }));
-    let attached = Attached {
-        generation: GEN,
-        options: None,
-        machine: Machine::new(DeviceState::resume(config, p), clock, 1),
-        device_id: profile.device_id.clone(),
-        profile,
-        server: "http://pos.example.test".into(),
-        portal: None,
-        exchanges: Vec::new(),
-        resume_problem: None,
-        notice: None,
-    };
-    update(&mut m, Msg::Attached(Box::new(attached)));
+    let (m, _) = super::tests::attach(GEN, |device_id| {
+        let mut p = Progress::new(device_id, "http://pos.example.test");
+        p.status = DeviceStatus::Activated;
+        p.terminal_id = Some("TID-004812".into());
+        p.merchant_name = Some("Demo Merchant".into());
+        p.config = Some(json!({
+            "terminal_id": "TID-004812",
+            "merchant": {"tip_info": {"enabled": tips, "percentages": [10, 15, 20]}},
+            "emv": {"currency": "EUR"},
+        }));
+        Some(p)
+    });
     assert_eq!(m.device().map(|d| d.phase.clone()), Some(Phase::Ready));
     m
 }

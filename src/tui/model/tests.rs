@@ -16,6 +16,15 @@ use posemu_protocol::wire::{BootstrapResponse, PairingCodeResponse};
 const GEN: u64 = 7;
 
 fn model() -> (Model, Vec<Cmd>) {
+    attach(GEN, |_| None)
+}
+
+/// A model with the shipped PAX A920 attached as device `generation` of the screen: a new
+/// device, or one resumed from the saved progress `saved` makes of its device id.
+pub(super) fn attach(
+    generation: u64,
+    saved: impl FnOnce(&str) -> Option<posemu_device::progress::Progress>,
+) -> (Model, Vec<Cmd>) {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_spec_example());
     let mut m = Model::new(
         DeviceOptions::default(),
@@ -23,19 +32,24 @@ fn model() -> (Model, Vec<Cmd>) {
         Theme { color: false },
     );
     let profile = posemu_profile::builtin_named("pax-a920").expect("a shipped profile");
+    let server = "http://pos.example.test";
     let config = DeviceConfig::new(
         &profile.device_id,
-        "http://pos.example.test",
+        server,
         &profile.app_version,
         profile.zmk,
     );
+    let state = match saved(&profile.device_id) {
+        Some(p) => DeviceState::resume(config, p),
+        None => DeviceState::new(config),
+    };
     let attached = Attached {
-        generation: GEN,
+        generation,
         options: None,
-        machine: Machine::new(DeviceState::new(config), clock, 1),
+        machine: Machine::new(state, clock, 1),
         device_id: profile.device_id.clone(),
         profile,
-        server: "http://pos.example.test".into(),
+        server: server.into(),
         portal: None,
         exchanges: Vec::new(),
         resume_problem: None,
