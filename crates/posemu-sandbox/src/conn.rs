@@ -105,6 +105,92 @@ impl Body for TimedBody {
     }
 }
 
+/// What is still read of a request body that its handler left unread, before the answer goes
+/// out: a server that answers and closes with the request unread makes the kernel reset the
+/// connection, and a client still sending may then never read the answer (a 413, a 401 before
+/// the body). Bounded in bytes here and in time by the body's read deadline.
+pub const DRAIN_BYTES: usize = 2 * 1024 * 1024;
+
+/// A request body that, when its handler drops it unfinished, leaves itself in a shared slot,
+/// so that the connection can [`drain`](Leftover::drain) it before the answer is written.
+pub struct Unread {
+    body: Option<TimedBody>,
+    slot: Leftover,
+}
+
+/// The slot an [`Unread`] body leaves itself in.
+#[derive(Clone, Default)]
+pub struct Leftover(Arc<parking_lot::Mutex<Option<TimedBody>>>);
+
+impl Unread {
+    /// A body that is empty from the start comes back as it is (most requests: no slot to
+    /// allocate).
+    pub fn wrap(body: TimedBody) -> Result<(Unread, Leftover), TimedBody> {
+        if body.is_end_stream() {
+            return Err(body);
+        }
+        let slot = Leftover::default();
+        let body = Some(body);
+        Ok((
+            Unread {
+                body,
+                slot: slot.clone(),
+            },
+            slot,
+        ))
+    }
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take().filter(|b| !b.is_end_stream()) {
+            *self.slot.0.lock() = Some(body);
+        }
+    }
+}
+
+impl Body for Unread {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.body.as_mut() {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Leftover {
+    /// Reads and drops what the handler left of the body: up to [`DRAIN_BYTES`], until the body
+    /// ends, fails or its deadline passes.
+    pub async fn drain(self) {
+        let Some(mut body) = self.0.lock().take() else {
+            return;
+        };
+        let mut seen = 0usize;
+        while seen <= DRAIN_BYTES {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => {
+                    seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
 /// A whole HTTP/1.1 answer with the error envelope, a fresh trace id and `Connection: close`.
 pub fn envelope_answer(
     status: u16,

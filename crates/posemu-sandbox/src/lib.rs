@@ -468,11 +468,18 @@ async fn serve(
                     let (mut parts, body) = req.into_parts();
                     let (body, timed_out) = conn::TimedBody::new(body, limits.body_read_timeout);
                     parts.extensions.insert(timed_out);
-                    let req = Request::from_parts(parts, Body::new(body));
+                    let (body, leftover) = match conn::Unread::wrap(body) {
+                        Ok((body, leftover)) => (Body::new(body), Some(leftover)),
+                        Err(empty) => (Body::new(empty), None),
+                    };
+                    let req = Request::from_parts(parts, body);
                     let resp = app
                         .oneshot(req)
                         .await
                         .unwrap_or_else(|never| match never {});
+                    if let Some(leftover) = leftover {
+                        leftover.drain().await;
+                    }
                     if resp.extensions().get::<trace::DropConnection>().is_some() {
                         return Err(Dropped);
                     }

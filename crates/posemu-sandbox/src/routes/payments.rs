@@ -58,40 +58,12 @@ fn too_large() -> ApiError {
     ApiError::new(413, "Request body too large").detail("limit_bytes", MAX_BODY_BYTES)
 }
 
-/// What is still read of a body past the limit before the 413 goes out: a server that answers
-/// and closes with the request unread makes the kernel reset the connection, and a client still
-/// sending may then never read the answer. Bounded (the body-read timeout bounds its time).
-const DRAIN_BYTES: usize = 2 * 1024 * 1024;
-
-/// At most [`MAX_BODY_BYTES`]; anything longer (or a body that breaks off) is 413, after the
-/// rest of it is read and dropped (up to [`DRAIN_BYTES`]).
-async fn read_body(h: &HeaderMap, body: Body) -> ApiResult<Bytes> {
-    use futures_util::StreamExt;
-    let declared = h
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut stream = body.into_data_stream();
-    let mut read = Vec::new();
-    let mut over = declared.is_some_and(|n| n > MAX_BODY_BYTES as u64);
-    let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(too_large());
-        };
-        seen = seen.saturating_add(chunk.len());
-        over |= seen > MAX_BODY_BYTES;
-        if seen > DRAIN_BYTES {
-            break;
-        }
-        if !over {
-            read.extend_from_slice(&chunk);
-        }
-    }
-    if over {
-        return Err(too_large());
-    }
-    Ok(Bytes::from(read))
+/// At most [`MAX_BODY_BYTES`]; anything longer (or a body that breaks off) is 413. What is left
+/// unread is drained by the connection before the answer goes out (`conn::Unread`).
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())
 }
 
 /// The device's state as 7.2 needs it: status, and the MAC key id, MAC key, MSK and TPK of
@@ -181,7 +153,7 @@ async fn authenticate(
         return Err(invalid(X_NONCE));
     }
     let sig = parse_signature(sig).ok_or_else(|| invalid(X_SIGNATURE))?;
-    let body = read_body(h, body).await?;
+    let body = read_body(body).await?;
     let text = string_to_sign(tid, key_id, ts, nonce, METHOD, path, &body);
     *signed = Some(text.clone());
 
