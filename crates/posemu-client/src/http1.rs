@@ -74,6 +74,30 @@ fn invalid(what: &str) -> CallError {
     CallError::Network(format!("invalid HTTP answer: {what}"))
 }
 
+/// A request that got no answer: [`Silently`](Unanswered::Silently) when not one byte came back
+/// (the write failed, or the connection ended or broke before the answer began).
+enum Unanswered {
+    Silently(CallError),
+    Otherwise(CallError),
+}
+
+impl Unanswered {
+    fn into_error(self) -> CallError {
+        match self {
+            Unanswered::Silently(e) | Unanswered::Otherwise(e) => e,
+        }
+    }
+}
+
+/// Whether a request may be sent again when it went unanswered: `GET` and `HEAD`, and any
+/// request that carries an `Idempotency-Key` (the server answers a repeat with the first
+/// outcome; spec 7.11).
+fn replayable(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::GET
+        || *method == Method::HEAD
+        || headers.contains_key(posemu_protocol::payments::IDEMPOTENCY_KEY)
+}
+
 /// How the body of an answer ends (RFC 9112 §6.3).
 enum Framing {
     Empty,
@@ -121,39 +145,74 @@ impl Pool {
                 posemu_protocol::text::escape_control(path)
             )));
         }
-        let mut permit = None;
-        let mut conn = match self.checkout() {
-            Some(c) => c,
-            None => {
-                let p = self
-                    .connecting
-                    .acquire()
-                    .await
-                    .map_err(|_| CallError::Network("connection pool closed".into()))?;
-                // a connection may have come back while this call waited
-                match self.checkout() {
-                    Some(c) => c,
-                    None => {
-                        permit = Some(p);
-                        self.connect(connect_timeout).await?
-                    }
-                }
-            }
+        let (mut conn, mut permit) = match self.checkout() {
+            Some(c) => (c, None),
+            None => self.open(connect_timeout).await?,
         };
+        // without a permit: kept alive from an earlier request
+        let reused = permit.is_none();
         let body = body.unwrap_or_default();
         self.write_head(&mut conn.out, &method, path, &headers, body.len());
         conn.out.extend_from_slice(&body);
-        let io = |e: std::io::Error| {
-            CallError::Network(format!("error sending request to {}: {e}", self.addr))
-        };
-        conn.stream.write_all(&conn.out).await.map_err(io)?;
-        let (incoming, reusable) = read_answer(&mut conn, &method).await?;
+        let mut answer = self.exchange(&mut conn, &method).await;
+        if reused && replayable(&method, &headers) {
+            if let Err(Unanswered::Silently(_)) = answer {
+                // The server closed this kept-alive connection as it was being reused (its
+                // idle timeout met the request): nothing was answered, so nothing was done.
+                // A request safe to repeat goes once more on a new connection, as browsers
+                // and Go's client do.
+                let (mut fresh, p) = self.open(connect_timeout).await?;
+                permit = p;
+                std::mem::swap(&mut fresh.out, &mut conn.out);
+                conn = fresh;
+                answer = self.exchange(&mut conn, &method).await;
+            }
+        }
+        let (incoming, reusable) = answer.map_err(Unanswered::into_error)?;
         // answered: the server has accepted this connection
         drop(permit);
         if reusable {
             self.checkin(conn);
         }
         Ok(incoming)
+    }
+
+    /// A new connection and its [`MAX_CONNECTING`] permit, or an idle one that came back while
+    /// this call waited for its turn to connect (then without a permit).
+    async fn open(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<(Conn, Option<tokio::sync::SemaphorePermit<'_>>), CallError> {
+        let p = self
+            .connecting
+            .acquire()
+            .await
+            .map_err(|_| CallError::Network("connection pool closed".into()))?;
+        match self.checkout() {
+            Some(c) => Ok((c, None)),
+            None => Ok((self.connect(connect_timeout).await?, Some(p))),
+        }
+    }
+
+    /// Writes the request in `conn.out` and reads its answer.
+    async fn exchange(
+        &self,
+        conn: &mut Conn,
+        method: &Method,
+    ) -> Result<(Incoming, bool), Unanswered> {
+        if let Err(e) = conn.stream.write_all(&conn.out).await {
+            return Err(Unanswered::Silently(CallError::Network(format!(
+                "error sending request to {}: {e}",
+                self.addr
+            ))));
+        }
+        read_answer(conn, method).await.map_err(|e| {
+            if conn.inb.is_empty() && matches!(e, CallError::Network(_)) {
+                Unanswered::Silently(e)
+            } else {
+                Unanswered::Otherwise(e)
+            }
+        })
     }
 
     /// The request line and headers, as hyper writes them after reqwest: the caller's

@@ -22,6 +22,9 @@ enum Answer {
     Raw(&'static [u8]),
     /// Nothing, ever.
     Silent,
+    /// `Ok` to a connection's first request; at its second it closes without a word, as a
+    /// server whose idle timeout meets a request on a kept-alive connection.
+    OkOnceThenClose,
 }
 
 const OK: &[u8] =
@@ -41,6 +44,7 @@ async fn server(answer: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
             let seen = seen.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
+                let mut answered = 0;
                 loop {
                     let mut chunk = [0u8; 4096];
                     let end = loop {
@@ -70,8 +74,12 @@ async fn server(answer: Answer) -> (String, Arc<Mutex<Vec<String>>>) {
                     let body = String::from_utf8_lossy(&buf[end..end + len]).into_owned();
                     buf.drain(..end + len);
                     seen.lock().push(format!("{head}{body}"));
+                    if matches!(answer, Answer::OkOnceThenClose) && answered == 1 {
+                        return;
+                    }
+                    answered += 1;
                     let reply: &[u8] = match answer {
-                        Answer::Ok | Answer::OkThenClose => OK,
+                        Answer::Ok | Answer::OkThenClose | Answer::OkOnceThenClose => OK,
                         Answer::Raw(r) => r,
                         Answer::Silent => {
                             std::future::pending::<()>().await;
@@ -188,6 +196,57 @@ async fn connections_are_reused_and_a_closed_one_is_replaced() {
             assert_eq!(inc.status, 200);
         }
         assert_eq!(heads.lock().len(), 5);
+    }
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_request_is_retried_when_that_is_safe() {
+    type Make = fn(&Transport) -> Outgoing;
+    let cases: [(&str, Make, bool); 3] = [
+        (
+            "GET",
+            |t| outgoing(t, Method::GET, "/pos/status", None),
+            true,
+        ),
+        (
+            "POST with Idempotency-Key",
+            |t| {
+                let mut o = outgoing(t, Method::POST, "/pos/charge", Some("{}"));
+                o.headers.insert(
+                    "idempotency-key",
+                    HeaderValue::from_static("0f8fad5b-d9cb-469f-a165-70867728950e"),
+                );
+                o
+            },
+            true,
+        ),
+        (
+            "POST",
+            |t| outgoing(t, Method::POST, "/pos/attest", Some("{}")),
+            false,
+        ),
+    ];
+    for (what, make, resent) in cases {
+        let (url, heads) = server(Answer::OkOnceThenClose).await;
+        let t = Transport::new(&url, TransportConfig::default())
+            .unwrap()
+            .direct_pool()
+            .unwrap();
+        assert_eq!(t.send(make(&t)).await.unwrap().status, 200, "{what}");
+        // the second goes on the kept-alive connection, which the server then closes
+        let second = t.send(make(&t)).await;
+        if resent {
+            assert_eq!(second.unwrap().status, 200, "{what}");
+            // read on the old connection, then again on a new one
+            assert_eq!(heads.lock().len(), 3, "{what}");
+        } else {
+            let e = second.err().unwrap();
+            assert!(
+                matches!(e, CallError::Network(ref m) if m.contains("closed before an answer")),
+                "{what}: {e:?}"
+            );
+            assert_eq!(heads.lock().len(), 2, "{what}");
+        }
     }
 }
 
