@@ -261,7 +261,7 @@ fn judge(report: &Report, thresholds: &[Threshold], implicit: bool) -> bool {
 pub fn hints(report: &Report) -> Vec<String> {
     let mut hints = Vec::new();
     // devices the server does not know answer 404 at bootstrap (spec 4.1); the reason is
-    // `bootstrap: HTTP 404 4004 Device not found` (fleet::sched::failure_reason)
+    // `bootstrap: HTTP 404 4004 Device not found` (`failure_reason`, src/fleet/sched/feed.rs)
     let unknown = format!("{}: HTTP 404", posemu_device::Step::Bootstrap.name());
     if report.failures.keys().any(|k| k.starts_with(&unknown)) {
         hints.push(if report.config.device_source.starts_with("derived") {

@@ -279,7 +279,7 @@ async fn a_body_answered_before_it_is_read_is_drained_and_the_connection_kept() 
         assert!(
             second.starts_with(b"HTTP/1.1 200"),
             "{}",
-            String::from_utf8_lossy(&second)
+            String::from_utf8_lossy(second)
         );
     }
 }
