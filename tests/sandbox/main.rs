@@ -19,6 +19,7 @@ mod payments;
 mod payments_errors;
 mod payments_helpers;
 mod payments_hmac;
+mod payments_idempotency;
 mod payments_outcomes;
 mod portal_http;
 mod robustness;

@@ -7,8 +7,6 @@ use serde_json::{json, Value};
 use crate::payments_support::*;
 use crate::sandbox_common::*;
 
-const DECLINE: &str = "4000000000000002";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_helpers_7_12() {
     let env = start().await;

@@ -166,7 +166,7 @@ async fn every_row_of_the_outcome_table() {
         ),
         (
             5,
-            charge("1500", "4000000000000002", "swipe", future),
+            charge("1500", DECLINE, "swipe", future),
             "declined",
             Some("do_not_honor"),
             "05",

@@ -25,6 +25,8 @@ pub fn plain(amount: &str, pan: &str) -> Value {
 }
 
 pub const VISA: &str = "4242424242424242";
+/// The test card that is always declined (spec 7.7).
+pub const DECLINE: &str = "4000000000000002";
 
 /// Bootstrap → claim → attest → keys → config → activate, as a device does.
 pub async fn activate(env: &Env, dev: &Dev) -> Term {
