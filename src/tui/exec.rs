@@ -337,9 +337,6 @@ impl Executor {
         None
     }
 
-    /// Another embedded device: the running sandbox's URL to open it against, with its device
-    /// provisioned there; `None` opens as asked (a new sandbox if the profile cannot be read
-    /// or provisioned: opening says why).
     /// The running device, if it is still the one of `generation` (a command of a device since
     /// replaced is dropped).
     fn runner(&self, generation: u64) -> Option<&Runner> {
@@ -350,6 +347,9 @@ impl Executor {
         self.device.as_mut().filter(|r| r.generation == generation)
     }
 
+    /// Another embedded device: the running sandbox's URL to open it against, with its device
+    /// provisioned there; `None` opens as asked (a new sandbox if the profile cannot be read
+    /// or provisioned: opening says why).
     fn keep_sandbox(&self, options: &DeviceOptions) -> Option<String> {
         let sandbox = self.sandbox.as_ref().filter(|_| options.server.is_none())?;
         let home = self.home.clone().map_or_else(Home::discover, Ok).ok()?;

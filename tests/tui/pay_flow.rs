@@ -120,3 +120,48 @@ async fn the_restart_key_mid_sale_restarts_the_device_and_ends_the_sale() {
     assert_ne!(h.model().device().unwrap().progress.terminal_id, None);
     sell(&mut h, "1000").await;
 }
+
+/// A terminal that resumes as activated against a server that has forgotten it (the embedded
+/// sandbox starts empty on every run) finds out at its first sale, while fetching its keys
+/// again: the sale ends with a message, the pairing code is on screen, and once claimed the
+/// terminal sells again.
+#[tokio::test(start_paused = true)]
+async fn a_sale_on_a_terminal_the_server_forgot_ends_and_shows_the_pairing_code() {
+    use posemu::tui::model::sale::Screen;
+    use posemu_device::Phase;
+    let mut first = ready_for_sales().await;
+    let home = std::mem::replace(&mut first.dir, tempfile::tempdir().unwrap());
+    drop(first);
+    let mut h = Harness::start(Setup {
+        home: Some(home),
+        ..Setup::default()
+    })
+    .await;
+    h.until("resumed as activated", |m| phase(m) == Some(Phase::Ready))
+        .await;
+    typed(&mut h, "1500");
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Enter);
+    h.until("pairing again", |m| phase(m) == Some(Phase::Pairing))
+        .await;
+    let m = h.model();
+    assert!(!m.paying(), "the sale ended");
+    assert_eq!(m.sale().screen, Screen::Amount);
+    assert_eq!(m.sale().amount, 0);
+    assert!(
+        m.toast()
+            .is_some_and(|t| t.text.contains("no longer knows this terminal")),
+        "{:?}",
+        m.toast()
+    );
+    let code = code(m);
+    let screen = h.screen();
+    assert!(screen.contains("Pair this terminal"), "{screen}");
+    assert!(!screen.contains("Fetching the keys"), "{screen}");
+    assert!(screen.contains(&code), "the code is on screen:\n{screen}");
+
+    h.char('c');
+    h.until("ready", |m| phase(m) == Some(Phase::Ready)).await;
+    sell(&mut h, "1000").await;
+}

@@ -55,6 +55,8 @@ pub struct Setup {
     /// Put the proxy in front of the sandbox and have it close the connection of the first
     /// request containing this text, unanswered.
     pub drop_once: Option<&'static str>,
+    /// Open in this home (with what it has saved) instead of a new one.
+    pub home: Option<tempfile::TempDir>,
 }
 
 impl Default for Setup {
@@ -67,6 +69,7 @@ impl Default for Setup {
             size: (120, 40),
             lag: None,
             drop_once: None,
+            home: None,
         }
     }
 }
@@ -86,8 +89,11 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub async fn start(setup: Setup) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+    pub async fn start(mut setup: Setup) -> Harness {
+        let dir = setup
+            .home
+            .take()
+            .unwrap_or_else(|| tempfile::tempdir().unwrap());
         let home = Home::at(dir.path());
         let clock = ManualClock::at_spec_example();
         let (sandbox, url) = match &setup.server {

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Why a sale ends when fetching the keys again turns into pairing again.
+const FORGOTTEN: &str =
+    "The server no longer knows this terminal: pair it again (the sale was not sent)";
+
 impl Model {
     /// The sale's charge: the amount, the tip chosen, the test card and the entry mode.
     pub(super) fn charge(&mut self) -> Vec<Cmd> {
@@ -84,6 +88,16 @@ impl Model {
         }
         let Some(d) = self.device() else { return };
         let event = match &d.phase {
+            // attest answered 409: the server no longer knows the claim, and the device pairs
+            // again, which takes the merchant. The customer does not wait for that: the sale
+            // ends, and the pairing code is on screen to be claimed.
+            Phase::Pairing | Phase::Step(posemu_protocol::api::Step::PairingCode) => {
+                self.pay_event(PayEvent::Abort(FORGOTTEN.into()));
+                self.toast_(Level::Warn, FORGOTTEN);
+                self.sale.outcome = None;
+                self.sale.new_sale();
+                return;
+            }
             Phase::Ready if d.can_pay() => PayEvent::KeysReady,
             Phase::Failed(f) => PayEvent::Abort(format!("{} — {}", f.message(), f.hint())),
             Phase::UpdateRequired { version, min } => PayEvent::Abort(format!(
