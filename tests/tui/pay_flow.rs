@@ -151,7 +151,7 @@ async fn a_sale_on_a_terminal_the_server_forgot_ends_and_shows_the_pairing_code(
     assert_eq!(m.sale().amount, 0);
     assert!(
         m.toast()
-            .is_some_and(|t| t.text.contains("no longer knows this terminal")),
+            .is_some_and(|t| t.text.contains("The server forgot this terminal")),
         "{:?}",
         m.toast()
     );

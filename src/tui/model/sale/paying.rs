@@ -4,8 +4,7 @@
 use super::*;
 
 /// Why a sale ends when fetching the keys again turns into pairing again.
-const FORGOTTEN: &str =
-    "The server no longer knows this terminal: pair it again (the sale was not sent)";
+const FORGOTTEN: &str = "The server forgot this terminal: pair it again (the sale was not sent)";
 
 impl Model {
     /// The sale's charge: the amount, the tip chosen, the test card and the entry mode.
