@@ -9,6 +9,55 @@ use crate::tui_support::*;
 use crossterm::event::KeyCode;
 use posemu_device::{Phase, Step};
 
+/// At 80×24 the keys do not fit in the help: each description wraps under itself (no word
+/// cut at the edge), and the help scrolls to its last section and back.
+#[tokio::test(start_paused = true)]
+async fn the_help_wraps_and_scrolls_on_a_short_screen() {
+    let mut h = Harness::start(Setup {
+        size: (80, 24),
+        ..Setup::default()
+    })
+    .await;
+    h.char('?');
+    let top = h.render(80, 24);
+    assert!(top.contains("↓ more · Esc close"), "{top}");
+    let mut seen = top.clone();
+    let mut last = top;
+    for _ in 0..60 {
+        h.press(KeyCode::Down);
+        let now = h.render(80, 24);
+        if now == last {
+            break;
+        }
+        seen.push_str(&now);
+        last = now;
+    }
+    assert!(last.contains("↑ more · Esc close"), "at the end:\n{last}");
+    assert!(last.contains("Debug side"), "{last}");
+    snap_at(&mut h, "help_end", 80, 24);
+    let words: std::collections::HashSet<&str> = seen
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .collect();
+    for b in posemu::tui::keys::BINDINGS
+        .iter()
+        .filter(|b| !b.help.is_empty())
+    {
+        for word in b.help.split_whitespace() {
+            assert!(
+                words.contains(word),
+                "{word:?} of {:?} is cut:\n{seen}",
+                b.help
+            );
+        }
+    }
+    h.press(KeyCode::Home);
+    assert_eq!(h.render(80, 24).lines().nth(1), seen.lines().nth(1));
+    h.press(KeyCode::End);
+    assert_eq!(h.render(80, 24), last);
+    h.press(KeyCode::Esc);
+    assert!(h.model().popup().is_none());
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_activation_flow_screen_by_screen() {
     let mut h = Harness::start(Setup::default()).await;

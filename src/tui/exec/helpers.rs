@@ -154,7 +154,11 @@ pub(super) fn settle_msg(
         Some(Ok(r)) => {
             let n: usize = r.batches.iter().map(|b| b.charge_ids.len()).sum();
             Ok(match r.batches.first() {
-                Some(b) => format!("Settled {n} charge(s) in batch {}", b.batch_id),
+                Some(b) => format!(
+                    "Settled {n} charge{} in batch {}",
+                    if n == 1 { "" } else { "s" },
+                    b.batch_id
+                ),
                 None => "Nothing to settle: no charge is pending".into(),
             })
         }

@@ -152,7 +152,10 @@ pub enum Focus {
 }
 
 pub enum Popup {
-    Help,
+    /// The keys, scrolled this many rows (a short screen does not hold them all).
+    Help {
+        scroll: usize,
+    },
     Profiles {
         items: Vec<ProfileItem>,
         selected: usize,

@@ -7,6 +7,30 @@ use super::effects::reopen;
 use super::{Cmd, Model, Popup, ProfileItem};
 use crate::tui::theme::Level;
 
+/// The help scrolls (a short screen does not hold all the keys) and closes.
+fn help_key(m: &mut Model, code: crossterm::event::KeyCode) {
+    use crossterm::event::KeyCode;
+    let max = crate::tui::view::help_max_scroll(m);
+    let page = usize::from(m.size().1 / 2).max(1);
+    let Some(Popup::Help { scroll }) = m.popup.as_mut() else {
+        return;
+    };
+    *scroll = match code {
+        KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => *scroll + 1,
+        KeyCode::PageUp => scroll.saturating_sub(page),
+        KeyCode::PageDown | KeyCode::Char(' ') => *scroll + page,
+        KeyCode::Home => 0,
+        KeyCode::End => max,
+        KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?') => {
+            m.popup = None;
+            return;
+        }
+        _ => *scroll,
+    }
+    .min(max);
+}
+
 /// The profiles on disk arrived ([`Cmd::ListProfiles`]): the picker opens on the current one.
 pub(super) fn show_profiles(m: &mut Model, items: Result<Vec<ProfileItem>, String>) {
     let mut items = match items {
@@ -26,16 +50,23 @@ pub(super) fn show_profiles(m: &mut Model, items: Result<Vec<ProfileItem>, Strin
 
 pub(super) fn on_popup_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
     use crossterm::event::KeyCode;
+    if matches!(m.popup, Some(Popup::Help { .. })) {
+        help_key(m, k.code);
+        return Vec::new();
+    }
     let Some(popup) = m.popup.as_mut() else {
         return Vec::new();
     };
     match popup {
-        Popup::Help | Popup::Curl(_) => {
+        Popup::Help { .. } | Popup::Curl(_) => {
             if matches!(
                 k.code,
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') | KeyCode::Char('?')
-            ) || (matches!(popup, Popup::Curl(_)) && k.code == KeyCode::Char('y'))
-            {
+                KeyCode::Esc
+                    | KeyCode::Enter
+                    | KeyCode::Char('q')
+                    | KeyCode::Char('?')
+                    | KeyCode::Char('y')
+            ) {
                 m.popup = None;
             }
         }

@@ -163,7 +163,7 @@ fn act(m: &mut Model, action: Action) -> Vec<Cmd> {
             m.quit = true;
             return vec![Cmd::Quit];
         }
-        Action::Help => m.popup = Some(Popup::Help),
+        Action::Help => m.popup = Some(Popup::Help { scroll: 0 }),
         Action::FocusNext | Action::FocusPrev => {
             let order: &[Focus] = match (m.device_visible(), m.debug_visible()) {
                 (true, true) => &[Focus::Device, Focus::Exchanges, Focus::Details],

@@ -15,6 +15,7 @@ mod screens;
 mod transactions;
 
 pub use debug::wrapped_rows;
+pub use popups::help_max_scroll;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -16,7 +16,7 @@ pub fn render(m: &Model, area: Rect, f: &mut Frame) {
         return;
     };
     match p {
-        Popup::Help => help(m, area, f.buffer_mut()),
+        Popup::Help { scroll } => help(m, area, f.buffer_mut(), *scroll),
         Popup::Profiles { items, selected } => {
             let t = m.theme;
             let h = (items.len() as u16 * 2 + 4).min(area.height);
@@ -136,27 +136,50 @@ fn frame(m: &Model, r: Rect, buf: &mut Buffer, title: &str, keys: &str) -> Rect 
     inner
 }
 
-/// Every binding, by section, from the same table as the hint bar.
-fn help(m: &Model, area: Rect, buf: &mut Buffer) {
+/// The width of the key column of the help ("  " and the key, padded).
+const HELP_KEY_COLS: usize = 13;
+
+/// The help's box in `area`, its lines (each description wrapped under itself) and the most
+/// it scrolls: every binding, by section, from the same table as the hint bar.
+fn help_layout(m: &Model, area: Rect) -> (Rect, Vec<Line<'static>>, usize) {
     let t = m.theme;
-    let mut lines: Vec<Line> = Vec::new();
-    for section in [
+    let sections = [
         Section::General,
         Section::Device,
         Section::Payments,
         Section::Sandbox,
         Section::Debug,
-    ] {
-        lines.push(Line::from(Span::styled(section.title(), t.accent())));
-        for b in BINDINGS
+    ];
+    let shown = |section: Section| {
+        BINDINGS
             .iter()
-            .filter(|b| b.section == section && !b.help.is_empty())
+            .filter(move |b| b.section == section && !b.help.is_empty())
             .filter(|b| !m.in_demo() || in_demo(b.action))
-        {
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<11}", b.shown), t.key()),
-                Span::styled(b.help, t.text()),
-            ]));
+    };
+    let natural = sections
+        .iter()
+        .flat_map(|&s| shown(s).map(|b| HELP_KEY_COLS + b.help.chars().count()))
+        .max()
+        .unwrap_or(40);
+    // borders, and a column of space on the left
+    let w = (natural as u16 + 4).min(area.width);
+    let text = usize::from(w.saturating_sub(3));
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    for section in sections {
+        lines.push(Line::from(Span::styled(section.title(), t.accent())));
+        for b in shown(section) {
+            let wrapped = super::device::wrap(b.help, text.saturating_sub(HELP_KEY_COLS), 8);
+            for (i, part) in wrapped.into_iter().enumerate() {
+                let key = if i == 0 {
+                    format!("  {:<11}", b.shown)
+                } else {
+                    " ".repeat(HELP_KEY_COLS)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(key, t.key()),
+                    Span::styled(part, t.text()),
+                ]));
+            }
         }
         lines.push(Line::default());
     }
@@ -165,10 +188,31 @@ fn help(m: &Model, area: Rect, buf: &mut Buffer) {
         lines.retain(|l| l.width() > 0);
     }
     let h = (lines.len() as u16 + 2).min(area.height);
-    let w = (lines.iter().map(|l| l.width()).max().unwrap_or(40) as u16 + 4).min(area.width);
-    let r = centered(area, w, h);
-    let inner = frame(m, r, buf, "Keys", "Esc close");
-    Paragraph::new(lines).render(
+    let max_scroll = lines.len().saturating_sub(usize::from(h.saturating_sub(2)));
+    (centered(area, w, h), lines, max_scroll)
+}
+
+/// How far the help scrolls at the screen's size.
+pub fn help_max_scroll(m: &Model) -> usize {
+    let (w, h) = m.size();
+    help_layout(m, Rect::new(0, 0, w, h)).2
+}
+
+fn help(m: &Model, area: Rect, buf: &mut Buffer, scroll: usize) {
+    let (r, lines, max_scroll) = help_layout(m, area);
+    let scroll = scroll.min(max_scroll);
+    let keys = if max_scroll == 0 {
+        "Esc close".to_string()
+    } else {
+        let arrows = match (scroll > 0, scroll < max_scroll) {
+            (true, true) => "↑↓",
+            (false, _) => "↓",
+            (true, false) => "↑",
+        };
+        format!("{arrows} more · Esc close")
+    };
+    let inner = frame(m, r, buf, "Keys", &keys);
+    Paragraph::new(lines.into_iter().skip(scroll).collect::<Vec<_>>()).render(
         Rect {
             x: inner.x + 1,
             width: inner.width.saturating_sub(1),
