@@ -116,8 +116,9 @@ const TIMERS: [Timer; 3] = [Timer::Poll, Timer::CodeExpiry, Timer::Retry];
 struct Dev {
     state: DeviceState,
     identity: DeviceIdentity,
-    /// Its own connection pool with `--connection-per-device`.
-    transport: Option<Transport>,
+    /// Its own connection pool with `--connection-per-device` (boxed: most devices share the
+    /// worker's, and a `Transport` inline would cost each 120 bytes).
+    transport: Option<Box<Transport>>,
     /// How it misbehaves (`--faulty`); usually not at all.
     faults: DeviceFaults,
     due: [u64; SLOTS],
@@ -396,7 +397,7 @@ impl Worker {
             }
         };
         let transport = if self.plan.connection_per_device {
-            self.transport.separate_pool().ok()
+            self.transport.separate_pool().ok().map(Box::new)
         } else {
             None
         };

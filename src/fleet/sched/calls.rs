@@ -48,7 +48,7 @@ impl Worker {
             }));
             return;
         }
-        let transport = dev.transport.as_ref().unwrap_or(&self.transport);
+        let transport = dev.transport.as_deref().unwrap_or(&self.transport);
         let fut = transport.call(
             &dev.identity,
             &dev.faults,

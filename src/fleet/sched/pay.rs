@@ -190,7 +190,7 @@ impl Worker {
             .unsettled
             .load(std::sync::atomic::Ordering::Relaxed)
             == 0;
-        let transport = dev.transport.as_ref().unwrap_or(&self.transport);
+        let transport = dev.transport.as_deref().unwrap_or(&self.transport);
         let fut = transport.pay(
             &dev.identity,
             &dev.faults,
@@ -233,10 +233,7 @@ impl Worker {
 
     pub(super) fn send_settle(&mut self, j: usize, charge_id: String) {
         let transport = match &self.slots[j] {
-            Slot::Live(dev) => dev
-                .transport
-                .clone()
-                .unwrap_or_else(|| self.transport.clone()),
+            Slot::Live(dev) => dev.transport.as_deref().unwrap_or(&self.transport).clone(),
             _ => return,
         };
         let slot = j as u32;
