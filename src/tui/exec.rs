@@ -127,6 +127,13 @@ impl Executor {
     pub fn attach(&mut self, options: Option<DeviceOptions>, open: OpenDevice) -> Msg {
         self.next_generation += 1;
         let generation = self.next_generation;
+        if let (None, Some(sb)) = (&open.sandbox, &self.sandbox) {
+            // another profile on the sandbox kept from before: it may have been saved as
+            // activated on an earlier run (a new sandbox had this done when it opened)
+            if sb.url() == open.server {
+                posemu_runtime::remember_activated(sb, &open.session, open.clock.as_ref());
+            }
+        }
         let DeviceSession {
             profile,
             transport,

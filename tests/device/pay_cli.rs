@@ -515,3 +515,46 @@ fn refund_and_cancel_json_t_ms_is_the_device_clock_of_ms() {
     assert_eq!(last["status"], "succeeded");
     assert!(done.iter().any(|s| s == "keys"), "re-keyed: {done:?}");
 }
+
+/// The embedded sandbox ends with each run, the device's progress stays: a device activated on
+/// one run and paying on the next (no `--auto-claim`, nobody to claim a code) is known to the new
+/// sandbox as activated, so it attests again, fetches new keys and is approved, without pairing.
+#[test]
+fn a_device_activated_on_an_earlier_run_pays_on_the_next_without_pairing_again() {
+    let home = tempfile::tempdir().unwrap();
+    let (o, out, err) = pay(home.path(), &["--amount", "15.00"]);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    let mut child = Command::new(BIN)
+        .args(["pay", "--time-warp", WARP, "--amount", "20.00", "--json"])
+        .env("POSEMU_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let started = std::time::Instant::now();
+    let mut waited_out = false;
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            waited_out = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!waited_out, "still running after 60 s:\n{out}");
+    assert_eq!(code(&o), 0, "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    let events = json_lines(&out);
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "approved", "{out}");
+    assert!(
+        !events.iter().any(|e| e["event"] == "code_shown"),
+        "paired again:\n{out}"
+    );
+    assert!(
+        events.iter().any(|e| e["step"] == "keys"),
+        "new keys fetched:\n{out}"
+    );
+}
