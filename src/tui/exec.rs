@@ -131,7 +131,7 @@ impl Executor {
             // another profile on the sandbox kept from before: it may have been saved as
             // activated on an earlier run (a new sandbox had this done when it opened)
             if sb.url() == open.server {
-                posemu_runtime::remember_activated(sb, &open.session, open.clock.as_ref());
+                posemu_runtime::remember_device(sb, &open.session, open.clock.as_ref());
             }
         }
         let DeviceSession {

@@ -237,6 +237,32 @@ async fn a_crash_mid_flow_resumes_from_saved_progress_on_the_next_run() {
     );
 }
 
+/// The same against the embedded sandbox, which ends with each run: the new one knows the
+/// device as claimed from its saved progress (`runtime::remember_device`), so no new code.
+#[test]
+fn a_crash_mid_flow_resumes_as_claimed_on_the_embedded_sandbox_too() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["activate", "--auto-claim", "--time-warp", "1000"];
+        args.extend_from_slice(extra);
+        posemu(home.path(), &args)
+    };
+    let first = run(&["--crash-at", "keys"]);
+    let (out, _) = text(&first);
+    assert_eq!(first.status.code(), Some(137), "{out}");
+    let second = run(&[]);
+    let (out, _) = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(
+        !out.contains("pairing code"),
+        "resumed as claimed, no new code:\n{out}"
+    );
+    assert!(
+        out.contains("✓ attest") && out.contains("ready for payments"),
+        "{out}"
+    );
+}
+
 /// 13: an interrupted run leaves a pending code; `--auto-claim` on the next run (a fresh
 /// embedded sandbox that never saw that code) must claim the code that is current, once, and
 /// not fail on the resumed one.

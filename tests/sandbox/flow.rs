@@ -416,26 +416,38 @@ async fn a_fleet_prefix_other_than_f0() {
     .await;
 }
 
-/// `Sandbox::restore_activated`: a device the sandbox has not seen yet becomes activated (it
-/// then attests and gets keys as an activated device does); a device it has seen, or one it does
-/// not know, is left alone.
+/// `Sandbox::restore`: a device the sandbox has not seen yet becomes activated (it then attests
+/// and gets keys as an activated device does) or claimed; a device it has seen, one it does not
+/// know, or the status `inactive` are left alone.
 #[tokio::test]
-async fn a_device_restored_as_activated_attests_and_gets_keys() {
+async fn a_device_restored_as_activated_or_claimed_attests_and_gets_keys() {
+    use posemu_protocol::wire::DeviceStatus;
     let env = start().await;
     let dev = pax();
     let at = env.clock.now().timestamp_millis() - 3_600_000;
-    assert!(env.sandbox.restore_activated(&dev.id, at));
-    assert!(!env.sandbox.restore_activated(&dev.id, at), "only once");
-    assert!(!env.sandbox.restore_activated("POS-0000DEAD", at));
+    assert!(env.sandbox.restore(&dev.id, DeviceStatus::Activated, at));
+    assert!(
+        !env.sandbox.restore(&dev.id, DeviceStatus::Activated, at),
+        "only once"
+    );
+    assert!(!env
+        .sandbox
+        .restore("POS-0000DEAD", DeviceStatus::Activated, at));
     let status = env.status(&dev).await;
     assert_eq!(status["device_status"], "activated", "{status}");
     let token = env.attest(&dev).await;
     let keys = env.keys(&dev, &token).await;
     unwrap_keys(&dev.zmk, &keys);
 
+    let claimed = profile_dev("sunmi-p2");
+    assert!(!env.sandbox.restore(&claimed.id, DeviceStatus::Inactive, at));
+    assert!(env.sandbox.restore(&claimed.id, DeviceStatus::Claimed, at));
+    assert_eq!(env.status(&claimed).await["device_status"], "claimed");
+    env.attest(&claimed).await;
+
     // a device already paired here is not touched
     let other = profile_dev("verifone-v400c");
     env.to_claimed(&other).await;
-    assert!(!env.sandbox.restore_activated(&other.id, at));
+    assert!(!env.sandbox.restore(&other.id, DeviceStatus::Activated, at));
     assert_eq!(env.status(&other).await["device_status"], "claimed");
 }

@@ -14,7 +14,7 @@ pub mod store;
 pub use driver::{CallFuture, Caller, Driver, Effector, InFlight, Machine};
 pub use home::Home;
 pub use open::{
-    open_device, open_device_in, remember_activated, start_sandbox_or_free_port, DeviceOptions,
+    open_device, open_device_in, remember_device, start_sandbox_or_free_port, DeviceOptions,
     OpenDevice, OpenError, EMBEDDED_PROGRESS_KEY, STABLE_LISTEN,
 };
 pub use payments::{PayRunner, Showing, Shown, UpError};

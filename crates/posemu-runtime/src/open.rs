@@ -180,7 +180,7 @@ pub async fn open_device_in(
     let session_opts = opts.session_options(&server, progress_key);
     let session = DeviceSession::open(home, profile, &session_opts, clock.clone())?;
     if let Some(sb) = &sandbox {
-        remember_activated(sb, &session, clock.as_ref());
+        remember_device(sb, &session, clock.as_ref());
     }
     Ok(OpenDevice {
         session,
@@ -193,21 +193,18 @@ pub async fn open_device_in(
 }
 
 /// An embedded sandbox starts empty on every run, while its device comes back from saved
-/// progress: a device saved as activated is made known to it as activated again
-/// ([`Sandbox::restore_activated`]), as a server that kept its state would know it, so the
-/// terminal that says "ready for payments" is, and its first sale fetches new keys and goes
-/// through instead of finding the device unknown and pairing it again.
-pub fn remember_activated(sb: &Sandbox, session: &DeviceSession, clock: &dyn Clock) {
+/// progress: a device saved as claimed or activated is made known to it so again
+/// ([`Sandbox::restore`]), as a server that kept its state would know it. So the terminal that
+/// says "ready for payments" is (its first sale fetches new keys and goes through), and one
+/// claimed before a crash goes on to attest, instead of finding itself unknown and pairing again.
+pub fn remember_device(sb: &Sandbox, session: &DeviceSession, clock: &dyn Clock) {
     let progress = &session.driver.state().progress;
-    if progress.status != posemu_protocol::wire::DeviceStatus::Activated {
-        return;
-    }
     let at = progress
         .activated_at
         .as_deref()
         .and_then(posemu_protocol::clock::parse_rfc3339)
         .unwrap_or_else(|| clock.now());
-    sb.restore_activated(&progress.device_id, at.timestamp_millis());
+    sb.restore(&progress.device_id, progress.status, at.timestamp_millis());
 }
 
 /// Starts a sandbox on `cfg.listen`; when that port is taken, on a free port of the same

@@ -354,22 +354,32 @@ impl Sandbox {
         }
     }
 
-    /// Knows `device_id` as activated at `activated_at_ms` (Unix ms), as a server that kept its
-    /// state across a restart would: an embedded sandbox starts empty on every run, while the
-    /// device it serves comes back from its saved progress as activated, attests again and
-    /// fetches new keys before its first payment (spec 4.6, 7.11). Only a known device this
-    /// sandbox has not seen yet; answers whether it did anything.
-    pub fn restore_activated(&self, device_id: &str, activated_at_ms: i64) -> bool {
+    /// Knows `device_id` as claimed, or activated at `activated_at_ms` (Unix ms), as a server
+    /// that kept its state across a restart would: an embedded sandbox starts empty on every
+    /// run, while the device it serves comes back from its saved progress (a claimed one goes on
+    /// to attest, an activated one attests again and fetches new keys before its first payment;
+    /// spec 4.6, 7.11). Only a known device this sandbox has not seen yet, and only those two
+    /// statuses; answers whether it did anything.
+    pub fn restore(
+        &self,
+        device_id: &str,
+        status: posemu_protocol::wire::DeviceStatus,
+        activated_at_ms: i64,
+    ) -> bool {
+        use posemu_protocol::wire::DeviceStatus;
         let world = &self.shared.world;
         let Some(key) = world.resolve(device_id) else {
             return false;
         };
+        if !matches!(status, DeviceStatus::Claimed | DeviceStatus::Activated) {
+            return false;
+        }
         world.with_device(key, |st| {
             if st.status.is_some() {
                 return false;
             }
-            st.status = Some(posemu_protocol::wire::DeviceStatus::Activated);
-            st.activated_at = Some(activated_at_ms);
+            st.status = Some(status);
+            st.activated_at = (status == DeviceStatus::Activated).then_some(activated_at_ms);
             true
         })
     }
