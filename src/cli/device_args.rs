@@ -92,6 +92,7 @@ impl DeviceArgs {
             time_warp: self.time_warp,
             faults: self.faults(),
             listen: self.listen.unwrap_or(DeviceOptions::default().listen),
+            kept_sandbox: false,
         }
     }
 

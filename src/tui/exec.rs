@@ -289,6 +289,7 @@ impl Executor {
                 let mut opening = (*options).clone();
                 if let Some(url) = self.keep_sandbox(&opening) {
                     opening.server = Some(url);
+                    opening.kept_sandbox = true;
                     opening.code_ttl = None; // the running sandbox's
                 }
                 self.spawn(async move {

@@ -39,6 +39,10 @@ pub struct DeviceOptions {
     /// first and, when busy, a free one on the same address is taken and said in
     /// [`OpenDevice::notice`].
     pub listen: SocketAddr,
+    /// `server` is posemu's embedded sandbox, kept running from an earlier device (a profile
+    /// switch on the POS screen): progress is saved under the embedded sandbox's key, as when
+    /// the sandbox is started for this device, not under its URL.
+    pub kept_sandbox: bool,
 }
 
 /// The POS screen's embedded sandbox address (the demo's too): stable, so an open portal tab or
@@ -61,6 +65,7 @@ impl Default for DeviceOptions {
             time_warp: 1,
             faults: DeviceFaults::NONE,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kept_sandbox: false,
         }
     }
 }
@@ -164,7 +169,12 @@ pub async fn open_device_in(
         return Err(OpenError::CodeTtlNeedsEmbedded);
     }
     let (sandbox, server, progress_key, notice) = match &opts.server {
-        Some(url) => (None, url.trim_end_matches('/').to_string(), None, None),
+        Some(url) => (
+            None,
+            url.trim_end_matches('/').to_string(),
+            opts.kept_sandbox.then(|| EMBEDDED_PROGRESS_KEY.to_string()),
+            None,
+        ),
         None => {
             let (sb, notice) =
                 start_sandbox_or_free_port(opts.sandbox_config(&profile, clock.clone())).await?;
@@ -255,6 +265,40 @@ mod tests {
         };
         let e = open_device_in(&home, &ttl_with_server, clock).await.err();
         assert!(matches!(e, Some(OpenError::CodeTtlNeedsEmbedded)), "{e:?}");
+    }
+
+    /// A device opened on the embedded sandbox kept from another (a profile switch) saves its
+    /// progress where it does when the sandbox is started for it, not under the URL.
+    #[tokio::test]
+    async fn a_kept_embedded_sandbox_shares_the_embedded_progress_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let started = open_device_in(&home, &DeviceOptions::default(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let url = started.server.clone();
+        let kept = DeviceOptions {
+            server: Some(url.clone()),
+            kept_sandbox: true,
+            ..DeviceOptions::default()
+        };
+        let other = DeviceOptions {
+            server: Some(url),
+            ..DeviceOptions::default()
+        };
+        let path = |o: OpenDevice| o.session.store.path().to_path_buf();
+        let on_kept = path(
+            open_device_in(&home, &kept, Arc::new(SystemClock))
+                .await
+                .unwrap(),
+        );
+        let on_url = path(
+            open_device_in(&home, &other, Arc::new(SystemClock))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(path(started), on_kept);
+        assert_ne!(on_kept, on_url);
     }
 
     #[tokio::test]
