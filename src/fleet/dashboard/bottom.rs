@@ -150,7 +150,22 @@ fn tta_title(p: &Percentiles, width: u16) -> String {
     )
 }
 
-/// Time to activate as a histogram of 8 equal buckets up to the slowest device.
+/// The smallest of 1, 2, 5 × 10ⁿ at least `x` (µs): a bucket width that reads as a round number.
+fn nice_width(x: u64) -> u64 {
+    let mut decade = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            let w = decade.saturating_mul(m);
+            if w >= x || w == u64::MAX {
+                return w;
+            }
+        }
+        decade = decade.saturating_mul(10);
+    }
+}
+
+/// Time to activate as a histogram of at most 8 equal buckets of a round width (1, 2 or 5 ×
+/// 10ⁿ µs), up to the slowest device, so that the labels step evenly (2s 4s 6s…).
 fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
     let title = tta_title(&Percentiles::of(h), area.width);
     let Some(max) = h.max() else {
@@ -160,19 +175,21 @@ fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
         );
         return;
     };
-    const BUCKETS: u64 = 8;
-    let width = (max / BUCKETS).max(1);
-    let bar_width = (area.width.saturating_sub(2) / BUCKETS as u16)
+    const MAX_BUCKETS: u64 = 8;
+    // buckets [i·width, (i+1)·width): the last one must hold `max`
+    let width = nice_width((max / MAX_BUCKETS).saturating_add(1));
+    let buckets = (max / width + 1).min(MAX_BUCKETS);
+    let bar_width = (area.width.saturating_sub(2) / buckets as u16)
         .saturating_sub(1)
         .max(1);
-    let bounds: Vec<u64> = (1..=BUCKETS).map(|i| i * width).collect();
+    let bounds: Vec<u64> = (1..=buckets).map(|i| i.saturating_mul(width)).collect();
     let labels = bucket_labels(&bounds, bar_width);
-    let bars: Vec<Bar> = (0..BUCKETS)
+    let bars: Vec<Bar> = (0..buckets)
         .zip(labels)
         .map(|(i, label)| {
             let (lo, hi) = (
                 i * width,
-                if i + 1 == BUCKETS {
+                if i + 1 == buckets {
                     u64::MAX
                 } else {
                     (i + 1) * width - 1
@@ -195,12 +212,12 @@ fn draw_tta(f: &mut Frame, area: Rect, h: &Hist) {
 
 /// The upper bound of a time-to-activate bucket (µs) in its forms, most precise first:
 /// `<2.5s`, `2.5s`, `2.5`, then rounded up to whole seconds, `<3s`, `3s`, `3` (still upper
-/// bounds); from 10 s the whole seconds only (`<12s` in the first three).
+/// bounds); whole seconds, and from 10 s on, without tenths (`<12s` in the first three).
 fn bucket_forms(us: u64) -> [String; 6] {
     let s = us as f64 / 1e6;
     let up_tenths = (s * 10.0).ceil() / 10.0;
     let whole = format!("{:.0}", s.ceil());
-    let tenths = if up_tenths < 10.0 {
+    let tenths = if up_tenths < 10.0 && up_tenths.fract() != 0.0 {
         format!("{up_tenths:.1}")
     } else {
         whole.clone()
@@ -229,14 +246,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bucket_widths_are_round_and_at_most_eight_hold_the_slowest() {
+        assert_eq!(nice_width(1), 1);
+        assert_eq!(nice_width(3), 5);
+        assert_eq!(nice_width(1_250_001), 2_000_000);
+        assert_eq!(nice_width(2_000_000), 2_000_000);
+        assert_eq!(nice_width(u64::MAX), u64::MAX);
+        for max in [
+            1,
+            7,
+            999,
+            10_000_000,
+            20_000_000,
+            86_400_000_000,
+            u64::MAX / 2,
+        ] {
+            let width = nice_width((max / 8).saturating_add(1));
+            let buckets = (max / width + 1).min(8);
+            assert!(buckets <= 8 && buckets.saturating_mul(width) > max, "{max}");
+        }
+        // 10 s: five buckets of 2 s, labelled evenly
+        let width = nice_width(10_000_000 / 8 + 1);
+        let bounds: Vec<u64> = (1..=(10_000_000 / width + 1)).map(|i| i * width).collect();
+        assert_eq!(
+            bucket_labels(&bounds, 3),
+            ["2s", "4s", "6s", "8s", "10s", "12s"]
+        );
+    }
+
+    #[test]
     fn bucket_labels_are_upper_bounds_in_one_form_that_fits() {
         let bounds = [2_500_000, 5_000_000, 9_990_000, 12_400_000];
-        assert_eq!(
-            bucket_labels(&bounds, 8),
-            ["<2.5s", "<5.0s", "<10s", "<13s"]
-        );
-        assert_eq!(bucket_labels(&bounds, 4), ["2.5s", "5.0s", "10s", "13s"]);
-        assert_eq!(bucket_labels(&bounds, 3), ["2.5", "5.0", "10", "13"]);
+        assert_eq!(bucket_labels(&bounds, 8), ["<2.5s", "<5s", "<10s", "<13s"]);
+        assert_eq!(bucket_labels(&bounds, 4), ["2.5s", "5s", "10s", "13s"]);
+        assert_eq!(bucket_labels(&bounds, 3), ["2.5", "5", "10", "13"]);
         assert_eq!(bucket_labels(&bounds, 2), ["3", "5", "10", "13"]);
     }
 }
