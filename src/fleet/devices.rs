@@ -9,7 +9,7 @@ use std::sync::Arc;
 use posemu_client::HeaderValue;
 use serde::Deserialize;
 
-use posemu_client::{DeviceIdentity, IdentityError};
+use posemu_client::{DeviceIdentity, IdentityError, SharedHeaders};
 use posemu_protocol::api::Secret;
 use posemu_protocol::crypto::{key_from_hex, Key};
 use posemu_protocol::headers::is_valid_device_id;
@@ -72,17 +72,17 @@ impl DeviceSource {
         }
     }
 
-    /// The identity of device `pos` (sharing `user_agent`) and its ZMK.
+    /// The identity of device `pos` (a derived one shares `fleet`'s User-Agent and key id; one
+    /// from a file its User-Agent) and its ZMK.
     pub fn identity(
         &self,
         pos: u32,
-        user_agent: &HeaderValue,
+        fleet: &SharedHeaders,
     ) -> Result<(DeviceIdentity, Key), IdentityError> {
         match self {
             DeviceSource::Derived { seed, .. } => {
                 let id = self.device_id(pos);
-                let identity =
-                    DeviceIdentity::derived_with(seed.expose(), &id, user_agent.clone())?;
+                let identity = DeviceIdentity::derived_with(seed.expose(), &id, fleet)?;
                 Ok((identity, derive_zmk(seed.expose(), &id)))
             }
             DeviceSource::File(d) => {
@@ -94,8 +94,7 @@ impl DeviceSource {
                     })?;
                 let identity = DeviceIdentity::with_shared(
                     &dev.device_id,
-                    user_agent.clone(),
-                    key_id,
+                    SharedHeaders::new(fleet.user_agent().clone(), key_id),
                     dev.identity_secret,
                 )?;
                 Ok((identity, dev.zmk))
@@ -318,7 +317,7 @@ mod tests {
         };
         assert_eq!(src.device_id(0), "POS-F0000001");
         let ua = HeaderValue::from_static("Viopay-POS/1.4.2 (Android 12; PAX-A920)");
-        let (id, zmk) = src.identity(0, &ua).unwrap();
+        let (id, zmk) = src.identity(0, &SharedHeaders::fleet(ua)).unwrap();
         assert_eq!(id.device_id(), "POS-F0000001");
         assert_eq!(
             hex::encode_upper(zmk),

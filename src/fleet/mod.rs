@@ -243,7 +243,7 @@ pub async fn run(cfg: FleetConfig, ui: Ui) -> Result<RunResult, FleetError> {
         offload,
         server: transport.base_url().to_string(),
         transport,
-        user_agent,
+        headers: posemu_client::SharedHeaders::fleet(user_agent),
         app_version: cfg.app_version.clone(),
         poll: cfg.poll,
         unclamped_poll: cfg.unclamped_poll,

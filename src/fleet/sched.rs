@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use parking_lot::Mutex;
-use posemu_client::HeaderValue;
+use posemu_client::SharedHeaders;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -51,7 +51,8 @@ pub use posemu_client::merchant::ClaimVia as ClaimMode;
 pub struct Plan {
     pub transport: Transport,
     pub server: String,
-    pub user_agent: HeaderValue,
+    /// The User-Agent (and the fleet identity key id) every device shares.
+    pub headers: SharedHeaders,
     pub app_version: String,
     /// Each device's poll interval is drawn uniformly from this range.
     pub poll: (Duration, Duration),
@@ -383,7 +384,7 @@ impl Worker {
     fn start(&mut self, j: usize) {
         let pos = self.base + self.ramp_pos(j) as u32;
         let stats = self.stats.clone();
-        let made = self.source.identity(pos, &self.plan.user_agent);
+        let made = self.source.identity(pos, &self.plan.headers);
         let (identity, zmk) = match made {
             Ok(x) => x,
             Err(e) => {

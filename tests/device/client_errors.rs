@@ -519,11 +519,13 @@ async fn derived_fleet_devices_and_separate_pools_work() {
     .await
     .unwrap();
     let shared = transport(&sandbox.url());
-    let ua = reqwest::header::HeaderValue::from_static("Viopay-POS/1.4.2 (Android 12; PAX-A920)");
+    let ua = posemu_client::SharedHeaders::fleet(reqwest::header::HeaderValue::from_static(
+        "Viopay-POS/1.4.2 (Android 12; PAX-A920)",
+    ));
     let mut tasks = Vec::new();
     for i in 1..=20u32 {
         let id = posemu_protocol::provision::fleet_device_id("F0", i);
-        let ident = DeviceIdentity::derived_with("posemu-demo", &id, ua.clone()).unwrap();
+        let ident = DeviceIdentity::derived_with("posemu-demo", &id, &ua).unwrap();
         let t = if i % 2 == 0 {
             shared.separate_pool().unwrap()
         } else {

@@ -26,9 +26,33 @@ pub enum IdentityError {
 #[derive(Clone)]
 pub struct DeviceIdentity {
     device_id: HeaderValue,
-    user_agent: HeaderValue,
-    key_id: HeaderValue,
+    shared: SharedHeaders,
     secret: Secret<Key>,
+}
+
+/// A User-Agent and key id, held once for every device that has the same (a fleet's derived
+/// devices): a device keeps a pointer to them, not two header values of its own (72 bytes less
+/// per device).
+#[derive(Clone)]
+pub struct SharedHeaders(std::sync::Arc<[HeaderValue; 2]>);
+
+impl SharedHeaders {
+    pub fn new(user_agent: HeaderValue, key_id: HeaderValue) -> SharedHeaders {
+        SharedHeaders(std::sync::Arc::new([user_agent, key_id]))
+    }
+
+    /// A fleet's derived devices: their User-Agent and the fleet identity key id (spec 5).
+    pub fn fleet(user_agent: HeaderValue) -> SharedHeaders {
+        SharedHeaders::new(user_agent, HeaderValue::from_static(FLEET_IDENTITY_KEY_ID))
+    }
+
+    pub fn user_agent(&self) -> &HeaderValue {
+        &self.0[0]
+    }
+
+    pub fn key_id(&self) -> &HeaderValue {
+        &self.0[1]
+    }
 }
 
 fn header_value(field: &'static str, value: &str) -> Result<HeaderValue, IdentityError> {
@@ -47,17 +71,18 @@ impl DeviceIdentity {
     ) -> Result<Self, IdentityError> {
         Self::with_shared(
             device_id,
-            header_value("User-Agent", user_agent)?,
-            header_value("key id", key_id)?,
+            SharedHeaders::new(
+                header_value("User-Agent", user_agent)?,
+                header_value("key id", key_id)?,
+            ),
             identity_secret,
         )
     }
 
-    /// With a User-Agent and key id shared with other devices (cheap clones).
+    /// With a User-Agent and key id shared with other devices.
     pub fn with_shared(
         device_id: &str,
-        user_agent: HeaderValue,
-        key_id: HeaderValue,
+        shared: SharedHeaders,
         identity_secret: Key,
     ) -> Result<Self, IdentityError> {
         // Checked here so that a typo fails at start-up, not as a 400 from the server. The
@@ -67,27 +92,27 @@ impl DeviceIdentity {
         }
         Ok(DeviceIdentity {
             device_id: header_value("device id", device_id)?,
-            user_agent,
-            key_id,
+            shared,
             secret: Secret(identity_secret),
         })
     }
 
     /// A fleet device derived from the seed (spec 5), with its own User-Agent.
     pub fn derived(seed: &str, device_id: &str, user_agent: &str) -> Result<Self, IdentityError> {
-        Self::derived_with(seed, device_id, header_value("User-Agent", user_agent)?)
+        let shared = SharedHeaders::fleet(header_value("User-Agent", user_agent)?);
+        Self::derived_with(seed, device_id, &shared)
     }
 
-    /// A fleet device derived from the seed (spec 5), sharing `user_agent` with the fleet.
+    /// A fleet device derived from the seed (spec 5), sharing its User-Agent and key id with
+    /// the fleet ([`SharedHeaders::fleet`]).
     pub fn derived_with(
         seed: &str,
         device_id: &str,
-        user_agent: HeaderValue,
+        shared: &SharedHeaders,
     ) -> Result<Self, IdentityError> {
         Self::with_shared(
             device_id,
-            user_agent,
-            HeaderValue::from_static(FLEET_IDENTITY_KEY_ID),
+            shared.clone(),
             derive_identity_secret(seed, device_id),
         )
     }
@@ -98,11 +123,11 @@ impl DeviceIdentity {
     }
 
     pub fn user_agent(&self) -> &str {
-        self.user_agent.to_str().unwrap_or_default()
+        self.shared.user_agent().to_str().unwrap_or_default()
     }
 
     pub fn key_id(&self) -> &str {
-        self.key_id.to_str().unwrap_or_default()
+        self.shared.key_id().to_str().unwrap_or_default()
     }
 
     pub fn identity_secret(&self) -> &Secret<Key> {
@@ -114,11 +139,11 @@ impl DeviceIdentity {
     }
 
     pub(crate) fn user_agent_header(&self) -> &HeaderValue {
-        &self.user_agent
+        self.shared.user_agent()
     }
 
     pub(crate) fn key_id_header(&self) -> &HeaderValue {
-        &self.key_id
+        self.shared.key_id()
     }
 }
 

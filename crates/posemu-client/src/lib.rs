@@ -36,11 +36,11 @@ pub mod transport;
 pub use call::new_nonce;
 pub use device_faults::{DeviceFaults, FaultHeader, HeaderSet};
 pub use exchange::{Captured, Exchange, ExchangeLog};
-pub use identity::{DeviceIdentity, IdentityError};
+pub use identity::{DeviceIdentity, IdentityError, SharedHeaders};
 pub use merchant::{
     sandbox_claim, sandbox_expire_code, sandbox_reset, sandbox_settle_charge, MerchantCredentials,
     MerchantError, MerchantSession,
 };
-/// Header values a fleet shares between devices (see [`DeviceIdentity::with_shared`]).
+/// Header values a fleet shares between devices (see [`SharedHeaders`]).
 pub use reqwest::header::HeaderValue;
 pub use transport::{Transport, TransportConfig, TransportError};
