@@ -28,11 +28,12 @@ pub struct Progress {
     pub terminal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant_name: Option<String>,
-    /// The decrypted config (spec 4.9), as the server sent it.
+    /// The decrypted config (spec 4.9), as the server sent it. Boxed, as `parameters`: a
+    /// device that is not activated has neither, and a fleet holds many of those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<Box<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parameters: Option<SavedParameters>,
+    pub parameters: Option<Box<SavedParameters>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated_at: Option<String>,
 }

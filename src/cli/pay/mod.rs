@@ -336,9 +336,9 @@ async fn drive(
         let config = runner.device().progress.config.clone();
         let slip = match &outcome {
             PayOutcome::Approved(c) | PayOutcome::Declined(c) | PayOutcome::Cancelled(c) => {
-                receipt::charge(c, config.as_ref())
+                receipt::charge(c, config.as_deref())
             }
-            PayOutcome::Refunded(r) => receipt::refund(r, config.as_ref()),
+            PayOutcome::Refunded(r) => receipt::refund(r, config.as_deref()),
             _ => Vec::new(),
         };
         if !slip.is_empty() {

@@ -22,11 +22,11 @@ fn ready(tips: bool) -> Model {
         p.status = DeviceStatus::Activated;
         p.terminal_id = Some("TID-004812".into());
         p.merchant_name = Some("Demo Merchant".into());
-        p.config = Some(json!({
+        p.config = Some(Box::new(json!({
             "terminal_id": "TID-004812",
             "merchant": {"tip_info": {"enabled": tips, "percentages": [10, 15, 20]}},
             "emv": {"currency": "EUR"},
-        }));
+        })));
         Some(p)
     });
     assert_eq!(m.device().map(|d| d.phase.clone()), Some(Phase::Ready));

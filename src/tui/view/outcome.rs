@@ -211,7 +211,7 @@ pub fn render(m: &Model, area: Rect, buf: &mut Buffer) {
 pub fn receipt(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
     let sale = m.sale();
-    let config = d.progress.config.as_ref();
+    let config = d.progress.config.as_deref();
     let lines = match (&sale.receipt_of, &sale.outcome) {
         (Some(c), _) => receipt::charge(c, config),
         (None, Some(PayOutcome::Refunded(r))) => receipt::refund(r, config),

@@ -109,7 +109,7 @@ fn amount(m: &Model, d: &DeviceState, area: Rect, buf: &mut Buffer) {
     let t = m.theme;
     let p = &d.progress;
     let merchant = clean(p.merchant_name.as_deref().unwrap_or("Merchant"), 60);
-    let config = p.config.as_ref();
+    let config = p.config.as_deref();
     let field = |path: &[&str]| -> Option<String> {
         let mut v = config?;
         for k in path {

@@ -47,7 +47,7 @@ impl Run<'_> {
                         self.s.progress.terminal_id = Some(shown(c.terminal_id));
                         self.s.progress.merchant_name =
                             Some(shown(c.merchant.name)).filter(|n| !n.is_empty());
-                        self.s.progress.config = Some(v);
+                        self.s.progress.config = Some(Box::new(v));
                         self.done(Step::Config);
                         self.fx.push(Effect::Save);
                         self.begin(Step::TerminalParameters);
@@ -61,7 +61,7 @@ impl Run<'_> {
                 }
             }
             (Step::TerminalParameters, ApiAnswer::TerminalParameters { sha256_hex, bytes }) => {
-                self.s.progress.parameters = Some(SavedParameters { sha256_hex, bytes });
+                self.s.progress.parameters = Some(Box::new(SavedParameters { sha256_hex, bytes }));
                 self.done(Step::TerminalParameters);
                 self.fx.push(Effect::Save);
                 self.begin(Step::Activate);

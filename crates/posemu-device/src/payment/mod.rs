@@ -261,7 +261,8 @@ pub fn terminal_currency(device: &DeviceState) -> Option<String> {
 /// memory. A screen or `posemu pay`, which print receipts, keep it whole.
 pub fn keep_only_currency(device: &mut DeviceState) {
     let currency = terminal_currency(device);
-    device.progress.config = currency.map(|c| serde_json::json!({ "emv": { "currency": c } }));
+    device.progress.config =
+        currency.map(|c| Box::new(serde_json::json!({ "emv": { "currency": c } })));
 }
 
 /// Advances the payment side by one event.

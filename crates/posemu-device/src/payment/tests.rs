@@ -33,7 +33,9 @@ fn activated_progress() -> Progress {
     p.status = DeviceStatus::Activated;
     p.terminal_id = Some("TID-004812".into());
     p.merchant_name = Some("Demo Merchant".into());
-    p.config = Some(json!({"terminal_id": "TID-004812", "emv": {"currency": "EUR"}}));
+    p.config = Some(Box::new(
+        json!({"terminal_id": "TID-004812", "emv": {"currency": "EUR"}}),
+    ));
     p
 }
 
@@ -279,14 +281,14 @@ fn a_charge_is_built_from_the_input_and_the_terminal_currency() {
 #[test]
 fn a_terminal_keeping_only_its_currency_still_charges_in_it() {
     let mut s = Sim::ready();
-    s.d.progress.config = Some(json!({
+    s.d.progress.config = Some(Box::new(json!({
         "terminal_id": "TID-004812", "emv": {"currency": "GBP", "tags": vec!["9F02"; 64]},
         "merchant": {"name": "Demo Merchant", "address": "1 Long Street"},
-    }));
+    })));
     keep_only_currency(&mut s.d);
     assert_eq!(
-        s.d.progress.config,
-        Some(json!({"emv": {"currency": "GBP"}}))
+        s.d.progress.config.as_deref(),
+        Some(&json!({"emv": {"currency": "GBP"}}))
     );
     s.begin(PayOp::Charge(input()));
     let (_, call) = s.call();
@@ -295,7 +297,7 @@ fn a_terminal_keeping_only_its_currency_still_charges_in_it() {
     };
     assert_eq!(req.amount.currency, "GBP");
     // without a currency there is nothing to keep, and a charge is refused as before
-    s.d.progress.config = Some(json!({"emv": {}}));
+    s.d.progress.config = Some(Box::new(json!({"emv": {}})));
     keep_only_currency(&mut s.d);
     assert_eq!(s.d.progress.config, None);
 }
