@@ -58,7 +58,8 @@ pub(super) fn on_popup_key(m: &mut Model, k: KeyEvent) -> Vec<Cmd> {
         return Vec::new();
     };
     match popup {
-        Popup::Help { .. } | Popup::Curl(_) => {
+        Popup::Help { .. } => {} // help_key, above
+        Popup::Curl(_) => {
             if matches!(
                 k.code,
                 KeyCode::Esc
