@@ -43,15 +43,9 @@ sb=
 cleanup() { [ -n "$sb" ] && kill "$sb" 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$BIN" sandbox --listen 127.0.0.1:0 --fleet-seed "$SEED" --quiet >"$OUT/sandbox.out" 2>"$OUT/sandbox.err" &
-sb=$!
-url=""
-for _ in $(seq 1 100); do
-  url=$(sed -n 's/^posemu sandbox listening on //p' "$OUT/sandbox.out" | head -1)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "sandbox did not start" >&2; exit 1; }
+# shellcheck source=lib/sandbox.sh
+. benches/lib/sandbox.sh
+start_sandbox "$BIN" "$OUT/sandbox.out" --fleet-seed "$SEED"
 cpu_of() { awk -v t="$TCK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 

@@ -29,15 +29,9 @@ BIN=target/release/posemu
 sb=
 cleanup() { [ -n "$sb" ] && kill "$sb" 2>/dev/null || true; }
 trap cleanup EXIT
-"$BIN" sandbox --listen 127.0.0.1:0 --fleet-seed "$SEED" --quiet >"$OUT/sandbox.out" 2>&1 &
-sb=$!
-url=""
-for _ in $(seq 1 100); do
-  url=$(sed -n 's/^posemu sandbox listening on //p' "$OUT/sandbox.out" | head -1)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "sandbox did not start" >&2; exit 1; }
+# shellcheck source=lib/sandbox.sh
+. benches/lib/sandbox.sh
+start_sandbox "$BIN" "$OUT/sandbox.out" --fleet-seed "$SEED"
 
 echo "| build | terminals | peak RSS | per terminal | poll lateness p99 | load average |"
 echo "|---|---:|---:|---:|---:|---|"

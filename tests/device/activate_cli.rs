@@ -219,13 +219,18 @@ async fn a_crash_mid_flow_resumes_from_saved_progress_on_the_next_run() {
     })
     .await
     .unwrap();
-    let (out, _) = text(&first);
+    crashed_then_resumed_as_claimed(&first, &second);
+}
+
+/// `first` crashed before the keys (137), and `second` went on from the claim: no new code.
+fn crashed_then_resumed_as_claimed(first: &Output, second: &Output) {
+    let (out, _) = text(first);
     assert_eq!(first.status.code(), Some(137), "{out}");
     assert!(
         out.contains("✓ attest") && out.contains("simulated crash before keys"),
         "{out}"
     );
-    let (out, _) = text(&second);
+    let (out, _) = text(second);
     assert!(second.status.success(), "{out}");
     assert!(
         !out.contains("pairing code"),
@@ -248,19 +253,8 @@ fn a_crash_mid_flow_resumes_as_claimed_on_the_embedded_sandbox_too() {
         posemu(home.path(), &args)
     };
     let first = run(&["--crash-at", "keys"]);
-    let (out, _) = text(&first);
-    assert_eq!(first.status.code(), Some(137), "{out}");
     let second = run(&[]);
-    let (out, _) = text(&second);
-    assert!(second.status.success(), "{out}");
-    assert!(
-        !out.contains("pairing code"),
-        "resumed as claimed, no new code:\n{out}"
-    );
-    assert!(
-        out.contains("✓ attest") && out.contains("ready for payments"),
-        "{out}"
-    );
+    crashed_then_resumed_as_claimed(&first, &second);
 }
 
 /// 13: an interrupted run leaves a pending code; `--auto-claim` on the next run (a fresh
