@@ -445,21 +445,24 @@ fn check_retry_times(out: &str) {
 /// included).
 #[test]
 fn pay_json_t_ms_is_the_device_clock_of_ms_in_both_parts() {
-    let home = tempfile::tempdir().unwrap();
-    let o = posemu(
-        home.path(),
-        &[
+    // a fresh home each: both activate first
+    let pay_json = |amount: &str| {
+        let home = tempfile::tempdir().unwrap();
+        let args = [
             "pay",
             "--json",
             "--auto-claim",
             "--time-warp",
             FAST,
             "--amount",
-            "15.00",
-        ],
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(code(&o), 0, "{out}");
+            amount,
+        ];
+        let o = posemu(home.path(), &args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(code(&o), 0, "{out}");
+        out
+    };
+    let out = pay_json("15.00");
     let done = super::activate_cli::check_step_times(&out);
     for step in ["bootstrap", "pairing-code", "attest", "keys", "activate"] {
         assert!(done.iter().any(|s| s == step), "{step} in {done:?}\n{out}");
@@ -467,21 +470,7 @@ fn pay_json_t_ms_is_the_device_clock_of_ms_in_both_parts() {
     assert_eq!(json_lines(&out).last().unwrap()["status"], "approved");
 
     // the late approval: 504, a retry after its backoff, approved
-    let home = tempfile::tempdir().unwrap();
-    let o = posemu(
-        home.path(),
-        &[
-            "pay",
-            "--json",
-            "--auto-claim",
-            "--time-warp",
-            FAST,
-            "--amount",
-            "0.68",
-        ],
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(code(&o), 0, "{out}");
+    let out = pay_json("0.68");
     assert!(out.contains("\"event\":\"retry\""), "{out}");
     super::activate_cli::check_step_times(&out);
     check_retry_times(&out);

@@ -5,6 +5,24 @@
 use crate::tui_support::*;
 use crossterm::event::KeyCode;
 
+/// A 20.00 sale, no tip, by the test card that always asks for a PIN (spec 7.7), chip or (with
+/// `swipe`) swiped, to the PIN pad.
+async fn to_the_pin_pad(h: &mut Harness, swipe: bool) {
+    use posemu::tui::model::sale::Screen;
+    typed(h, "2000");
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Enter);
+    for _ in 0..7 {
+        h.press(KeyCode::Down);
+    }
+    if swipe {
+        h.press(KeyCode::Right);
+    }
+    h.press(KeyCode::Enter);
+    h.until("the PIN pad", |m| m.sale().screen == Screen::Pin)
+        .await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
     let mut h = ready_for_sales().await;
@@ -35,16 +53,7 @@ async fn a_sale_from_the_amount_to_the_approval_and_the_receipt() {
 #[tokio::test(start_paused = true)]
 async fn a_pin_card_a_refused_pin_and_a_cancel() {
     let mut h = ready_for_sales().await;
-    typed(&mut h, "2000");
-    h.press(KeyCode::Enter);
-    h.press(KeyCode::Enter);
-    // the card that always asks for a PIN (spec 7.7)
-    for _ in 0..7 {
-        h.press(KeyCode::Down);
-    }
-    h.press(KeyCode::Right);
-    h.press(KeyCode::Enter);
-    h.until_screen("Enter PIN").await;
+    to_the_pin_pad(&mut h, true).await;
     typed(&mut h, "12");
     let screen = h.screen();
     let stars = screen
@@ -84,15 +93,7 @@ async fn the_restart_key_mid_sale_restarts_the_device_and_ends_the_sale() {
     use posemu::tui::model::sale::Screen;
     use posemu_device::Phase;
     let mut h = ready_for_sales().await;
-    typed(&mut h, "2000");
-    h.press(KeyCode::Enter);
-    h.press(KeyCode::Enter);
-    for _ in 0..7 {
-        h.press(KeyCode::Down);
-    }
-    h.press(KeyCode::Enter);
-    h.until("the PIN pad", |m| m.sale().screen == Screen::Pin)
-        .await;
+    to_the_pin_pad(&mut h, false).await;
     typed(&mut h, "12");
     assert!(h.model().paying());
 

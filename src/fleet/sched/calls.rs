@@ -23,32 +23,10 @@ impl Worker {
             (Some(o), ApiCall::TerminalParameters { .. }, None) => Some(o),
             _ => None,
         };
-        if let Some((runtime, transport)) = offload {
-            let fut = transport.call(
-                &dev.identity,
-                &dev.faults,
-                &call,
-                Utc::now(),
-                &mut self.rng,
-                None,
-            );
-            let task = runtime.spawn(timed(fut));
-            self.in_flight.push(Box::pin(async move {
-                let (result, latency_us) = task.await.unwrap_or_else(|e| {
-                    let e = CallError::Network(format!("the call's task ended: {e}"));
-                    (Err(e), 0)
-                });
-                Done::Answer {
-                    slot,
-                    call: id,
-                    step,
-                    result,
-                    latency_us,
-                }
-            }));
-            return;
-        }
-        let transport = dev.transport.as_deref().unwrap_or(&self.transport);
+        let transport = match offload {
+            Some((_, transport)) => transport,
+            None => dev.transport.as_deref().unwrap_or(&self.transport),
+        };
         let fut = transport.call(
             &dev.identity,
             &dev.faults,
@@ -57,16 +35,27 @@ impl Worker {
             &mut self.rng,
             None,
         );
-        self.in_flight.push(Box::pin(async move {
-            let (result, latency_us) = timed(fut).await;
-            Done::Answer {
-                slot,
-                call: id,
-                step,
-                result,
-                latency_us,
+        let done = move |(result, latency_us)| Done::Answer {
+            slot,
+            call: id,
+            step,
+            result,
+            latency_us,
+        };
+        match offload {
+            Some((runtime, _)) => {
+                let task = runtime.spawn(timed(fut));
+                self.in_flight.push(Box::pin(async move {
+                    done(task.await.unwrap_or_else(|e| {
+                        let e = CallError::Network(format!("the call's task ended: {e}"));
+                        (Err(e), 0)
+                    }))
+                }));
             }
-        }));
+            None => self
+                .in_flight
+                .push(Box::pin(async move { done(timed(fut).await) })),
+        }
     }
 
     pub(super) fn send_claim(&mut self, j: usize) {
